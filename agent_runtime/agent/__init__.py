@@ -1,0 +1,1 @@
+"""The agent: registers with the master, runs executors, relays status updates."""

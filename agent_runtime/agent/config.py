@@ -1,0 +1,51 @@
+"""The agent's flags (names and defaults as Mesos's ``mesos-agent``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent_runtime.flags import Duration, flag
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    master: str = flag("", "host:port of the master (required)")
+    work_dir: str = flag("", "Where sandboxes and checkpoints live (required)")
+    ip: str = flag("127.0.0.1", "IP address to listen on")
+    port: int = flag(5051, "Port to listen on")
+    hostname: str | None = flag(None, "Hostname the agent advertises")
+    advertise_ip: str | None = flag(None, "IP advertised to the master and executors")
+    resources: str | None = flag(None, "Resources (text 'cpus:4;mem:2048' or a JSON array)")
+    attributes: str | None = flag(None, "Attributes, e.g. 'rack:2;zone:a'")
+    default_role: str = flag("*", "Role of resources given without one")
+    containerizers: str = flag("mesos", "Comma-separated containerizers")
+    isolation: str = flag("posix/cpu,posix/mem", "Comma-separated isolators")
+    launcher: str = flag("posix", "posix or linux")
+    executor_registration_timeout: Duration = flag(
+        Duration(60.0), "Executors must subscribe within this time"
+    )
+    executor_reregistration_timeout: Duration = flag(
+        Duration(2.0), "Executors must re-subscribe after an agent restart within this time"
+    )
+    executor_shutdown_grace_period: Duration = flag(
+        Duration(5.0), "Grace period before an executor is killed on shutdown"
+    )
+    executor_environment_variables: str | None = flag(
+        None, "JSON object of environment variables for executors"
+    )
+    registration_backoff_factor: Duration = flag(Duration(1.0), "Registration retry backoff")
+    recover: str = flag("reconnect", "reconnect or cleanup")
+    recovery_timeout: Duration = flag(Duration(900.0), "Time executors wait for the agent")
+    strict: bool = flag(True, "Recovery errors are fatal")
+    checkpoint: bool = flag(True, "Checkpoint for recovery (always on in Mesos >= 0.25)")
+    switch_user: bool = flag(False, "Run tasks as the framework's user (needs root)")
+    sandbox_directory: str = flag("/mnt/mesos/sandbox", "Sandbox path inside image containers")
+    image_providers: str | None = flag(None, "docker, appc (Mesos containerizer images)")
+    docker_registry: str | None = flag(None, "Registry URL or local directory of tarballs")
+    docker_store_dir: str = flag("/tmp/mesos/store/docker", "Docker image layer cache")
+    cgroups_root: str = flag("mesos", "cgroup under which containers are placed")
+    cgroups_hierarchy: str = flag("/sys/fs/cgroup", "Where cgroup hierarchies are mounted")
+    cgroups_enable_cfs: bool = flag(False, "Hard-limit cpus with CFS quota")
+    quiet: bool = flag(False, "Log warnings only")
+    log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
+    http_command_executor: bool = flag(True, "Command executors speak the HTTP API")

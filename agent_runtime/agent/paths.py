@@ -1,0 +1,60 @@
+"""The agent's disk layout; the only module that knows where things live under ``--work_dir``.
+
+::
+
+    <work_dir>/
+      slaves/<agent_id>/frameworks/<framework_id>/executors/<executor_id>/runs/
+        latest -> <container_id>
+        <container_id>/            the sandbox: stdout, stderr, the task's files
+      meta/slaves/latest            id of the agent that last ran here
+      meta/slaves/<agent_id>/slave.info
+      meta/slaves/<agent_id>/frameworks/<fid>/framework.info
+      meta/slaves/<agent_id>/frameworks/<fid>/executors/<eid>/executor.info
+      meta/.../executors/<eid>/runs/<cid>/pids/forked.pid
+      meta/.../executors/<eid>/runs/<cid>/tasks/<tid>/{task.info,task.updates}
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def sandbox(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
+            container_id: str) -> str:
+    return os.path.join(executor_runs(work_dir, agent_id, framework_id, executor_id),
+                        container_id)
+
+
+def executor_runs(work_dir: str, agent_id: str, framework_id: str, executor_id: str) -> str:
+    return os.path.join(work_dir, "slaves", agent_id, "frameworks", framework_id, "executors",
+                        executor_id, "runs")
+
+
+def slaves_root(work_dir: str) -> str:
+    return os.path.join(work_dir, "slaves")
+
+
+def meta_agent(work_dir: str, agent_id: str) -> str:
+    return os.path.join(work_dir, "meta", "slaves", agent_id)
+
+
+def meta_latest(work_dir: str) -> str:
+    return os.path.join(work_dir, "meta", "slaves", "latest")
+
+
+def is_within(root: str, path: str) -> bool:
+    """Whether ``path`` (symlinks resolved) stays inside ``root``."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write via a temporary file, fsync, rename: a reader never sees half a checkpoint."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

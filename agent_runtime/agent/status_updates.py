@@ -1,0 +1,126 @@
+"""The status update manager: reliable, ordered delivery of task status updates.
+
+One stream per task. Only the stream's first pending update is forwarded to the master; it is
+re-sent with exponential backoff (10 s doubling up to 10 min, as Mesos) until the scheduler's
+acknowledgement comes back, and only then is the next one forwarded. Updates are deduplicated by
+uuid, so an executor that re-sends after a reconnect does no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent_runtime.proto import internal_pb2, mesos_pb2
+
+RETRY_MIN = 10.0
+RETRY_MAX = 600.0
+MAX_SEEN = 64
+
+
+@dataclass(slots=True)
+class _Stream:
+    framework_id: str
+    pending: collections.deque[internal_pb2.StatusUpdate] = field(
+        default_factory=collections.deque
+    )
+    seen: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=64))
+    timer: asyncio.TimerHandle | None = None
+    backoff: float = RETRY_MIN
+
+
+class StatusUpdateManager:
+    def __init__(
+        self,
+        forward: Callable[[internal_pb2.StatusUpdate], None],
+        retry_min: float = RETRY_MIN,
+        retry_max: float = RETRY_MAX,
+    ) -> None:
+        self._forward = forward
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._retry_min = retry_min
+        self._retry_max = retry_max
+
+    def update(self, framework_id: str, status: mesos_pb2.TaskStatus) -> bool:
+        """Queue an update; False when it is a duplicate (same uuid) and was dropped."""
+        key = (framework_id, status.task_id.value)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream(framework_id, backoff=self._retry_min)
+        if status.uuid and status.uuid in stream.seen:
+            return False
+        if status.uuid:
+            stream.seen.append(status.uuid)
+        update = internal_pb2.StatusUpdate()
+        update.framework_id.value = framework_id
+        update.status.CopyFrom(status)
+        stream.pending.append(update)
+        for queued in stream.pending:
+            queued.latest_state = status.state
+        if len(stream.pending) == 1:
+            self._send(key, stream)
+        return True
+
+    def acknowledge(
+        self, framework_id: str, task_id: str, uuid: bytes
+    ) -> mesos_pb2.TaskStatus | None:
+        """The scheduler acked ``uuid``; returns the acked status, or None if it was not ours."""
+        key = (framework_id, task_id)
+        stream = self._streams.get(key)
+        if stream is None or not stream.pending or stream.pending[0].status.uuid != uuid:
+            return None
+        acked = stream.pending.popleft()
+        if stream.timer is not None:
+            stream.timer.cancel()
+            stream.timer = None
+        stream.backoff = self._retry_min
+        if stream.pending:
+            self._send(key, stream)
+        elif acked.status.state in _TERMINAL:
+            del self._streams[key]
+        return acked.status
+
+    def resend_all(self) -> None:
+        """After (re)connecting to a master: forward every stream's head right away."""
+        for key, stream in self._streams.items():
+            if stream.pending:
+                if stream.timer is not None:
+                    stream.timer.cancel()
+                stream.backoff = self._retry_min
+                self._send(key, stream)
+
+    def pending(self, framework_id: str, task_id: str) -> list[mesos_pb2.TaskStatus]:
+        stream = self._streams.get((framework_id, task_id))
+        return [u.status for u in stream.pending] if stream else []
+
+    def forget_framework(self, framework_id: str) -> None:
+        for key in [k for k in self._streams if k[0] == framework_id]:
+            timer = self._streams.pop(key).timer
+            if timer is not None:
+                timer.cancel()
+
+    def _send(self, key: tuple[str, str], stream: _Stream) -> None:
+        self._forward(stream.pending[0])
+        delay = stream.backoff
+        stream.backoff = min(stream.backoff * 2, self._retry_max)
+        stream.timer = asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: tuple[str, str]) -> None:
+        stream = self._streams.get(key)
+        if stream is not None and stream.pending:
+            self._send(key, stream)
+
+
+_TERMINAL = frozenset(
+    {
+        mesos_pb2.TASK_FINISHED,
+        mesos_pb2.TASK_FAILED,
+        mesos_pb2.TASK_KILLED,
+        mesos_pb2.TASK_ERROR,
+        mesos_pb2.TASK_LOST,
+        mesos_pb2.TASK_DROPPED,
+        mesos_pb2.TASK_GONE,
+    }
+)

@@ -1,0 +1,1 @@
+"""Wire codecs: Mesos-style JSON for protobuf messages, and RecordIO framing."""

@@ -1,0 +1,218 @@
+"""Protobuf <-> JSON the way Mesos writes and reads it.
+
+We do not use ``google.protobuf.json_format`` because Mesos's JSON differs from proto3 JSON:
+64-bit integers are plain numbers (``"begin": 31000``, not ``"31000"``), field names are the
+proto names (snake_case), and a single object is accepted where a list is expected (seed 004
+sends ``"capabilities": {"type": ...}``). Enums are names, bytes are base64, NaN and Infinity
+are rejected. Unknown fields are ignored, so newer clients keep working.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, TypeVar
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from agent_runtime.errors import BadRequest
+
+M = TypeVar("M", bound=Message)
+
+_INT_TYPES = frozenset(
+    {
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED32,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+_FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+
+
+# Message -> JSON ---------------------------------------------------------------------------
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    message_type = field.message_type
+    return (
+        message_type is not None
+        and message_type.GetOptions().map_entry
+        and field.label == FieldDescriptor.LABEL_REPEATED
+    )
+
+
+def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
+    kind = field.type
+    if kind == FieldDescriptor.TYPE_MESSAGE:
+        return to_dict(value)
+    if kind == FieldDescriptor.TYPE_ENUM:
+        enum_value = field.enum_type.values_by_number.get(value)
+        return enum_value.name if enum_value is not None else value
+    if kind == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The set fields of ``message`` as a JSON-ready dict."""
+    out: dict[str, Any] = {}
+    for field, value in message.ListFields():
+        if _is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            out[field.name] = {k: _scalar_out(value_field, v) for k, v in value.items()}
+        elif field.label == FieldDescriptor.LABEL_REPEATED:
+            out[field.name] = [_scalar_out(field, item) for item in value]
+        else:
+            out[field.name] = _scalar_out(field, value)
+    return out
+
+
+def dumps(message: Message) -> bytes:
+    """Compact JSON bytes: no newlines inside, which line-based RecordIO readers rely on."""
+    return json.dumps(to_dict(message), separators=(",", ":"), allow_nan=False).encode()
+
+
+# JSON -> Message ---------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def loads_json(body: bytes | str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity and names the problem."""
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Failed to parse body into JSON: {exc}") from exc
+
+
+def parse(body: bytes | str, cls: type[M]) -> M:
+    data = loads_json(body)
+    if not isinstance(data, dict):
+        raise BadRequest(f"Expected a JSON object for {cls.DESCRIPTOR.name}")
+    return parse_dict(data, cls)
+
+
+def parse_dict(data: Any, cls: type[M]) -> M:
+    message = cls()
+    _fill(message, data, cls.DESCRIPTOR.name)
+    return message
+
+
+def _field_by_json_key(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+    field = descriptor.fields_by_name.get(key)
+    if field is None:
+        field = descriptor.fields_by_camelcase_name.get(key)
+    return field
+
+
+def _fill(message: Message, data: Any, path: str) -> None:
+    if not isinstance(data, dict):
+        raise BadRequest(f"{path}: expected a JSON object, got {type(data).__name__}")
+    descriptor = message.DESCRIPTOR
+    for key, value in data.items():
+        field = _field_by_json_key(descriptor, key)
+        if field is None or value is None:
+            continue
+        where = f"{path}.{key}"
+        if _is_map(field):
+            if not isinstance(value, dict):
+                raise BadRequest(f"{where}: expected a JSON object (map)")
+            container = getattr(message, field.name)
+            value_field = field.message_type.fields_by_name["value"]
+            for map_key, map_value in value.items():
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    _fill(container[map_key], map_value, f"{where}.{map_key}")
+                else:
+                    container[map_key] = _scalar_in(value_field, map_value, f"{where}.{map_key}")
+        elif field.label == FieldDescriptor.LABEL_REPEATED:
+            items = value if isinstance(value, list) else [value]
+            container = getattr(message, field.name)
+            for index, item in enumerate(items):
+                item_path = f"{where}[{index}]"
+                if field.type == FieldDescriptor.TYPE_MESSAGE:
+                    _fill(container.add(), item, item_path)
+                else:
+                    _append(container, _scalar_in(field, item, item_path), item_path)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = getattr(message, field.name)
+            sub.SetInParent()
+            _fill(sub, value, where)
+        else:
+            converted = _scalar_in(field, value, where)
+            try:
+                setattr(message, field.name, converted)
+            except (ValueError, TypeError) as exc:
+                raise BadRequest(f"{where}: invalid value {value!r}: {exc}") from exc
+
+
+def _append(container: Any, value: Any, path: str) -> None:
+    try:
+        container.append(value)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"{path}: invalid value {value!r}: {exc}") from exc
+
+
+def _scalar_in(field: FieldDescriptor, value: Any, path: str) -> Any:
+    kind = field.type
+    if kind == FieldDescriptor.TYPE_ENUM:
+        if isinstance(value, str):
+            enum_value = field.enum_type.values_by_name.get(value)
+            if enum_value is None:
+                raise BadRequest(f"{path}: unknown {field.enum_type.name} value {value!r}")
+            return enum_value.number
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value not in field.enum_type.values_by_number:
+                raise BadRequest(f"{path}: unknown {field.enum_type.name} value {value}")
+            return value
+        raise BadRequest(f"{path}: expected an enum name, got {value!r}")
+    if kind in _INT_TYPES:
+        if isinstance(value, bool):
+            raise BadRequest(f"{path}: expected an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise BadRequest(f"{path}: expected an integer, got {value!r}")
+    if kind in _FLOAT_TYPES:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise BadRequest(f"{path}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise BadRequest(f"{path}: expected a number, got {value!r}") from exc
+        if math.isnan(number) or math.isinf(number):
+            raise BadRequest(f"{path}: NaN and Infinity are not allowed")
+        return number
+    if kind == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(value, bool):
+            raise BadRequest(f"{path}: expected true or false, got {value!r}")
+        return value
+    if kind == FieldDescriptor.TYPE_STRING:
+        if not isinstance(value, str):
+            raise BadRequest(f"{path}: expected a string, got {value!r}")
+        return value
+    if kind == FieldDescriptor.TYPE_BYTES:
+        if not isinstance(value, str):
+            raise BadRequest(f"{path}: expected base64 text, got {value!r}")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"{path}: invalid base64: {exc}") from exc
+    raise BadRequest(f"{path}: unsupported field type")

@@ -1,0 +1,1 @@
+"""Containerizers and launchers: how an executor process is started and watched."""

@@ -1,0 +1,114 @@
+"""The posix launcher: one process per executor, in its own session, watched through a pidfd.
+
+A process is identified by its pid *and* its start time, so a recycled pid is never mistaken
+for our executor after a restart. Exits are noticed by the event loop through ``pidfd_open``:
+no thread and no polling per child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+from agent_runtime.errors import LaunchError
+
+
+@dataclass(slots=True)
+class Process:
+    pid: int
+    start_time: float
+    exited: asyncio.Future[int] = field(repr=False)
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+def _status_of(status: int) -> int:
+    """A wait status as Mesos reports it: the exit code, or minus the signal number."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class PosixLauncher:
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def launch(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+        stdout_path: str,
+        stderr_path: str,
+    ) -> Process:
+        loop = asyncio.get_running_loop()
+        try:
+            with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
+                popen = subprocess.Popen(
+                    list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=err, start_new_session=True, close_fds=True,
+                )
+        except OSError as exc:
+            raise LaunchError(f"Failed to launch {argv[0]!r}: {exc}") from exc
+        try:
+            start_time = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            start_time = 0.0
+        process = Process(popen.pid, start_time, loop.create_future(), popen)
+        self._watch(loop, process)
+        return process
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, process: Process) -> None:
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:
+            self._reap(process)
+            return
+
+        def ready() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._reap(process)
+
+        loop.add_reader(pidfd, ready)
+
+    def _reap(self, process: Process) -> None:
+        status = 0
+        if process.popen is not None:
+            try:
+                _, raw = os.waitpid(process.pid, 0)
+                status = _status_of(raw)
+            except ChildProcessError:
+                status = process.popen.returncode or 0
+            process.popen.returncode = status
+        if not process.exited.done():
+            process.exited.set_result(status)
+
+    @staticmethod
+    def signal(process: Process, signum: int = signal.SIGKILL) -> None:
+        """Signal the executor's whole session (process group)."""
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            try:
+                os.kill(process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    async def destroy(self, process: Process, grace: float = 0.0) -> int:
+        """SIGTERM, wait ``grace`` seconds, then SIGKILL; returns the exit status."""
+        if grace > 0 and not process.exited.done():
+            self.signal(process, signal.SIGTERM)
+            try:
+                return await asyncio.wait_for(asyncio.shield(process.exited), grace)
+            except TimeoutError:
+                pass
+        self.signal(process, signal.SIGKILL)
+        return await process.exited

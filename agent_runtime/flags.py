@@ -1,0 +1,169 @@
+"""Command-line flags as Mesos takes them.
+
+Each daemon describes its flags as a frozen dataclass whose fields carry a ``help`` text in their
+metadata. :func:`load` fills one from ``--name=value`` arguments (``--name value``, ``--flag`` and
+``--no-flag`` for booleans) and from ``MESOS_<NAME>`` environment variables, the command line
+winning, exactly as Mesos's ``flags.load("MESOS_", ...)`` does. Durations are written as Mesos
+writes them (``15secs``, ``500ms``, ``2weeks``) and become seconds as floats.
+"""
+
+import dataclasses
+import re
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from agent_runtime.errors import FlagError
+
+T = TypeVar("T")
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "secs": 1.0,
+    "mins": 60.0,
+    "hrs": 3600.0,
+    "days": 86400.0,
+    "weeks": 604800.0,
+}
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*$")
+
+
+class Duration(float):
+    """Seconds, parsed from Mesos duration text (``10secs``); a bare number means seconds."""
+
+    @classmethod
+    def parse(cls, text: str) -> "Duration":
+        match = _DURATION_RE.match(text)
+        if not match:
+            raise FlagError(f"invalid duration {text!r} (expected e.g. '5secs', '500ms')")
+        number, unit = match.groups()
+        if unit and unit not in _DURATION_UNITS:
+            raise FlagError(f"invalid duration unit {unit!r} in {text!r}")
+        return cls(float(number) * _DURATION_UNITS.get(unit, 1.0))
+
+    def mesos(self) -> str:
+        """Render as Mesos does in ``/flags`` (``5secs``, ``500ms``)."""
+        value = float(self)
+        if value and value < 1:
+            return f"{value * 1000:g}ms"
+        return f"{value:g}secs"
+
+
+def flag(default: Any, help: str) -> Any:
+    """A dataclass field that is a flag."""
+    if isinstance(default, list | dict):
+        factory = type(default)
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _convert(name: str, hint: Any, raw: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw == "" and len(args) < len(typing.get_args(hint)):
+            return None
+        hint = args[0]
+    try:
+        if hint is bool:
+            lowered = raw.lower()
+            if lowered in ("true", "1", "yes", ""):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise FlagError(f"flag --{name}: expected true or false, got {raw!r}")
+        if hint is Duration:
+            return Duration.parse(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise FlagError(f"flag --{name}: {raw!r} is not a finite number")
+            return value
+        return raw
+    except ValueError as exc:
+        raise FlagError(f"flag --{name}: invalid value {raw!r}") from exc
+
+
+def load(
+    cls: type[T],
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    prefix: str = "MESOS_",
+) -> T:
+    """Build ``cls`` from ``argv`` (without the program name) and ``environ``."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for name in fields:
+        env_value = environ.get(prefix + name.upper())
+        if env_value is not None:
+            values[name] = _convert(name, hints[name], env_value)
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            print(usage(cls))
+            raise SystemExit(0)
+        if not arg.startswith("--"):
+            raise FlagError(f"unexpected argument {arg!r} (flags look like --name=value)")
+        key, eq, raw = arg[2:].partition("=")
+        name = key.replace("-", "_") if key.replace("-", "_") in fields else key
+        if name not in fields and key[:3] in ("no_", "no-"):
+            positive = key[3:].replace("-", "_")
+            if positive in fields and hints[positive] is bool and not eq:
+                values[positive] = False
+                continue
+        if name not in fields:
+            raise FlagError(f"unknown flag --{key}")
+        hint = hints[name]
+        if not eq:
+            if hint is bool:
+                values[name] = True
+                continue
+            if not args:
+                raise FlagError(f"flag --{key} needs a value")
+            raw = args.pop(0)
+        values[name] = _convert(name, hint, raw)
+    return cls(**values)
+
+
+def usage(cls: type[Any]) -> str:
+    lines = ["Flags:"]
+    for field in dataclasses.fields(cls):
+        default = field.default if field.default is not dataclasses.MISSING else ""
+        lines.append(f"  --{field.name}={default!s:<12} {field.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def as_strings(config: Any) -> dict[str, str]:
+    """The flags as ``/flags`` shows them: every value a string, as Mesos renders them."""
+    out: dict[str, str] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[field.name] = "true" if value else "false"
+        elif isinstance(value, Duration):
+            out[field.name] = value.mesos()
+        else:
+            out[field.name] = str(value)
+    return out
+
+
+def run_cli(main: typing.Callable[[], int]) -> typing.NoReturn:
+    """Run ``main`` turning a :class:`FlagError` into one line on stderr and exit code 1."""
+    try:
+        code = main()
+    except FlagError as exc:
+        print(f"Failed to load flags: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)

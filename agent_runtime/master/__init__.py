@@ -1,0 +1,1 @@
+"""The bundled master: scheduler and operator HTTP APIs, offers, tasks, agents."""

@@ -1,0 +1,78 @@
+"""The master's end of the internal agent link: one bidirectional gRPC stream per agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.master.master import Master
+from agent_runtime.master.model import Agent
+from agent_runtime.proto import internal_pb2, internal_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
+    def __init__(self, master: Master) -> None:
+        self.master = master
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[internal_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
+    ) -> AsyncIterator[internal_pb2.MasterMessage]:
+        outbox: asyncio.Queue[internal_pb2.MasterMessage | None] = asyncio.Queue()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("kind") != "register":
+            yield internal_pb2.MasterMessage(error="expected a RegisterAgent message first")
+            return
+        try:
+            agent = self.master.register_agent(first.register, outbox)
+        except RuntimeErrorBase as exc:
+            yield internal_pb2.MasterMessage(error=f"registration refused: {exc}")
+            return
+        registered = internal_pb2.MasterMessage()
+        registered.registered.agent_id.value = agent.id
+        registered.registered.master_info.CopyFrom(self.master.info)
+        yield registered
+        reader = asyncio.get_running_loop().create_task(
+            self._read(agent, request_iterator, outbox)
+        )
+        try:
+            while True:
+                message = await outbox.get()
+                if message is None:
+                    break
+                yield message
+        finally:
+            reader.cancel()
+            self.master.agent_disconnected(agent, outbox)
+
+    async def _read(
+        self,
+        agent: Agent,
+        request_iterator: AsyncIterator[internal_pb2.AgentMessage],
+        outbox: asyncio.Queue[internal_pb2.MasterMessage | None],
+    ) -> None:
+        launcher = self.master.launcher
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if kind == "status_update":
+                    launcher.status_update(agent, message.status_update)
+                elif kind == "executor_message":
+                    launcher.executor_message(agent, message.executor_message)
+                elif kind == "executor_exited":
+                    launcher.executor_exited(agent, message.executor_exited)
+                elif kind == "pong":
+                    pass
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("agent link of %s failed", agent.id)
+        finally:
+            outbox.put_nowait(None)

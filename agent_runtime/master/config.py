@@ -1,0 +1,44 @@
+"""The master's flags (names and defaults as Mesos's ``mesos-master``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent_runtime.flags import Duration, flag
+
+
+@dataclass(frozen=True)
+class MasterConfig:
+    ip: str = flag("127.0.0.1", "IP address to listen on")
+    port: int = flag(5050, "Port to listen on")
+    hostname: str | None = flag(None, "Hostname the master advertises")
+    work_dir: str | None = flag(None, "Where the registry is kept (the embedded default)")
+    agent_port: int = flag(
+        0, "Port of the internal gRPC agent link (0: any free port; agents learn it over HTTP)"
+    )
+    allocation_interval: Duration = flag(Duration(1.0), "Time between allocation cycles")
+    offer_timeout: Duration | None = flag(None, "Rescind offers held longer than this")
+    agent_ping_timeout: Duration = flag(Duration(15.0), "Ping interval/timeout for agents")
+    max_agent_ping_timeouts: int = flag(5, "Missed pings before an agent is removed")
+    agent_reregister_timeout: Duration = flag(Duration(600.0), "Agents re-register in this time")
+    heartbeat_interval: Duration = flag(
+        Duration(15.0), "Scheduler HEARTBEAT interval (ours; Mesos fixes it at 15secs)"
+    )
+    roles: str | None = flag(None, "Comma-separated whitelist of roles (deprecated in Mesos)")
+    weights: str | None = flag(None, "role=weight pairs, comma separated")
+    filter_gpu_resources: bool = flag(True, "Offer GPU agents only to GPU_RESOURCES frameworks")
+    max_completed_frameworks: int = flag(50, "Completed frameworks kept for the state endpoints")
+    max_completed_tasks_per_framework: int = flag(1000, "Completed tasks kept per framework")
+    cluster: str | None = flag(None, "Human readable cluster name")
+    quiet: bool = flag(False, "Log warnings only")
+    log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
+    zk: str | None = flag(None, "ZooKeeper URL (not supported yet: see the README)")
+    quorum: int | None = flag(None, "Registry quorum (with --zk)")
+    registry: str = flag("replicated_log", "Registry persistence strategy")
+
+    def weight_map(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pair in filter(None, (self.weights or "").split(",")):
+            role, _, value = pair.partition("=")
+            out[role.strip()] = float(value)
+        return out

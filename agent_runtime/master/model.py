@@ -1,0 +1,121 @@
+"""The master's in-memory records: frameworks, agents, offers and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+
+from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
+from agent_runtime.resources import Resources
+from agent_runtime.streams import EventStream
+
+log = logging.getLogger(__name__)
+
+MAX_COMPLETED_TASKS = 1000
+TERMINAL_STATES = frozenset(
+    {
+        mesos_pb2.TASK_FINISHED,
+        mesos_pb2.TASK_FAILED,
+        mesos_pb2.TASK_KILLED,
+        mesos_pb2.TASK_ERROR,
+        mesos_pb2.TASK_LOST,
+        mesos_pb2.TASK_DROPPED,
+        mesos_pb2.TASK_GONE,
+        mesos_pb2.TASK_GONE_BY_OPERATOR,
+    }
+)
+
+
+@dataclass(slots=True)
+class Task:
+    info: mesos_pb2.TaskInfo
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+    state: int = mesos_pb2.TASK_STAGING
+    statuses: list[mesos_pb2.TaskStatus] = field(default_factory=list)
+    # uuid of the update whose acknowledgement ends the task's life in the master
+    terminal_uuid: bytes | None = None
+    user: str = ""
+
+    @property
+    def task_id(self) -> str:
+        return str(self.info.task_id.value)
+
+    @property
+    def executor_id(self) -> str:
+        return str(self.info.executor.executor_id.value) if self.info.HasField("executor") else ""
+
+
+@dataclass(slots=True)
+class Offer:
+    proto: mesos_pb2.Offer
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class Framework:
+    id: str
+    info: mesos_pb2.FrameworkInfo
+    registered_time: float
+    stream: EventStream | None = None
+    connected: bool = False
+    active: bool = False
+    recovered: bool = False
+    unregistered_time: float = 0.0
+    reregistered_time: float | None = None
+    tasks: dict[str, Task] = field(default_factory=dict)
+    completed_tasks: collections.deque[Task] = field(
+        default_factory=lambda: collections.deque(maxlen=MAX_COMPLETED_TASKS)
+    )
+    offers: dict[str, Offer] = field(default_factory=dict)
+    failover_timer: asyncio.TimerHandle | None = None
+    heartbeat: asyncio.Task[None] | None = None
+    suppressed_roles: set[str] = field(default_factory=set)
+
+    @property
+    def roles(self) -> list[str]:
+        if any(c.type == mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
+               for c in self.info.capabilities):
+            return list(self.info.roles)
+        return [self.info.role or "*"]
+
+    def has_capability(self, capability: int) -> bool:
+        return any(c.type == capability for c in self.info.capabilities)
+
+    @property
+    def partition_aware(self) -> bool:
+        return self.has_capability(mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
+
+    def send(self, event: scheduler_pb2.Event) -> None:
+        if self.stream is not None:
+            self.stream.send(event)
+
+
+@dataclass(slots=True)
+class Agent:
+    id: str
+    info: mesos_pb2.AgentInfo
+    pid: str
+    total: Resources
+    registered_time: float
+    outbox: asyncio.Queue[internal_pb2.MasterMessage | None]
+    version: str = ""
+    connected: bool = True
+    active: bool = True
+    reregistered_time: float | None = None
+    capabilities: list[int] = field(default_factory=list)
+    # task ids per framework that live on this agent
+    tasks: dict[str, set[str]] = field(default_factory=dict)
+    removal_timer: asyncio.TimerHandle | None = None
+
+    def send(self, message: internal_pb2.MasterMessage) -> None:
+        if self.connected:
+            self.outbox.put_nowait(message)

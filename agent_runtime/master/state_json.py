@@ -1,0 +1,326 @@
+"""The JSON shapes of the master's state endpoints (``/master/state`` and friends), as Mesos."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_runtime import __version__
+from agent_runtime.codec.jsonpb import to_dict
+from agent_runtime.flags import as_strings
+from agent_runtime.master.master import Master
+from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Offer, Task
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import Resources
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": task.task_id,
+        "name": task.info.name,
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id,
+        "slave_id": task.agent_id,
+        "state": mesos_pb2.TaskState.Name(task.state),  # type: ignore[arg-type]
+        "resources": task.resources.flat(),
+        "role": task.role,
+        "statuses": [
+            {
+                k: v
+                for k, v in to_dict(status).items()
+                if k in ("state", "timestamp", "labels", "container_status", "healthy")
+            }
+            for status in task.statuses
+        ],
+    }
+    if task.user:
+        out["user"] = task.user
+    for field in ("labels", "discovery", "container", "health_check"):
+        if task.info.HasField(field):  # type: ignore[arg-type]
+            out[field] = to_dict(getattr(task.info, field))
+    return out
+
+
+def offer_json(offer: Offer) -> dict[str, Any]:
+    return {
+        "id": offer.proto.id.value,
+        "framework_id": offer.framework_id,
+        "allocation_info": {"role": offer.role},
+        "slave_id": offer.agent_id,
+        "resources": offer.resources.flat(),
+    }
+
+
+def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
+    info = framework.info
+    used = Resources()
+    for task in framework.tasks.values():
+        if task.state not in TERMINAL_STATES:
+            used = used + task.resources
+    offered = Resources()
+    for offer in framework.offers.values():
+        offered = offered + offer.resources
+    out: dict[str, Any] = {
+        "id": framework.id,
+        "name": info.name,
+        "used_resources": used.flat(),
+        "offered_resources": offered.flat(),
+        "capabilities": [
+            mesos_pb2.FrameworkInfo.Capability.Type.Name(c.type) for c in info.capabilities
+        ],
+        "hostname": info.hostname,
+        "webui_url": info.webui_url,
+        "active": framework.active,
+        "connected": framework.connected,
+        "recovered": framework.recovered,
+        "user": info.user,
+        "failover_timeout": info.failover_timeout,
+        "checkpoint": info.checkpoint,
+        "registered_time": framework.registered_time,
+        "unregistered_time": framework.unregistered_time,
+        "resources": (used + offered).flat(),
+        "tasks": [t for t in (task_json(t) for t in framework.tasks.values())],
+        "unreachable_tasks": [],
+        "completed_tasks": [task_json(t) for t in framework.completed_tasks],
+        "offers": [offer_json(o) for o in framework.offers.values()],
+        "executors": [],
+    }
+    if framework.reregistered_time is not None:
+        out["reregistered_time"] = framework.reregistered_time
+    if info.principal:
+        out["principal"] = info.principal
+    if any(c.type == mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE for c in info.capabilities):
+        out["roles"] = list(info.roles)
+    else:
+        out["role"] = info.role or "*"
+    if info.HasField("labels"):
+        out["labels"] = to_dict(info.labels).get("labels", [])
+    return out
+
+
+def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
+    used = Resources()
+    for framework_id, task_ids in agent.tasks.items():
+        framework = master.frameworks.get(framework_id)
+        if framework is None:
+            continue
+        for task_id in task_ids:
+            task = framework.tasks.get(task_id)
+            if task is not None and task.state not in TERMINAL_STATES:
+                used = used + task.resources
+    offered = Resources()
+    for offer in master.offers.values():
+        if offer.agent_id == agent.id:
+            offered = offered + offer.resources
+    reserved: dict[str, Any] = {
+        role: agent.total.reserved(role).flat() for role in sorted(agent.total.roles())
+    }
+    out: dict[str, Any] = {
+        "id": agent.id,
+        "hostname": agent.info.hostname,
+        "port": agent.info.port,
+        "attributes": _attributes(agent.info.attributes),
+        "pid": agent.pid,
+        "registered_time": agent.registered_time,
+        "resources": agent.total.flat(),
+        "used_resources": used.flat(),
+        "offered_resources": offered.flat(),
+        "reserved_resources": reserved,
+        "unreserved_resources": agent.total.unreserved().flat(),
+        "active": agent.active,
+        "deactivated": False,
+        "version": agent.version or __version__,
+        "capabilities": [
+            mesos_pb2.AgentInfo.Capability.Type.Name(c)  # type: ignore[arg-type]
+            for c in agent.capabilities
+        ],
+        "reserved_resources_full": {
+            role: [to_dict(r) for r in agent.total.reserved(role).to_proto()]
+            for role in sorted(agent.total.roles())
+        },
+    }
+    if agent.reregistered_time is not None:
+        out["reregistered_time"] = agent.reregistered_time
+    return out
+
+
+def _attributes(attributes: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attribute in attributes:
+        if attribute.type == mesos_pb2.Value.SCALAR:
+            out[attribute.name] = attribute.scalar.value
+        elif attribute.type == mesos_pb2.Value.RANGES:
+            spans = ",".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
+            out[attribute.name] = f"[{spans}]"
+        elif attribute.type == mesos_pb2.Value.SET:
+            out[attribute.name] = "{" + ",".join(attribute.set.item) + "}"
+        else:
+            out[attribute.name] = attribute.text.value
+    return out
+
+
+def frameworks_json(master: Master, framework_id: str | None = None) -> dict[str, Any]:
+    active = [f for f in master.frameworks.values() if framework_id in (None, f.id)]
+    done = [f for f in master.completed_frameworks if framework_id in (None, f.id)]
+    return {
+        "frameworks": [framework_json(master, f) for f in active],
+        "completed_frameworks": [framework_json(master, f) for f in done],
+        "unregistered_frameworks": [],
+    }
+
+
+def slaves_json(master: Master, agent_id: str | None = None) -> dict[str, Any]:
+    return {
+        "slaves": [
+            agent_json(master, a) for a in master.agents.values() if agent_id in (None, a.id)
+        ],
+        "recovered_slaves": [],
+    }
+
+
+def roles_json(master: Master) -> dict[str, Any]:
+    roles: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        if name not in roles:
+            roles[name] = {
+                "name": name,
+                "weight": master.allocator.weight(name),
+                "frameworks": [],
+                "resources": Resources(),
+                "allocated": Resources(),
+                "offered": Resources(),
+                "reserved": Resources(),
+            }
+        return roles[name]
+
+    for role in master.role_whitelist or ():
+        entry(role)
+    for framework in master.frameworks.values():
+        for role in framework.roles:
+            entry(role)["frameworks"].append(framework.id)
+        for task in framework.tasks.values():
+            if task.state not in TERMINAL_STATES:
+                entry(task.role)["allocated"] += task.resources
+        for offer in framework.offers.values():
+            entry(offer.role)["offered"] += offer.resources
+    for agent in master.agents.values():
+        for role in agent.total.roles():
+            entry(role)["reserved"] += agent.total.reserved(role)
+    out = []
+    for name in sorted(roles):
+        role = roles[name]
+        total = role["allocated"] + role["offered"]
+        out.append(
+            {
+                "name": name,
+                "weight": role["weight"],
+                "frameworks": role["frameworks"],
+                "resources": total.flat(),
+                "allocated": role["allocated"].flat(),
+                "offered": role["offered"].flat(),
+                "reserved": role["reserved"].flat(),
+                "quota": {"role": name, "guarantee": {}, "limit": {}, "consumed": {}},
+            }
+        )
+    return {"roles": out}
+
+
+def tasks_json(master: Master, query: Any) -> dict[str, Any]:
+    tasks: list[Task] = []
+    for framework in list(master.frameworks.values()) + list(master.completed_frameworks):
+        if query.get("framework_id") not in (None, framework.id):
+            continue
+        tasks.extend(framework.tasks.values())
+        tasks.extend(framework.completed_tasks)
+    if "task_id" in query:
+        tasks = [t for t in tasks if t.task_id == query["task_id"]]
+    try:
+        limit = int(query.get("limit", 100))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        limit, offset = 100, 0
+    if query.get("order") == "des":
+        tasks.reverse()
+    return {"tasks": [task_json(t) for t in tasks[offset: offset + max(limit, 0)]]}
+
+
+def version_json() -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "build_date": "",
+        "build_time": 0.0,
+        "build_user": "",
+        "git_sha": "",
+        "git_branch": "",
+        "git_tag": "",
+    }
+
+
+def state_json(master: Master) -> dict[str, Any]:
+    info = master.info
+    out: dict[str, Any] = {
+        **version_json(),
+        "start_time": master.start_time,
+        "elected_time": master.start_time,
+        "id": master.id,
+        "pid": info.pid,
+        "hostname": info.hostname,
+        "capabilities": [],
+        "activated_slaves": sum(1 for a in master.agents.values() if a.active),
+        "deactivated_slaves": sum(1 for a in master.agents.values() if not a.active),
+        "unreachable_slaves": 0,
+        "leader": info.pid,
+        "leader_info": to_dict(info),
+        "flags": as_strings(master.config),
+        "orphan_tasks": [],
+    }
+    if master.config.cluster:
+        out["cluster"] = master.config.cluster
+    out.update(slaves_json(master))
+    out.update(frameworks_json(master))
+    return out
+
+
+def metrics_json(master: Master) -> dict[str, float]:
+    out: dict[str, float] = {
+        "master/elected": 1.0,
+        "master/uptime_secs": master.clock() - master.start_time,
+        "master/slaves_active": sum(1.0 for a in master.agents.values() if a.active),
+        "master/slaves_connected": sum(1.0 for a in master.agents.values() if a.connected),
+        "master/slaves_disconnected": sum(
+            1.0 for a in master.agents.values() if not a.connected
+        ),
+        "master/frameworks_active": sum(1.0 for f in master.frameworks.values() if f.active),
+        "master/frameworks_connected": sum(
+            1.0 for f in master.frameworks.values() if f.connected
+        ),
+        "master/frameworks_disconnected": sum(
+            1.0 for f in master.frameworks.values() if not f.connected
+        ),
+        "master/outstanding_offers": float(len(master.offers)),
+    }
+    def key(state: int) -> str:
+        name = mesos_pb2.TaskState.Name(state).lower()  # type: ignore[arg-type]
+        return "master/" + name.replace("task_", "tasks_", 1)
+
+    counts = {key(state): 0.0 for state in mesos_pb2.TaskState.values()}
+    for framework in list(master.frameworks.values()):
+        for task in [*framework.tasks.values(), *framework.completed_tasks]:
+            counts[key(task.state)] += 1
+    out.update(counts)
+    total = Resources()
+    for agent in master.agents.values():
+        total = total + agent.total
+    used = Resources()
+    for framework in master.frameworks.values():
+        for task in framework.tasks.values():
+            if task.state not in TERMINAL_STATES:
+                used = used + task.resources
+    for name in ("cpus", "mem", "disk", "gpus"):
+        t, u = total.scalar(name), used.scalar(name)
+        out[f"master/{name}_total"] = t
+        out[f"master/{name}_used"] = u
+        out[f"master/{name}_percent"] = u / t if t else 0.0
+    for key, value in master.metrics.items():
+        out[key] = float(value)
+    return out

@@ -1,0 +1,1 @@
+"""Protocol buffer definitions (Mesos v1 API subset and internal messages)."""
