@@ -47,7 +47,7 @@ def _is_map(field: FieldDescriptor) -> bool:
     return (
         message_type is not None
         and message_type.GetOptions().map_entry
-        and field.label == FieldDescriptor.LABEL_REPEATED
+        and field.is_repeated
     )
 
 
@@ -70,7 +70,7 @@ def to_dict(message: Message) -> dict[str, Any]:
         if _is_map(field):
             value_field = field.message_type.fields_by_name["value"]
             out[field.name] = {k: _scalar_out(value_field, v) for k, v in value.items()}
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             out[field.name] = [_scalar_out(field, item) for item in value]
         else:
             out[field.name] = _scalar_out(field, value)
@@ -136,7 +136,7 @@ def _fill(message: Message, data: Any, path: str) -> None:
                     _fill(container[map_key], map_value, f"{where}.{map_key}")
                 else:
                     container[map_key] = _scalar_in(value_field, map_value, f"{where}.{map_key}")
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             items = value if isinstance(value, list) else [value]
             container = getattr(message, field.name)
             for index, item in enumerate(items):

@@ -363,7 +363,7 @@ class Master:
             info.id.value = agent_id
         agent = Agent(
             agent_id, info, register.pid, total, registered_time=now, outbox=outbox,
-            version=register.version, capabilities=list(register.capabilities),
+            version=register.version, capabilities=[c.type for c in register.capabilities],
         )
         if register.agent_info.HasField("id"):
             agent.reregistered_time = now

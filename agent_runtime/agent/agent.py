@@ -1,0 +1,512 @@
+"""The agent's core: runs executors for the master's tasks and relays their status updates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from agent_runtime import executors as executors_pkg
+from agent_runtime.agent import paths
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, FrameworkRecord
+from agent_runtime.agent.status_updates import StatusUpdateManager
+from agent_runtime.containerizer.launcher import PosixLauncher
+from agent_runtime.errors import BadRequest, LaunchError
+from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
+from agent_runtime.resources import Resources
+
+log = logging.getLogger(__name__)
+
+Status = mesos_pb2.TaskStatus
+Event = executor_pb2.Event
+COMMAND_EXECUTOR = os.path.join(os.path.dirname(executors_pkg.__file__), "command.py")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
+EXECUTOR_CPUS = 0.1
+EXECUTOR_MEM = 32.0
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        info: mesos_pb2.AgentInfo,
+        resources: Resources,
+        launcher: PosixLauncher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.resources = resources
+        self.launcher = launcher
+        self.clock = clock
+        self.start_time = clock()
+        self.frameworks: dict[str, FrameworkRecord] = {}
+        self.completed_frameworks: list[FrameworkRecord] = []
+        self.master_info: mesos_pb2.MasterInfo | None = None
+        self.send_to_master: Callable[[internal_pb2.AgentMessage], None] = lambda m: None
+        self.updates = StatusUpdateManager(self._forward_update)
+        self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
+        self._extra_env: dict[str, str] = {}
+        if config.executor_environment_variables:
+            try:
+                loaded = json.loads(config.executor_environment_variables)
+            except ValueError as exc:
+                raise BadRequest(f"--executor_environment_variables: {exc}") from exc
+            if not isinstance(loaded, dict) or not all(
+                isinstance(v, str) for v in loaded.values()
+            ):
+                raise BadRequest("--executor_environment_variables must map names to strings")
+            self._extra_env = loaded
+
+    @property
+    def id(self) -> str:
+        return str(self.info.id.value)
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{self.endpoint}"
+
+    # Messages from the master ----------------------------------------------------------------
+    def handle(self, message: internal_pb2.MasterMessage) -> None:
+        kind = message.WhichOneof("kind")
+        if kind == "run_task":
+            asyncio.get_running_loop().create_task(
+                self.run_task(message.run_task.framework_info, message.run_task.task)
+            )
+        elif kind == "kill_task":
+            self.kill_task(message.kill_task)
+        elif kind == "acknowledge":
+            ack = message.acknowledge
+            self.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
+        elif kind == "shutdown_framework":
+            self.shutdown_framework(message.shutdown_framework.framework_id.value)
+        elif kind == "shutdown_executor":
+            shutdown = message.shutdown_executor
+            executor = self._executor(shutdown.framework_id.value, shutdown.executor_id.value)
+            if executor is not None:
+                self.shutdown_executor(executor)
+        elif kind == "framework_message":
+            self.framework_message(message.framework_message)
+        elif kind == "ping":
+            self.send_to_master(internal_pb2.AgentMessage(pong=message.ping))
+
+    def _executor(self, framework_id: str, executor_id: str) -> Executor | None:
+        framework = self.frameworks.get(framework_id)
+        return framework.executors.get(executor_id) if framework else None
+
+    async def run_task(self, framework_info: mesos_pb2.FrameworkInfo,
+                       task: mesos_pb2.TaskInfo) -> None:
+        framework_id = framework_info.id.value
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            framework = self.frameworks[framework_id] = FrameworkRecord(framework_info)
+        else:
+            framework.info.CopyFrom(framework_info)
+        executor_info = self._executor_info(framework_id, task)
+        executor = framework.executors.get(executor_info.executor_id.value)
+        if executor is not None and executor.state in (
+            ExecutorState.TERMINATING, ExecutorState.TERMINATED
+        ):
+            self._agent_update(framework_id, task, mesos_pb2.TASK_DROPPED,
+                               Status.REASON_EXECUTOR_TERMINATED, "Executor is terminating")
+            return
+        if executor is None:
+            executor = self._new_executor(framework, executor_info)
+            executor.queued[task.task_id.value] = task
+            try:
+                await self._launch_executor(framework, executor)
+            except LaunchError as exc:
+                log.warning("executor %s failed to launch: %s", executor.id, exc)
+                self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
+                self._executor_terminated(executor, -1)
+            return
+        if executor.state == ExecutorState.RUNNING and executor.stream is not None:
+            self._send_launch(executor, task)
+        else:
+            executor.queued[task.task_id.value] = task
+
+    def _executor_info(self, framework_id: str, task: mesos_pb2.TaskInfo
+                       ) -> mesos_pb2.ExecutorInfo:
+        if task.HasField("executor"):
+            info = mesos_pb2.ExecutorInfo()
+            info.CopyFrom(task.executor)
+            info.framework_id.value = framework_id
+            return info
+        info = mesos_pb2.ExecutorInfo(type=mesos_pb2.ExecutorInfo.DEFAULT)
+        info.executor_id.value = task.task_id.value
+        info.framework_id.value = framework_id
+        command = task.command.value if task.command.shell else shlex.join(
+            task.command.arguments or [task.command.value]
+        )
+        info.name = f"Command Executor (Task: {task.task_id.value}) (Command: sh -c '{command}')"
+        info.source = task.task_id.value
+        info.command.value = COMMAND_EXECUTOR
+        info.resources.extend(
+            (Resources.from_proto(task.resources)
+             + Resources.scalar_of("cpus", EXECUTOR_CPUS)
+             + Resources.scalar_of("mem", EXECUTOR_MEM)).to_proto()
+        )
+        if task.HasField("container"):
+            info.container.CopyFrom(task.container)
+        return info
+
+    def _new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
+                      ) -> Executor:
+        container_id = str(uuid.uuid4())
+        directory = paths.sandbox(self.config.work_dir, self.id, framework.id,
+                                  info.executor_id.value, container_id)
+        executor = Executor(framework.id, info, container_id, directory,
+                            command_executor=info.command.value == COMMAND_EXECUTOR)
+        framework.executors[executor.id] = executor
+        return executor
+
+    def executor_env(self, framework: FrameworkRecord, executor: Executor) -> dict[str, str]:
+        env = dict(self._extra_env)
+        checkpoint = framework.info.checkpoint
+        env.update(
+            {
+                "MESOS_FRAMEWORK_ID": framework.id,
+                "MESOS_EXECUTOR_ID": executor.id,
+                "MESOS_DIRECTORY": executor.directory,
+                "MESOS_SANDBOX": executor.directory,
+                "MESOS_AGENT_ENDPOINT": self.endpoint,
+                "MESOS_SLAVE_ID": self.id,
+                "MESOS_SLAVE_PID": self.pid,
+                "MESOS_CHECKPOINT": "1" if checkpoint else "0",
+                "MESOS_HTTP_COMMAND_EXECUTOR": "1" if self.config.http_command_executor else "0",
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD":
+                    f"{self.config.executor_shutdown_grace_period:g}secs",
+                "MESOS_CONTAINER_ID": executor.container_id,
+                "LIBPROCESS_PORT": "0",
+                "LIBPROCESS_IP": self.config.advertise_ip or self.config.ip,
+            }
+        )
+        if checkpoint:
+            env["MESOS_RECOVERY_TIMEOUT"] = f"{self.config.recovery_timeout:g}secs"
+            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = (
+                f"{self.config.executor_reregistration_timeout:g}secs"
+            )
+        roles = {r.allocation_info.role for r in executor.info.resources
+                 if r.HasField("allocation_info")}
+        for task in executor.queued.values():
+            roles.update(r.allocation_info.role for r in task.resources)
+        if len(roles) == 1:
+            env["MESOS_ALLOCATION_ROLE"] = roles.pop()
+        if not executor.command_executor:
+            for variable in executor.info.command.environment.variables:
+                env[variable.name] = variable.value
+        env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
+        return env
+
+    async def _launch_executor(self, framework: FrameworkRecord, executor: Executor) -> None:
+        os.makedirs(executor.directory, exist_ok=True)
+        latest = os.path.join(os.path.dirname(executor.directory), "latest")
+        try:
+            if os.path.islink(latest):
+                os.unlink(latest)
+            os.symlink(executor.container_id, latest)
+        except OSError:
+            pass
+        command = executor.info.command
+        if executor.command_executor:
+            argv = [sys.executable, "-S", COMMAND_EXECUTOR]
+        elif not command.HasField("shell") or command.shell:
+            argv = ["/bin/sh", "-c", command.value]
+        else:
+            argv = list(command.arguments) or [command.value]
+            argv[0:1] = [command.value] if not command.arguments else [command.value]
+        env = self.executor_env(framework, executor)
+        executor.process = await self.launcher.launch(
+            argv, env, executor.directory,
+            os.path.join(executor.directory, "stdout"),
+            os.path.join(executor.directory, "stderr"),
+        )
+        process = executor.process
+        executor.timer = asyncio.get_running_loop().call_later(
+            self.config.executor_registration_timeout, self._registration_timeout, executor
+        )
+        process.exited.add_done_callback(
+            lambda fut: self._executor_terminated(executor, fut.result())
+        )
+
+    def _registration_timeout(self, executor: Executor) -> None:
+        if executor.state == ExecutorState.REGISTERING:
+            log.warning("executor %s did not subscribe in time; destroying it", executor.id)
+            self._fail_queued(executor, Status.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+                              "Executor did not register within "
+                              f"{self.config.executor_registration_timeout:g}secs")
+            self._destroy(executor, 0.0)
+
+    def _destroy(self, executor: Executor, grace: float) -> None:
+        if executor.process is not None:
+            asyncio.get_running_loop().create_task(
+                self.launcher.destroy(executor.process, grace)
+            )
+
+    # Executor API ------------------------------------------------------------------------
+    def executor_subscribed(self, executor: Executor, subscribe: executor_pb2.Call.Subscribe,
+                            stream: object) -> None:
+        from agent_runtime.streams import EventStream
+
+        assert isinstance(stream, EventStream)
+        if executor.stream is not None and executor.stream is not stream:
+            executor.stream.close()
+        executor.stream = stream
+        if executor.state == ExecutorState.REGISTERING:
+            executor.transition(ExecutorState.RUNNING)
+        if executor.timer is not None:
+            executor.timer.cancel()
+            executor.timer = None
+        framework = self.frameworks[executor.framework_id]
+        event = Event(type=Event.SUBSCRIBED)
+        event.subscribed.executor_info.CopyFrom(executor.info)
+        event.subscribed.framework_info.CopyFrom(framework.info)
+        event.subscribed.agent_info.CopyFrom(self.info)
+        event.subscribed.container_id.value = executor.container_id
+        stream.send(event)
+        for update in subscribe.unacknowledged_updates:
+            self.updates.update(executor.framework_id, update.status)
+        queued = list(executor.queued.values())
+        executor.queued.clear()
+        for task in queued:
+            self._send_launch(executor, task)
+
+    def _send_launch(self, executor: Executor, task: mesos_pb2.TaskInfo) -> None:
+        record = mesos_pb2.Task(name=task.name, state=mesos_pb2.TASK_STAGING)
+        record.task_id.CopyFrom(task.task_id)
+        record.framework_id.value = executor.framework_id
+        record.executor_id.value = executor.id
+        record.agent_id.value = self.id
+        record.resources.extend(task.resources)
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is not None:
+            record.user = framework.info.user
+        executor.launched[task.task_id.value] = record
+        event = Event(type=Event.LAUNCH)
+        event.launch.task.CopyFrom(task)
+        assert executor.stream is not None
+        executor.stream.send(event)
+
+    def executor_update(self, executor: Executor, status: mesos_pb2.TaskStatus) -> None:
+        if len(status.uuid) != 16:
+            raise BadRequest("'status.uuid' must be a 16-byte UUID generated by the executor")
+        if status.state == mesos_pb2.TASK_STAGING:
+            raise BadRequest("Received TASK_STAGING from executor; executors may not send it")
+        if status.source != Status.SOURCE_EXECUTOR:
+            raise BadRequest("Received a status update whose source is not SOURCE_EXECUTOR")
+        if status.HasField("executor_id") and status.executor_id.value != executor.id:
+            raise BadRequest("'status.executor_id' does not match the subscribed executor")
+        status.executor_id.value = executor.id
+        status.agent_id.value = self.id
+        if not status.HasField("timestamp"):
+            status.timestamp = self.clock()
+        self._record(executor, status)
+        self.updates.update(executor.framework_id, status)
+
+    def _record(self, executor: Executor, status: mesos_pb2.TaskStatus) -> None:
+        task = executor.launched.get(status.task_id.value)
+        if task is None:
+            return
+        task.state = status.state
+        stored = task.statuses.add()
+        stored.CopyFrom(status)
+        stored.ClearField("data")
+
+    def executor_message(self, executor: Executor, data: bytes) -> None:
+        message = internal_pb2.AgentMessage()
+        message.executor_message.framework_id.value = executor.framework_id
+        message.executor_message.executor_id.value = executor.id
+        message.executor_message.data = data
+        self.send_to_master(message)
+
+    def executor_disconnected(self, executor: Executor, stream: object) -> None:
+        if executor.stream is stream:
+            executor.stream = None
+
+    # Status updates ----------------------------------------------------------------------
+    def _forward_update(self, update: internal_pb2.StatusUpdate) -> None:
+        message = internal_pb2.AgentMessage()
+        message.status_update.CopyFrom(update)
+        self.send_to_master(message)
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid_bytes: bytes) -> None:
+        status = self.updates.acknowledge(framework_id, task_id, uuid_bytes)
+        if status is None:
+            return
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        for executor in list(framework.executors.values()):
+            task = executor.launched.get(task_id)
+            if task is None:
+                continue
+            if status.source == Status.SOURCE_EXECUTOR and executor.stream is not None:
+                event = Event(type=Event.ACKNOWLEDGED)
+                event.acknowledged.task_id.value = task_id
+                event.acknowledged.uuid = uuid_bytes
+                executor.stream.send(event)
+            if status.state in TERMINAL:
+                executor.completed.append(executor.launched.pop(task_id))
+            break
+
+    def _agent_update(self, framework_id: str, task: mesos_pb2.TaskInfo | mesos_pb2.Task,
+                      state: int, reason: int, message: str,
+                      executor: Executor | None = None) -> None:
+        status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_AGENT,  # type: ignore[arg-type]
+                                      reason=reason, message=message,  # type: ignore[arg-type]
+                                      timestamp=self.clock(), uuid=uuid.uuid4().bytes)
+        status.task_id.CopyFrom(task.task_id)
+        status.agent_id.value = self.id
+        if executor is not None:
+            status.executor_id.value = executor.id
+            self._record(executor, status)
+        self.updates.update(framework_id, status)
+
+    # Kill and shutdown -------------------------------------------------------------------
+    def kill_task(self, kill: internal_pb2.KillTask) -> None:
+        framework_id = kill.framework_id.value
+        task_id = kill.task_id.value
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        for executor in framework.executors.values():
+            queued = executor.queued.pop(task_id, None)
+            if queued is not None:
+                self._agent_update(framework_id, queued, mesos_pb2.TASK_KILLED,
+                                   Status.REASON_TASK_KILLED_DURING_LAUNCH,
+                                   "Killed before delivery to the executor")
+                if not executor.queued and not executor.launched:
+                    self.shutdown_executor(executor)
+                return
+            task = executor.launched.get(task_id)
+            if task is None:
+                continue
+            if task.state in TERMINAL:
+                return
+            executor.killed.add(task_id)
+            if executor.stream is not None:
+                event = Event(type=Event.KILL)
+                event.kill.task_id.value = task_id
+                if kill.HasField("kill_policy"):
+                    event.kill.kill_policy.CopyFrom(kill.kill_policy)
+                executor.stream.send(event)
+            else:
+                self.shutdown_executor(executor)
+            return
+        log.info("kill of unknown task %s of framework %s", task_id, framework_id)
+
+    def shutdown_framework(self, framework_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return
+        for executor in list(framework.executors.values()):
+            executor.killed.update(executor.launched)
+            for task in list(executor.queued.values()):
+                self._agent_update(framework_id, task, mesos_pb2.TASK_KILLED,
+                                   Status.REASON_FRAMEWORK_REMOVED, "Framework removed")
+            executor.queued.clear()
+            self.shutdown_executor(executor)
+
+    def shutdown_executor(self, executor: Executor) -> None:
+        if executor.state in (ExecutorState.TERMINATING, ExecutorState.TERMINATED):
+            return
+        executor.transition(ExecutorState.TERMINATING)
+        if executor.stream is not None:
+            executor.stream.send(Event(type=Event.SHUTDOWN))
+        # The executor gets the grace period to kill its tasks; the small extra covers our own
+        # SIGTERM-to-SIGKILL escalation inside it.
+        grace = self.config.executor_shutdown_grace_period
+        if executor.process is not None:
+            process = executor.process
+            asyncio.get_running_loop().call_later(
+                grace + 1.0, lambda: self._destroy_if_alive(executor)
+            )
+            if executor.stream is None:
+                self._destroy(executor, grace)
+            del process
+
+    def _destroy_if_alive(self, executor: Executor) -> None:
+        if executor.process is not None and not executor.process.exited.done():
+            self._destroy(executor, 0.0)
+
+    def framework_message(self, message: internal_pb2.FrameworkToExecutor) -> None:
+        executor = self._executor(message.framework_id.value, message.executor_id.value)
+        if executor is None or executor.stream is None:
+            return
+        event = Event(type=Event.MESSAGE)
+        event.message.data = message.data
+        executor.stream.send(event)
+
+    # Executor exit -----------------------------------------------------------------------
+    def _fail_queued(self, executor: Executor, reason: int, message: str) -> None:
+        for task in list(executor.queued.values()):
+            self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED, reason,
+                               message)
+        executor.queued.clear()
+
+    def _executor_terminated(self, executor: Executor, status: int) -> None:
+        if executor.state == ExecutorState.TERMINATED:
+            return
+        executor.transition(ExecutorState.TERMINATED)
+        if executor.timer is not None:
+            executor.timer.cancel()
+        if executor.stream is not None:
+            executor.stream.close()
+            executor.stream = None
+        detail = f"exited with status {status}" if status >= 0 else \
+            f"terminated with signal {-status}"
+        self._fail_queued(executor, Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}")
+        for task in list(executor.launched.values()):
+            if task.state in TERMINAL:
+                continue
+            killed = task.task_id.value in executor.killed
+            state = mesos_pb2.TASK_KILLED if killed else mesos_pb2.TASK_FAILED
+            self._agent_update(executor.framework_id, task, state,
+                               Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}",
+                               executor)
+        framework = self.frameworks.get(executor.framework_id)
+        if framework is not None:
+            framework.executors.pop(executor.id, None)
+            framework.completed_executors.append(executor)
+            if not framework.executors:
+                self.frameworks.pop(framework.id, None)
+                self.completed_frameworks.append(framework)
+                del self.completed_frameworks[:-50]
+        exited = internal_pb2.AgentMessage()
+        exited.executor_exited.framework_id.value = executor.framework_id
+        exited.executor_exited.executor_id.value = executor.id
+        exited.executor_exited.status = status
+        self.send_to_master(exited)
+
+    # Registration --------------------------------------------------------------------------
+    def registration(self) -> internal_pb2.RegisterAgent:
+        register = internal_pb2.RegisterAgent(version="1.11.0", pid=self.pid)
+        register.agent_info.CopyFrom(self.info)
+        for capability in (mesos_pb2.AgentInfo.Capability.MULTI_ROLE,
+                           mesos_pb2.AgentInfo.Capability.HIERARCHICAL_ROLE,
+                           mesos_pb2.AgentInfo.Capability.RESERVATION_REFINEMENT):
+            register.capabilities.add(type=capability)
+        for framework in self.frameworks.values():
+            for executor in framework.executors.values():
+                state = register.executors.add()
+                state.framework_info.CopyFrom(framework.info)
+                state.executor_info.CopyFrom(executor.info)
+                state.tasks.extend(executor.launched.values())
+        return register
+
+    def registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:
+        first = not self.info.HasField("id")
+        self.info.id.value = agent_id
+        self.master_info = master_info
+        if first:
+            paths.atomic_write(os.path.join(paths.meta_agent(self.config.work_dir, agent_id),
+                                            "slave.info"), self.info.SerializeToString())
+        self.updates.resend_all()

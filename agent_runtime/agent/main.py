@@ -1,0 +1,92 @@
+"""``mesos-agent``: discover resources, serve the executor API, register with the master."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from agent_runtime import flags
+from agent_runtime.agent.agent import Agent
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.agent.discovery import detect, parse_attributes
+from agent_runtime.agent.http import make_app
+from agent_runtime.agent.master_link import MasterLink
+from agent_runtime.containerizer.launcher import PosixLauncher
+from agent_runtime.errors import FlagError, RuntimeErrorBase
+from agent_runtime.logs import setup_logging
+from agent_runtime.proto import mesos_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningAgent:
+    agent: Agent
+    link: MasterLink
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self) -> None:
+        await self.link.stop()
+        await self.runner.cleanup()
+
+
+async def start_agent(config: AgentConfig) -> RunningAgent:
+    if not config.master:
+        raise FlagError("--master is required")
+    if not config.work_dir:
+        raise FlagError("--work_dir is required")
+    try:
+        resources = detect(config.work_dir, config.resources, config.default_role,
+                           config.isolation)
+        attributes = parse_attributes(config.attributes)
+    except (RuntimeErrorBase, ValueError) as exc:
+        raise FlagError(str(exc)) from exc
+    hostname = config.hostname or socket.gethostname()
+    info = mesos_pb2.AgentInfo(hostname=hostname, port=config.port)
+    info.resources.extend(resources.to_proto())
+    info.attributes.extend(attributes)
+    app_agent = Agent(config, info, resources, PosixLauncher())
+    runner = web.AppRunner(make_app(app_agent), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)
+    await site.start()
+    port = config.port
+    if port == 0:
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        app_agent.info.port = port
+        app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
+    link = MasterLink(app_agent, config.master, config.registration_backoff_factor)
+    link.start()
+    log.info("agent listening on %s:%d with %s", config.ip, port, resources.text())
+    return RunningAgent(app_agent, link, runner, port)
+
+
+async def serve(config: AgentConfig) -> int:
+    running = await start_agent(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop()
+    return 0
+
+
+def _main() -> int:
+    config = flags.load(AgentConfig, sys.argv[1:], os.environ)
+    setup_logging(config.quiet, config.log_dir, "mesos-agent")
+    return asyncio.run(serve(config))
+
+
+def main() -> None:
+    flags.run_cli(_main)

@@ -1,0 +1,107 @@
+"""The agent's end of the internal link: register, re-register after any break, relay messages.
+
+The master is given as ``host:port`` of its HTTP server; the agent asks it where the gRPC link
+listens (``/master/agent_link``), then keeps one bidirectional stream open. Any break (master
+restart, network) ends in a re-registration with the same agent id after a randomised backoff
+(``--registration_backoff_factor``, doubling up to a minute, as Mesos).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import aiohttp
+import grpc
+
+from agent_runtime.agent.agent import Agent
+from agent_runtime.proto import internal_pb2, internal_pb2_grpc
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+class MasterLink:
+    def __init__(self, agent: Agent, master: str, backoff_factor: float) -> None:
+        self.agent = agent
+        self.master = master.removeprefix("http://").rstrip("/")
+        self.backoff_factor = backoff_factor
+        self.registered = asyncio.Event()
+        self._outbox: asyncio.Queue[internal_pb2.AgentMessage] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.refused: str | None = None
+        agent.send_to_master = self.send
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def send(self, message: internal_pb2.AgentMessage) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    async def _link_address(self) -> str:
+        host = self.master.rpartition(":")[0] or self.master
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://{self.master}/master/agent_link", timeout=aiohttp.ClientTimeout(total=5)
+        ) as response:
+            response.raise_for_status()
+            data = await response.json()
+        return f"{host}:{data['port']}"
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("master link: %s", exc)
+            if self.refused is not None:
+                return
+            self.registered.clear()
+            self._outbox = None
+            delay = random.uniform(0, min(self.backoff_factor * 2 ** attempt, MAX_BACKOFF))
+            attempt += 1
+            await asyncio.sleep(max(delay, 0.05))
+
+    async def _session(self) -> None:
+        address = await self._link_address()
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = internal_pb2_grpc.AgentLinkStub(channel)
+            call = stub.Connect()
+            await call.write(internal_pb2.AgentMessage(register=self.agent.registration()))
+            first = await call.read()
+            if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
+                error = "" if first is grpc.aio.EOF else first.error
+                if error:
+                    self.refused = error
+                    log.error("master refused registration: %s", error)
+                raise ConnectionError(f"registration failed {error}")
+            outbox: asyncio.Queue[internal_pb2.AgentMessage] = asyncio.Queue()
+            self._outbox = outbox
+            self.agent.registered(first.registered.agent_id.value, first.registered.master_info)
+            self.registered.set()
+            log.info("registered with master %s as agent %s", first.registered.master_info.id,
+                     self.agent.id)
+            writer = asyncio.get_running_loop().create_task(self._write(call, outbox))
+            try:
+                while True:
+                    message = await call.read()
+                    if message is grpc.aio.EOF:
+                        raise ConnectionError("master closed the link")
+                    self.agent.handle(message)
+            finally:
+                writer.cancel()
+
+    async def _write(self, call: grpc.aio.StreamStreamCall,  # type: ignore[type-arg]
+                     outbox: asyncio.Queue[internal_pb2.AgentMessage]) -> None:
+        while True:
+            message = await outbox.get()
+            await call.write(message)

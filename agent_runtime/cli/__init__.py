@@ -1,0 +1,1 @@
+"""Command-line programs: mesos-execute and mesos-local."""

@@ -1,0 +1,1 @@
+"""Executors: the command executor (and later docker and default executors)."""

@@ -1,0 +1,1 @@
+"""Container images: references, stores, rootfs backends and offline recipes."""

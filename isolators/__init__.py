@@ -1,0 +1,1 @@
+"""Isolators, one module per --isolation name."""

@@ -1,0 +1,126 @@
+"""Real master and agent processes on loopback, for integration tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class Cluster:
+    """A master plus ``agents`` agents, each its own process, under ``work_dir``."""
+
+    def __init__(self, work_dir: str, agents: int = 1, master_flags: list[str] | None = None,
+                 agent_flags: list[str] | None = None) -> None:
+        self.work_dir = work_dir
+        self.port = free_port()
+        self.master_url = f"http://127.0.0.1:{self.port}"
+        self.master = f"127.0.0.1:{self.port}"
+        self.master_flags = master_flags or []
+        self.agent_flags = agent_flags or []
+        self.agent_ports = [free_port() for _ in range(agents)]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = open(os.path.join(self.work_dir, f"{name}.log"), "ab")  # noqa: SIM115
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.processes[name] = process
+        return process
+
+    def start_master(self) -> None:
+        self._spawn("master", [
+            os.path.join(VENV_BIN, "mesos-master"), f"--port={self.port}",
+            "--allocation_interval=100ms", *self.master_flags,
+        ])
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with contextlib.suppress(OSError):
+                get_json(self.master_url + "/health" if False else self.master_url + "/version")
+                return
+            time.sleep(0.05)
+        raise RuntimeError("master did not come up:\n" + self.log("master"))
+
+    def start_agent(self, index: int) -> None:
+        self._spawn(f"agent{index}", [
+            os.path.join(VENV_BIN, "mesos-agent"), f"--master={self.master}",
+            f"--port={self.agent_ports[index]}",
+            f"--work_dir={os.path.join(self.work_dir, f'agent{index}')}",
+            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:4096;disk:4096",
+            *self.agent_flags,
+        ])
+
+    def start(self) -> Cluster:
+        self.start_master()
+        for index in range(len(self.agent_ports)):
+            self.start_agent(index)
+        self.wait_agents(len(self.agent_ports))
+        return self
+
+    def wait_agents(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            slaves = get_json(self.master_url + "/master/slaves")["slaves"]
+            if len([s for s in slaves if s["active"]]) >= count:
+                return list(slaves)
+            time.sleep(0.05)
+        raise RuntimeError("agents did not register:\n" + self.logs())
+
+    def log(self, name: str) -> str:
+        with open(os.path.join(self.work_dir, f"{name}.log"), errors="replace") as handle:
+            return handle.read()[-4000:]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name} ---\n{self.log(name)}" for name in self.processes)
+
+    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.kill(name)
+        # Executors run in their own sessions and outlive the agent on purpose; reap ours.
+        for proc in psutil.process_iter(["cwd"]):
+            with contextlib.suppress(psutil.Error):
+                cwd = proc.info["cwd"] or ""
+                if cwd.startswith(self.work_dir + os.sep):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_cluster(work_dir: str, agents: int = 1, **kwargs: Any) -> Iterator[Cluster]:
+    cluster = Cluster(work_dir, agents, **kwargs)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
