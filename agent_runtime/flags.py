@@ -29,6 +29,7 @@ _DURATION_UNITS = {
     "days": 86400.0,
     "weeks": 604800.0,
 }
+_UNIT_NANOS = [(unit, round(seconds * 1e9)) for unit, seconds in _DURATION_UNITS.items()]
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*$")
 
 
@@ -46,11 +47,18 @@ class Duration(float):
         return cls(float(number) * _DURATION_UNITS.get(unit, 1.0))
 
     def mesos(self) -> str:
-        """Render as Mesos does in ``/flags`` (``5secs``, ``500ms``)."""
-        value = float(self)
-        if value and value < 1:
-            return f"{value * 1000:g}ms"
-        return f"{value:g}secs"
+        """Render as Mesos does in ``/flags`` (``5secs``, ``500ms``, ``10mins``).
+
+        As stout's ``operator<<``: take the largest unit not above the value; if the value is
+        not a whole number of it but is one of the next smaller unit, use that one instead.
+        """
+        nanos = round(float(self) * 1e9)
+        sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
+        index = max((i for i, (_, size) in enumerate(_UNIT_NANOS) if nanos >= size), default=0)
+        if index and nanos % _UNIT_NANOS[index][1] and not nanos % _UNIT_NANOS[index - 1][1]:
+            index -= 1
+        unit, size = _UNIT_NANOS[index]
+        return f"{sign}{nanos / size:.15g}{unit}"
 
 
 def flag(default: Any, help: str) -> Any:
@@ -100,10 +108,10 @@ def load(
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
-    for name in fields:
-        env_value = environ.get(prefix + name.upper())
-        if env_value is not None:
-            values[name] = _convert(name, hints[name], env_value)
+    # Converted only where the command line does not override them, as in Mesos.
+    from_env = {
+        name: environ[prefix + name.upper()] for name in fields if prefix + name.upper() in environ
+    }
     args = list(argv)
     while args:
         arg = args.pop(0)
@@ -118,10 +126,12 @@ def load(
             positive = key[3:].replace("-", "_")
             if positive in fields and hints[positive] is bool and not eq:
                 values[positive] = False
+                from_env.pop(positive, None)
                 continue
         if name not in fields:
             raise FlagError(f"unknown flag --{key}")
         hint = hints[name]
+        from_env.pop(name, None)
         if not eq:
             if hint is bool:
                 values[name] = True
@@ -130,6 +140,11 @@ def load(
                 raise FlagError(f"flag --{key} needs a value")
             raw = args.pop(0)
         values[name] = _convert(name, hint, raw)
+    for name, raw in from_env.items():
+        try:
+            values[name] = _convert(name, hints[name], raw)
+        except FlagError as exc:
+            raise FlagError(f"{exc} (from {prefix}{name.upper()})") from exc
     return cls(**values)
 
 

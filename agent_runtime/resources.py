@@ -299,6 +299,11 @@ def _key_of(res: mesos_pb2.Resource) -> Key:
                 pass
             if kind == STATIC and i > 0:
                 raise BadRequest(f"resource {res.name}: only the first reservation may be STATIC")
+            if i > 0 and not info.role.startswith(reservations[-1].role + "/"):
+                raise BadRequest(
+                    f"resource {res.name}: reservation role {info.role!r} does not refine"
+                    f" {reservations[-1].role!r} (it must be a sub-role)"
+                )
             labels = tuple((label.key, label.value) for label in info.labels.labels)
             reservations.append(Reservation(info.role, kind, info.principal, labels))
     elif res.HasField("role") and res.role != "*":
@@ -323,6 +328,8 @@ def _value_of(res: mesos_pb2.Resource) -> Value:
             raise BadRequest(f"resource {res.name}: scalar must be finite, got {value}")
         if value < 0:
             raise BadRequest(f"resource {res.name}: scalar must not be negative, got {value}")
+        if math.isinf(value * 1000):  # finite, but too large for fixed-point thousandths
+            raise BadRequest(f"resource {res.name}: scalar {value} is too large")
         if res.name == "gpus" and value != int(value):
             raise BadRequest(f"resource gpus: must be a whole number, got {value}")
         return to_millis(value)
@@ -369,7 +376,7 @@ def parse(text: str, default_role: str = "*") -> Resources:
     if stripped.startswith("["):
         try:
             items = json.loads(stripped, parse_constant=_reject_constant)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadRequest(f"resources: invalid JSON: {exc}") from exc
         from agent_runtime.codec import jsonpb  # local: codec imports this module's protos
 

@@ -111,7 +111,7 @@ class Cluster:
             self.kill(name)
         # Executors run in their own sessions and outlive the agent on purpose; reap ours.
         for proc in psutil.process_iter(["cwd"]):
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
                 cwd = proc.info["cwd"] or ""
                 if cwd.startswith(self.work_dir + os.sep):
                     os.killpg(proc.pid, signal.SIGKILL)

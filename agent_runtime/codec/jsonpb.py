@@ -37,6 +37,9 @@ _INT_TYPES = frozenset(
     }
 )
 _FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+# Deepest message nesting accepted: protobuf's own decode limit (and picojson's, which Mesos
+# parses JSON with), so whatever we accept as JSON also survives a binary round trip.
+MAX_DEPTH = 100
 
 
 # Message -> JSON ---------------------------------------------------------------------------
@@ -95,6 +98,8 @@ def loads_json(body: bytes | str) -> Any:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Failed to parse body into JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadRequest("Failed to parse body into JSON: nested too deeply") from exc
 
 
 def parse(body: bytes | str, cls: type[M]) -> M:
@@ -106,7 +111,7 @@ def parse(body: bytes | str, cls: type[M]) -> M:
 
 def parse_dict(data: Any, cls: type[M]) -> M:
     message = cls()
-    _fill(message, data, cls.DESCRIPTOR.name)
+    _fill(message, data, cls.DESCRIPTOR.name, 0)
     return message
 
 
@@ -117,9 +122,11 @@ def _field_by_json_key(descriptor: Descriptor, key: str) -> FieldDescriptor | No
     return field
 
 
-def _fill(message: Message, data: Any, path: str) -> None:
+def _fill(message: Message, data: Any, path: str, depth: int) -> None:
     if not isinstance(data, dict):
         raise BadRequest(f"{path}: expected a JSON object, got {type(data).__name__}")
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"{path}: messages nested more than {MAX_DEPTH} deep")
     descriptor = message.DESCRIPTOR
     for key, value in data.items():
         field = _field_by_json_key(descriptor, key)
@@ -132,23 +139,30 @@ def _fill(message: Message, data: Any, path: str) -> None:
             container = getattr(message, field.name)
             value_field = field.message_type.fields_by_name["value"]
             for map_key, map_value in value.items():
-                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                    _fill(container[map_key], map_value, f"{where}.{map_key}")
-                else:
-                    container[map_key] = _scalar_in(value_field, map_value, f"{where}.{map_key}")
+                # Lone surrogates survive json.loads but not UTF-8: keep them out of messages.
+                key_path = f"{where}.{map_key.encode('utf-8', 'backslashreplace').decode()}"
+                try:
+                    if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                        entry = container[map_key]
+                    else:
+                        container[map_key] = _scalar_in(value_field, map_value, key_path)
+                        continue
+                except (ValueError, TypeError) as exc:
+                    raise BadRequest(f"{key_path}: invalid map key: {exc}") from exc
+                _fill(entry, map_value, key_path, depth + 1)
         elif field.is_repeated:
             items = value if isinstance(value, list) else [value]
             container = getattr(message, field.name)
             for index, item in enumerate(items):
                 item_path = f"{where}[{index}]"
                 if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    _fill(container.add(), item, item_path)
+                    _fill(container.add(), item, item_path, depth + 1)
                 else:
                     _append(container, _scalar_in(field, item, item_path), item_path)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             sub = getattr(message, field.name)
             sub.SetInParent()
-            _fill(sub, value, where)
+            _fill(sub, value, where, depth + 1)
         else:
             converted = _scalar_in(field, value, where)
             try:

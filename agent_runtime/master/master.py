@@ -318,6 +318,8 @@ class Master:
         for agent in self.agents.values():
             if framework.id in agent.tasks or framework.id in self.launcher.executors_on(agent):
                 agent.send(message)
+        # Completed first, so the tasks forgotten below land in its completed_tasks.
+        self.completed_frameworks.append(framework)
         for task in list(framework.tasks.values()):
             if task.state not in TERMINAL_STATES:
                 self.launcher.free_task(task)
@@ -331,7 +333,6 @@ class Master:
         if framework.stream is not None:
             framework.stream.close()
             framework.stream = None
-        self.completed_frameworks.append(framework)
         self.schedule_allocation()
 
     # Agents --------------------------------------------------------------------------------

@@ -73,7 +73,9 @@ class Allocator:
         self._weights = dict(weights or {})
         self._roles = DRFSorter()
         self._role_frameworks: dict[str, DRFSorter] = {}
-        self._filters: dict[tuple[str, str, str], _Filter] = {}
+        # Each refusal is its own filter, as in Mesos: an offer is hidden while one refusal
+        # contains it; summing refusals would hide amounts the framework never saw.
+        self._filters: dict[tuple[str, str, str], list[_Filter]] = {}
         self._interval = allocation_interval
         self._filter_gpus = filter_gpu_resources
         self._random = random.Random(seed)
@@ -213,11 +215,8 @@ class Allocator:
         if refuse_seconds is not None and refuse_seconds > 0 and resources:
             seconds = min(max(refuse_seconds, self._interval), MAX_REFUSE_SECONDS)
             key = (framework_id, role, agent_id)
-            previous = self._filters.get(key)
-            refused = resources
-            if previous is not None and previous.expires > now:
-                refused = previous.resources + resources
-            self._filters[key] = _Filter(refused, now + seconds)
+            live = [f for f in self._filters.get(key, ()) if f.expires > now]
+            self._filters[key] = [*live, _Filter(resources, now + seconds)]
 
     def _charge(self, framework_id: str, role: str, quantities: dict[str, int]) -> None:
         self._track_role(role)
@@ -230,13 +229,15 @@ class Allocator:
     def _filtered(self, framework_id: str, role: str, agent_id: str, offer: Resources,
                   now: float) -> bool:
         key = (framework_id, role, agent_id)
-        refusal = self._filters.get(key)
-        if refusal is None:
+        refusals = self._filters.get(key)
+        if refusals is None:
             return False
-        if refusal.expires <= now:
+        live = [f for f in refusals if f.expires > now]
+        if not live:
             del self._filters[key]
             return False
-        return refusal.resources.contains(offer)
+        self._filters[key] = live
+        return any(f.resources.contains(offer) for f in live)
 
     # The cycle -----------------------------------------------------------------------------
     def allocate(self, now: float) -> list[Allocation]:

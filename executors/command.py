@@ -1,0 +1,312 @@
+"""The command executor: runs one command task and reports its life to the agent.
+
+It speaks the Mesos v1 executor HTTP API (``POST /api/v1/executor``) in JSON, as any third-party
+executor would, and its executor id is the task id, as in Mesos. The agent starts it with
+``python -S`` so it costs no site-packages scan at start-up: this module uses the standard
+library only.
+
+Life of the task::
+
+    SUBSCRIBE --LAUNCH--> TASK_STARTING -> spawn -> TASK_RUNNING --exit 0--> TASK_FINISHED
+                                                               \\--exit n--> TASK_FAILED
+                                      KILL: SIGTERM, grace, SIGKILL ------> TASK_KILLED
+
+The task runs in its own session so a kill reaches everything it started. The executor leaves
+once its terminal update is acknowledged (or after ``ACK_WAIT`` seconds: the agent keeps
+retrying the update on its own), or when the agent asks it to shut down.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when no kill policy says otherwise
+ACK_WAIT = 2.0
+NANOS = 1_000_000_000
+
+
+def parse_duration(text: str, default: float) -> float:
+    """Mesos durations as the agent writes them (``5secs``, ``100ms``, ``2mins``)."""
+    units = (("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("secs", 1.0), ("mins", 60.0),
+             ("hrs", 3600.0), ("days", 86400.0), ("weeks", 604800.0))
+    text = text.strip()
+    for suffix, scale in units:
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * scale
+            except ValueError:
+                return default
+    return default
+
+
+def command_argv(command: dict[str, Any]) -> tuple[list[str], str | None]:
+    """``(argv, executable)`` for a CommandInfo: ``sh -c value`` or ``value`` with ``arguments``."""
+    value = str(command.get("value", ""))
+    if command.get("shell", True):
+        return ["/bin/sh", "-c", value], None
+    arguments = [str(a) for a in command.get("arguments", [])]
+    return (arguments or [value]), value
+
+
+def describe_exit(status: int) -> str:
+    if status < 0:
+        # strsignal's words ("Terminated", "Killed"), as Mesos writes them.
+        name = signal.strsignal(-status) or str(-status)
+        return f"Command terminated with signal {name}"
+    return f"Command exited with status {status}"
+
+
+class AgentConnection:
+    """Calls to the agent over one keep-alive HTTP connection (the subscription has its own)."""
+
+    def __init__(self, endpoint: str, framework_id: str, executor_id: str) -> None:
+        self.endpoint = endpoint
+        self.framework_id = framework_id
+        self.executor_id = executor_id
+        self._conn: http.client.HTTPConnection | None = None
+
+    def body(self, call_type: str, **fields: Any) -> bytes:
+        call = {"type": call_type, "framework_id": {"value": self.framework_id},
+                "executor_id": {"value": self.executor_id}, **fields}
+        return json.dumps(call).encode()
+
+    def post(self, call_type: str, **fields: Any) -> None:
+        body = self.body(call_type, **fields)
+        for attempt in range(2):  # a keep-alive connection the agent closed is retried once
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.endpoint, timeout=30)
+            try:
+                self._conn.request("POST", "/api/v1/executor", body,
+                                   {"Content-Type": "application/json"})
+                response = self._conn.getresponse()
+                text = response.read()
+            except (OSError, http.client.HTTPException):
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise
+                continue
+            if response.status != 202:
+                raise RuntimeError(f"{call_type} answered {response.status}: {text!r}")
+            return
+
+    def subscribe(self, unacknowledged: list[dict[str, Any]]) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection(self.endpoint, timeout=None)
+        subscribe = {"unacknowledged_updates": unacknowledged}
+        conn.request("POST", "/api/v1/executor", self.body("SUBSCRIBE", subscribe=subscribe),
+                     {"Content-Type": "application/json", "Accept": "application/json"})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"SUBSCRIBE answered {response.status}: {response.read()!r}")
+        return response
+
+
+def read_events(response: http.client.HTTPResponse, events: queue.Queue[Any]) -> None:
+    """Decode RecordIO (``<length>\\n<json>``) from the subscription into ``events``."""
+    buffer = b""
+    try:
+        while True:
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while True:
+                newline = buffer.find(b"\n")
+                if newline < 0:
+                    break
+                length = int(buffer[:newline])
+                if len(buffer) < newline + 1 + length:
+                    break
+                record = buffer[newline + 1: newline + 1 + length]
+                buffer = buffer[newline + 1 + length:]
+                events.put(("event", json.loads(record)))
+    except (OSError, ValueError, http.client.HTTPException):
+        pass
+    events.put(("disconnected", None))
+
+
+class CommandExecutor:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.agent = AgentConnection(env["MESOS_AGENT_ENDPOINT"], env["MESOS_FRAMEWORK_ID"],
+                                     env["MESOS_EXECUTOR_ID"])
+        self.sandbox = env.get("MESOS_SANDBOX") or os.getcwd()
+        self.shutdown_grace = parse_duration(
+            env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
+        self.events: queue.Queue[Any] = queue.Queue()
+        self.task: dict[str, Any] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.killing = False
+        self.kill_deadline: float | None = None
+        self.terminal_uuid: str | None = None
+        self.terminal_sent_at: float | None = None
+        self.unacknowledged: dict[str, dict[str, Any]] = {}
+
+    # Status updates ---------------------------------------------------------------------
+    def update(self, state: str, message: str | None = None, reason: str | None = None) -> None:
+        assert self.task is not None
+        status: dict[str, Any] = {
+            "task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
+            "executor_id": {"value": self.agent.executor_id},
+            "uuid": base64.b64encode(uuid.uuid4().bytes).decode(), "timestamp": time.time(),
+        }
+        if message:
+            status["message"] = message
+        if reason:
+            status["reason"] = reason
+        self.unacknowledged[status["uuid"]] = status
+        self.agent.post("UPDATE", update={"status": status})
+        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"):
+            self.terminal_uuid = status["uuid"]
+            self.terminal_sent_at = time.monotonic()
+
+    # Events -----------------------------------------------------------------------------
+    def on_launch(self, event: dict[str, Any]) -> None:
+        task = event["launch"]["task"]
+        if self.task is not None:
+            # One task per command executor, as in Mesos.
+            self.task, first = task, self.task
+            self.update("TASK_ERROR", "Attempted to run multiple tasks using a command executor")
+            self.task = first
+            return
+        self.task = task
+        self.update("TASK_STARTING")
+        command = task.get("command", {})
+        argv, executable = command_argv(command)
+        env = dict(self.env)
+        for variable in command.get("environment", {}).get("variables", []):
+            if variable.get("type", "VALUE") == "VALUE":
+                env[str(variable["name"])] = str(variable.get("value", ""))
+        try:
+            self.process = subprocess.Popen(
+                argv, executable=executable, env=env, cwd=self.sandbox,
+                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            self.update("TASK_FAILED", f"Failed to launch {shlex.join(argv)}: {exc}")
+            return
+        threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
+        self.update("TASK_RUNNING")
+
+    def _wait_child(self, process: subprocess.Popen[bytes]) -> None:
+        self.events.put(("exited", process.wait()))
+
+    def on_kill(self, grace: float | None) -> None:
+        if self.task is None or self.terminal_uuid is not None:
+            return
+        if self.process is None:
+            self.update("TASK_KILLED", "Task killed before it started")
+            return
+        if grace is None:
+            policy = self.task.get("kill_policy", {}).get("grace_period")
+            grace = int(policy.get("nanoseconds", 0)) / NANOS if policy else DEFAULT_GRACE
+        deadline = time.monotonic() + grace
+        if self.killing:
+            # A second KILL may only shorten the grace period, as in Mesos.
+            self.kill_deadline = min(self.kill_deadline or deadline, deadline)
+            return
+        self.killing = True
+        self.kill_deadline = deadline
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def on_exited(self, status: int) -> None:
+        detail = describe_exit(status)
+        if self.killing:
+            self.update("TASK_KILLED", detail)
+        elif status == 0:
+            self.update("TASK_FINISHED", detail)
+        else:
+            self.update("TASK_FAILED", detail)
+
+    def handle(self, event: dict[str, Any]) -> bool:
+        """Act on one event; False when the executor should stop."""
+        kind = event.get("type")
+        if kind == "LAUNCH":
+            self.on_launch(event)
+        elif kind == "KILL":
+            policy = event.get("kill", {}).get("kill_policy", {}).get("grace_period")
+            self.on_kill(int(policy.get("nanoseconds", 0)) / NANOS if policy else None)
+        elif kind == "ACKNOWLEDGED":
+            acked = event["acknowledged"]["uuid"]
+            self.unacknowledged.pop(acked, None)
+            if acked == self.terminal_uuid:
+                return False
+        elif kind == "SHUTDOWN":
+            self.on_kill(self.shutdown_grace)
+            if self.process is None:
+                return False
+        elif kind == "ERROR":
+            print(f"agent error: {event.get('error', {}).get('message')}", file=sys.stderr)
+        return True
+
+    # Main loop --------------------------------------------------------------------------
+    def run(self) -> int:
+        stream = self.agent.subscribe(list(self.unacknowledged.values()))
+        threading.Thread(target=read_events, args=(stream, self.events), daemon=True).start()
+        while True:
+            timeout = self._next_timeout()
+            try:
+                kind, payload = self.events.get(timeout=timeout)
+            except queue.Empty:
+                if self._on_timeout():
+                    return 0
+                continue
+            if kind == "event":
+                if not self.handle(payload):
+                    return 0
+            elif kind == "exited":
+                self.on_exited(payload)
+            elif kind == "disconnected":
+                # The agent is gone; without checkpointing there is nobody to report to.
+                if self.process is not None and self.process.poll() is None:
+                    self._signal(signal.SIGKILL)
+                return 1
+
+    def _next_timeout(self) -> float | None:
+        now = time.monotonic()
+        deadlines = [d for d in (self.kill_deadline,
+                                 self.terminal_sent_at and self.terminal_sent_at + ACK_WAIT)
+                     if d]
+        return max(0.0, min(deadlines) - now) if deadlines else None
+
+    def _on_timeout(self) -> bool:
+        now = time.monotonic()
+        if self.terminal_sent_at is not None and now >= self.terminal_sent_at + ACK_WAIT:
+            return True
+        if self.kill_deadline is not None and now >= self.kill_deadline:
+            self.kill_deadline = None
+            if self.process is not None and self.process.poll() is None:
+                self._signal(signal.SIGKILL)
+        return False
+
+
+def main() -> int:
+    missing = [name for name in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID",
+                                 "MESOS_EXECUTOR_ID") if name not in os.environ]
+    if missing:
+        print(f"command executor: missing environment {', '.join(missing)}", file=sys.stderr)
+        return 2
+    return CommandExecutor(dict(os.environ)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

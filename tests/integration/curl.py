@@ -1,0 +1,109 @@
+"""Driving the v1 scheduler API with curl, exactly as seed 004 does it from a shell."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Event = dict[str, Any]
+
+
+def post(url: str, body: dict[str, Any] | str, stream_id: str | None = None,
+         content_type: str = "application/json") -> tuple[int, str]:
+    """``curl -X POST -d@-``; returns the status code and the body text."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    argv = ["curl", "-sS", "--max-time", "10", "-X", "POST", "-H", f"Content-Type: {content_type}",
+            "-d@-", "-w", "\n%{http_code}", url]
+    if stream_id is not None:
+        argv[6:6] = ["-H", f"Mesos-Stream-Id:{stream_id}"]
+    done = subprocess.run(argv, input=data.encode(), capture_output=True, check=True)
+    text, _, code = done.stdout.decode().rpartition("\n")
+    return int(code), text
+
+
+class Subscription:
+    """``curl --no-buffer -i`` holding the SUBSCRIBE stream open; events decoded from RecordIO."""
+
+    def __init__(self, url: str, body: dict[str, Any]) -> None:
+        self.process = subprocess.Popen(
+            ["curl", "-sS", "-i", "--no-buffer", "-X", "POST",
+             "-H", "Content-Type: application/json", "-d@-", url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(body).encode())
+        self.process.stdin.close()
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.events: list[Event] = []
+        self._taken: set[int] = set()
+        self._ready = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("no response headers from the master")
+
+    @property
+    def stream_id(self) -> str:
+        return self.headers["mesos-stream-id"]
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        status_line = stdout.readline().decode()
+        self.status = int(status_line.split()[1]) if status_line else 0
+        for raw in iter(stdout.readline, b""):
+            line = raw.decode().strip()
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+        self._ready.set()
+        while True:
+            length_line = stdout.readline()
+            if not length_line:
+                break
+            if not length_line.strip():
+                continue
+            record = stdout.read(int(length_line))
+            with self._cond:
+                self.events.append(json.loads(record))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def take(self, predicate: Callable[[Event], bool], timeout: float = 15.0) -> Event:
+        """The first event not taken before that matches ``predicate``, waiting for it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, event in enumerate(self.events):
+                    if index not in self._taken and predicate(event):
+                        self._taken.add(index)
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._thread.is_alive()):
+                    seen = [e.get("type") for e in self.events]
+                    raise TimeoutError(f"no matching event; seen {seen}: {self.events[-4:]}")
+                self._cond.wait(left)
+
+    def take_update(self, task_id: str, state: str, timeout: float = 15.0) -> dict[str, Any]:
+        event = self.take(lambda e: e["type"] == "UPDATE"
+                          and e["update"]["status"]["task_id"]["value"] == task_id
+                          and e["update"]["status"]["state"] == state, timeout)
+        return dict(event["update"]["status"])
+
+    def take_offers(self, timeout: float = 15.0) -> list[dict[str, Any]]:
+        return list(self.take(lambda e: e["type"] == "OFFERS", timeout)["offers"]["offers"])
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
