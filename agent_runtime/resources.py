@@ -79,7 +79,9 @@ def _ranges_contain(outer: Ranges, inner: Ranges) -> bool:
 
 
 def to_millis(value: float) -> int:
-    return round(value * 1000)
+    """Mesos's ``convertToFixed``: ``llround(value * 1000)``, halves away from zero."""
+    millis = math.floor(abs(value) * 1000 + 0.5)
+    return millis if value >= 0 else -millis
 
 
 class Resources(Mapping[Key, Value]):
@@ -282,7 +284,7 @@ def _is_empty(value: Value) -> bool:
 
 def _value_text(value: Value) -> str:
     if isinstance(value, int):
-        return f"{value / 1000:g}"
+        return f"{value / 1000:.15g}"  # as Mesos: digits10 significant digits
     if isinstance(value, frozenset):
         return "{" + ",".join(sorted(value)) + "}"
     return "[" + ",".join(f"{b}-{e}" for b, e in value) + "]"

@@ -19,6 +19,7 @@ retrying the update on its own), or when the agent asks it to shut down.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -223,10 +224,8 @@ class CommandExecutor:
 
     def _signal(self, signum: int) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def on_exited(self, status: int) -> None:
         detail = describe_exit(status)

@@ -20,7 +20,7 @@ else
 fi
 
 "$PYTHON" -m grpc_tools.protoc -I . \
-    --python_out=. --grpc_python_out=. --mypy_out=. \
+    --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. \
     "${protos[@]}"
 
 # grpc_tools writes a *_pb2_grpc.py for every file; drop the ones with no service in them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -12,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-from agent_runtime import executors as executors_pkg
 from agent_runtime.agent import paths
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, FrameworkRecord
@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 Status = mesos_pb2.TaskStatus
 Event = executor_pb2.Event
-COMMAND_EXECUTOR = os.path.join(os.path.dirname(executors_pkg.__file__), "command.py")
+# Found through the import system: the `executors/` folder is mapped to agent_runtime.executors.
+_COMMAND_SPEC = importlib.util.find_spec("agent_runtime.executors.command")
+assert _COMMAND_SPEC is not None and _COMMAND_SPEC.origin is not None
+COMMAND_EXECUTOR: str = _COMMAND_SPEC.origin
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
 EXECUTOR_CPUS = 0.1
@@ -221,8 +224,8 @@ class Agent:
         elif not command.HasField("shell") or command.shell:
             argv = ["/bin/sh", "-c", command.value]
         else:
-            argv = list(command.arguments) or [command.value]
-            argv[0:1] = [command.value] if not command.arguments else [command.value]
+            # shell=false: run `value` itself with `arguments` after argv[0], as execvp would.
+            argv = [command.value, *list(command.arguments)[1:]]
         env = self.executor_env(framework, executor)
         executor.process = await self.launcher.launch(
             argv, env, executor.directory,

@@ -61,8 +61,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     port = config.port
     if port == 0:
         server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        assert isinstance(server, asyncio.Server)
+        port = server.sockets[0].getsockname()[1]
         app_agent.info.port = port
         app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
     link = MasterLink(app_agent, config.master, config.registration_backoff_factor)

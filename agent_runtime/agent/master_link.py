@@ -78,8 +78,10 @@ class MasterLink:
             call = stub.Connect()
             await call.write(internal_pb2.AgentMessage(register=self.agent.registration()))
             first = await call.read()
-            if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
-                error = "" if first is grpc.aio.EOF else first.error
+            if not isinstance(first, internal_pb2.MasterMessage) or (
+                first.WhichOneof("kind") != "registered"
+            ):
+                error = first.error if isinstance(first, internal_pb2.MasterMessage) else ""
                 if error:
                     self.refused = error
                     log.error("master refused registration: %s", error)
@@ -94,7 +96,7 @@ class MasterLink:
             try:
                 while True:
                     message = await call.read()
-                    if message is grpc.aio.EOF:
+                    if not isinstance(message, internal_pb2.MasterMessage):
                         raise ConnectionError("master closed the link")
                     self.agent.handle(message)
             finally:

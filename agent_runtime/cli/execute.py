@@ -91,7 +91,9 @@ def build_task(config: ExecuteConfig) -> tuple[mesos_pb2.TaskInfo, Resources]:
             task.container.mesos.image.type = mesos_pb2.Image.DOCKER
             task.container.mesos.image.docker.name = image
         else:
-            raise FlagError(f"--containerizer must be 'mesos' or 'docker', not {config.containerizer!r}")
+            raise FlagError(
+                f"--containerizer must be 'mesos' or 'docker', not {config.containerizer!r}"
+            )
     elif config.appc_image:
         task.container.type = mesos_pb2.ContainerInfo.MESOS
         task.container.mesos.image.type = mesos_pb2.Image.APPC

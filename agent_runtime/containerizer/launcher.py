@@ -8,6 +8,7 @@ no thread and no polling per child.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,10 +98,8 @@ class PosixLauncher:
         except ProcessLookupError:
             pass
         except PermissionError:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signum)
-            except ProcessLookupError:
-                pass
 
     async def destroy(self, process: Process, grace: float = 0.0) -> int:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL; returns the exit status."""

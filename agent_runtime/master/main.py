@@ -51,7 +51,7 @@ async def start_master(config: MasterConfig) -> RunningMaster:
     await site.start()
     port = config.port
     if port == 0:
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if isinstance(site._server, asyncio.Server) else []
         port = sockets[0].getsockname()[1]
         master.info.port = port
         master.info.address.port = port

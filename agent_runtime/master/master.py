@@ -22,13 +22,13 @@ from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.model import (
     TERMINAL_STATES,
     Agent,
-    EventStream,
     Framework,
     Offer,
 )
 from agent_runtime.master.tasks import TaskLauncher
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, validate_role
+from agent_runtime.streams import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,9 @@ class Master:
         info = mesos_pb2.FrameworkInfo()
         info.CopyFrom(call.subscribe.framework_info)
         self.validate_framework_info(info)
-        if call.HasField("framework_id") and info.HasField("id"):
-            if call.framework_id.value != info.id.value:
-                raise BadRequest("'framework_id' differs from 'subscribe.framework_info.id'")
+        if (call.HasField("framework_id") and info.HasField("id")
+                and call.framework_id.value != info.id.value):
+            raise BadRequest("'framework_id' differs from 'subscribe.framework_info.id'")
         now = self.clock()
         framework_id = info.id.value if info.HasField("id") else ""
         framework = self.frameworks.get(framework_id) if framework_id else None

@@ -16,8 +16,9 @@ from agent_runtime.http_util import (
     response_media_type,
 )
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import EventStream, Framework
+from agent_runtime.master.model import Framework
 from agent_runtime.proto import scheduler_pb2
+from agent_runtime.streams import EventStream
 
 Call = scheduler_pb2.Call
 STREAM_HEADER = "Mesos-Stream-Id"

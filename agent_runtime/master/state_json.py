@@ -35,7 +35,7 @@ def task_json(task: Task) -> dict[str, Any]:
     if task.user:
         out["user"] = task.user
     for field in ("labels", "discovery", "container", "health_check"):
-        if task.info.HasField(field):  # type: ignore[arg-type]
+        if task.info.HasField(field):
             out[field] = to_dict(getattr(task.info, field))
     return out
 
@@ -208,17 +208,17 @@ def roles_json(master: Master) -> dict[str, Any]:
             entry(role)["reserved"] += agent.total.reserved(role)
     out = []
     for name in sorted(roles):
-        role = roles[name]
-        total = role["allocated"] + role["offered"]
+        record = roles[name]
+        total = record["allocated"] + record["offered"]
         out.append(
             {
                 "name": name,
-                "weight": role["weight"],
-                "frameworks": role["frameworks"],
+                "weight": record["weight"],
+                "frameworks": record["frameworks"],
                 "resources": total.flat(),
-                "allocated": role["allocated"].flat(),
-                "offered": role["offered"].flat(),
-                "reserved": role["reserved"].flat(),
+                "allocated": record["allocated"].flat(),
+                "offered": record["offered"].flat(),
+                "reserved": record["reserved"].flat(),
                 "quota": {"role": name, "guarantee": {}, "limit": {}, "consumed": {}},
             }
         )
@@ -316,11 +316,11 @@ def metrics_json(master: Master) -> dict[str, float]:
         for task in framework.tasks.values():
             if task.state not in TERMINAL_STATES:
                 used = used + task.resources
-    for name in ("cpus", "mem", "disk", "gpus"):
-        t, u = total.scalar(name), used.scalar(name)
-        out[f"master/{name}_total"] = t
-        out[f"master/{name}_used"] = u
-        out[f"master/{name}_percent"] = u / t if t else 0.0
-    for key, value in master.metrics.items():
-        out[key] = float(value)
+    for resource in ("cpus", "mem", "disk", "gpus"):
+        t, u = total.scalar(resource), used.scalar(resource)
+        out[f"master/{resource}_total"] = t
+        out[f"master/{resource}_used"] = u
+        out[f"master/{resource}_percent"] = u / t if t else 0.0
+    for metric, value in master.metrics.items():
+        out[metric] = float(value)
     return out

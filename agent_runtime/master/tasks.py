@@ -305,10 +305,10 @@ class TaskLauncher:
                                        task.statuses[-1] if task.statuses else None)
             return
         for item in reconcile.tasks:
-            task = framework.tasks.get(item.task_id.value)
-            if task is not None:
-                self._reconcile_update(framework, task.task_id, task.agent_id, task.state,
-                                       task.statuses[-1] if task.statuses else None)
+            known = framework.tasks.get(item.task_id.value)
+            if known is not None:
+                self._reconcile_update(framework, known.task_id, known.agent_id, known.state,
+                                       known.statuses[-1] if known.statuses else None)
                 continue
             agent_id = item.agent_id.value if item.HasField("agent_id") else ""
             if agent_id and agent_id in self.master.agents:

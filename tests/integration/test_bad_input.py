@@ -1,4 +1,4 @@
-"""Bad input gets a clear 4xx or a TASK_ERROR/TASK_DROPPED naming the problem; daemons keep serving."""
+"""Bad input gets a 4xx or a TASK_ERROR/TASK_DROPPED naming the problem; daemons keep serving."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ class Framework:
         for offer in offers:
             info = offer.get_offer()
             # The command executor adds 0.1 cpus and 32 MB on top of each task.
-            fit = int(min(_scalar(info, "cpus") // (CPUS + 0.1), _scalar(info, "mem") // (MEM + 32)))
+            fit = int(min(_scalar(info, "cpus") // (CPUS + 0.1),
+                          _scalar(info, "mem") // (MEM + 32)))
             with self.lock:
                 count = min(fit, TASKS - self.launched)
                 self.launched += count
