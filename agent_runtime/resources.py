@@ -19,14 +19,14 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import mesos_pb2
 
 Range = tuple[int, int]
 Ranges = tuple[Range, ...]
-Value = Union[int, Ranges, frozenset[str]]
+Value = int | Ranges | frozenset[str]
 
 STATIC = mesos_pb2.Resource.ReservationInfo.STATIC
 DYNAMIC = mesos_pb2.Resource.ReservationInfo.DYNAMIC
@@ -127,7 +127,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 items[key] = mine | value  # type: ignore[operator]
             else:
-                items[key] = _merge(mine + value)  # type: ignore[operator]
+                items[key] = _merge(mine + value)  # type: ignore[operator, arg-type]
         return Resources(items)
 
     def __sub__(self, other: Resources) -> Resources:
@@ -222,7 +222,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 merged[name] = mine | value  # type: ignore[operator]
             else:
-                merged[name] = _merge(mine + value)  # type: ignore[operator]
+                merged[name] = _merge(mine + value)  # type: ignore[operator, arg-type]
         for name, value in merged.items():
             out[name] = value / 1000 if isinstance(value, int) else _value_text(value)
         return out

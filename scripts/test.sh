@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/mypy agent_runtime executors isolators images
+.venv/bin/mypy agent_runtime executors isolators images bench tests
 set +e
 .venv/bin/python -m pytest -q "$@"
 code=$?

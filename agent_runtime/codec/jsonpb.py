@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any, TypeVar
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from agent_runtime.errors import BadRequest
@@ -54,12 +54,24 @@ def _is_map(field: FieldDescriptor) -> bool:
     )
 
 
+def _enum(field: FieldDescriptor) -> EnumDescriptor:
+    enum_type = field.enum_type
+    assert enum_type is not None, field.full_name
+    return enum_type
+
+
+def _message_type(field: FieldDescriptor) -> Descriptor:
+    message_type = field.message_type
+    assert message_type is not None, field.full_name
+    return message_type
+
+
 def _scalar_out(field: FieldDescriptor, value: Any) -> Any:
     kind = field.type
     if kind == FieldDescriptor.TYPE_MESSAGE:
         return to_dict(value)
     if kind == FieldDescriptor.TYPE_ENUM:
-        enum_value = field.enum_type.values_by_number.get(value)
+        enum_value = _enum(field).values_by_number.get(value)
         return enum_value.name if enum_value is not None else value
     if kind == FieldDescriptor.TYPE_BYTES:
         return base64.b64encode(value).decode("ascii")
@@ -71,7 +83,7 @@ def to_dict(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in message.ListFields():
         if _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = _message_type(field).fields_by_name["value"]
             out[field.name] = {k: _scalar_out(value_field, v) for k, v in value.items()}
         elif field.is_repeated:
             out[field.name] = [_scalar_out(field, item) for item in value]
@@ -127,7 +139,7 @@ def _fill(message: Message, data: Any, path: str, depth: int) -> None:
         raise BadRequest(f"{path}: expected a JSON object, got {type(data).__name__}")
     if depth > MAX_DEPTH:
         raise BadRequest(f"{path}: messages nested more than {MAX_DEPTH} deep")
-    descriptor = message.DESCRIPTOR
+    descriptor: Descriptor = message.DESCRIPTOR  # type: ignore[assignment]
     for key, value in data.items():
         field = _field_by_json_key(descriptor, key)
         if field is None or value is None:
@@ -137,7 +149,7 @@ def _fill(message: Message, data: Any, path: str, depth: int) -> None:
             if not isinstance(value, dict):
                 raise BadRequest(f"{where}: expected a JSON object (map)")
             container = getattr(message, field.name)
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = _message_type(field).fields_by_name["value"]
             for map_key, map_value in value.items():
                 # Lone surrogates survive json.loads but not UTF-8: keep them out of messages.
                 key_path = f"{where}.{map_key.encode('utf-8', 'backslashreplace').decode()}"
@@ -182,13 +194,13 @@ def _scalar_in(field: FieldDescriptor, value: Any, path: str) -> Any:
     kind = field.type
     if kind == FieldDescriptor.TYPE_ENUM:
         if isinstance(value, str):
-            enum_value = field.enum_type.values_by_name.get(value)
+            enum_value = _enum(field).values_by_name.get(value)
             if enum_value is None:
-                raise BadRequest(f"{path}: unknown {field.enum_type.name} value {value!r}")
+                raise BadRequest(f"{path}: unknown {_enum(field).name} value {value!r}")
             return enum_value.number
         if isinstance(value, int) and not isinstance(value, bool):
-            if value not in field.enum_type.values_by_number:
-                raise BadRequest(f"{path}: unknown {field.enum_type.name} value {value}")
+            if value not in _enum(field).values_by_number:
+                raise BadRequest(f"{path}: unknown {_enum(field).name} value {value}")
             return value
         raise BadRequest(f"{path}: expected an enum name, got {value!r}")
     if kind in _INT_TYPES:

@@ -51,7 +51,7 @@ TEARDOWN = json.loads("""{ "framework_id" : {"value" : "test13"}, "type" : "TEAR
 
 
 def _scalar(offer: dict[str, Any], name: str) -> float:
-    return sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name)
+    return float(sum(r["scalar"]["value"] for r in offer["resources"] if r["name"] == name))
 
 
 def _acknowledge(api: str, stream_id: str, status: dict[str, Any]) -> None:
