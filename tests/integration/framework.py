@@ -1,0 +1,109 @@
+"""A test scheduler on our protobuf client: events collected in the background, taken by predicate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+
+from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.scheduler.client import SchedulerClient
+
+Event = scheduler_pb2.Event
+
+
+def framework_info(name: str = "test", **fields: object) -> mesos_pb2.FrameworkInfo:
+    info = mesos_pb2.FrameworkInfo(user="root", name=name)
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+def command_task(offer: mesos_pb2.Offer, command: str, task_id: str | None = None,
+                 cpus: float = 0.1, mem: float = 32) -> mesos_pb2.TaskInfo:
+    task = mesos_pb2.TaskInfo(name=task_id or "task")
+    task.task_id.value = task_id or f"t-{uuid.uuid4()}"
+    task.agent_id.CopyFrom(offer.agent_id)
+    task.command.value = command
+    for name, value in (("cpus", cpus), ("mem", mem)):
+        resource = task.resources.add(name=name, type=mesos_pb2.Value.SCALAR)
+        resource.scalar.value = value
+    return task
+
+
+class TestFramework:
+    __test__ = False  # not a pytest class
+
+    def __init__(self, client: SchedulerClient) -> None:
+        self.client = client
+        self.events: list[scheduler_pb2.Event] = []
+        self._taken: set[int] = set()
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self.take(lambda e: e.type == Event.SUBSCRIBED)
+        assert self.client.framework_id is not None
+        return self.client.framework_id
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for event in self.client.events():
+                async with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+        async with self._changed:
+            self.events.append(Event(type=Event.UNKNOWN))  # marks the end of the stream
+            self._changed.notify_all()
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+
+    async def take(self, predicate: Callable[[scheduler_pb2.Event], bool],
+                   timeout: float = 15.0) -> scheduler_pb2.Event:
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                for index, event in enumerate(self.events):
+                    if index not in self._taken and predicate(event):
+                        self._taken.add(index)
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [Event.Type.Name(e.type) for e in self.events]
+                    raise TimeoutError(f"no matching event within {timeout}s; seen {seen}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+
+    async def offers(self, timeout: float = 15.0) -> list[mesos_pb2.Offer]:
+        event = await self.take(lambda e: e.type == Event.OFFERS, timeout)
+        return list(event.offers.offers)
+
+    async def update(self, task_id: str, state: int | None = None, timeout: float = 15.0,
+                     ack: bool = True) -> mesos_pb2.TaskStatus:
+        event = await self.take(
+            lambda e: e.type == Event.UPDATE and e.update.status.task_id.value == task_id
+            and (state is None or e.update.status.state == state), timeout)
+        if ack:
+            await self.client.acknowledge(event.update.status)
+        return event.update.status
+
+    async def launch(self, offer: mesos_pb2.Offer, command: str,
+                     task_id: str | None = None) -> str:
+        task = command_task(offer, command, task_id)
+        await self.client.accept([offer.id.value], [task], refuse_seconds=0)
+        return str(task.task_id.value)
+
+    async def running(self, offer: mesos_pb2.Offer, command: str = "sleep 300",
+                      task_id: str | None = None) -> str:
+        """Launch and wait for TASK_RUNNING, acknowledging TASK_STARTING on the way."""
+        task_id = await self.launch(offer, command, task_id)
+        await self.update(task_id, mesos_pb2.TASK_STARTING)
+        await self.update(task_id, mesos_pb2.TASK_RUNNING)
+        return task_id
