@@ -1,4 +1,4 @@
-"""A test scheduler on our protobuf client: events collected in the background, taken by predicate."""
+"""A test scheduler on our protobuf client: events gathered in the background, taken by test."""
 
 from __future__ import annotations
 
