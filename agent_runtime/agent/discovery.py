@@ -8,12 +8,14 @@ under 2 GB), disk is the work dir's filesystem minus 5 GB (half when under 10 GB
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 
 import psutil
 
+from agent_runtime.errors import BadRequest
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources, parse
 
@@ -25,7 +27,7 @@ GB_MB = 1024
 def detect_gpus() -> int:
     """Number of NVIDIA GPUs NVML reports; 0 when there is no library or no device."""
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return 0
     try:
@@ -41,7 +43,8 @@ def detect_gpus() -> int:
 
 def detect(work_dir: str, flag: str | None, default_role: str, isolation: str) -> Resources:
     given = parse(flag, default_role) if flag else Resources()
-    names = {name for name, _ in given}
+    # Named ones, zeros included: an explicit `cpus:0` turns detection off, as in Mesos.
+    names = _named(flag) if flag else set()
     detected: list[str] = []
     if "cpus" not in names:
         detected.append(f"cpus:{os.cpu_count() or 1}")
@@ -63,18 +66,33 @@ def detect(work_dir: str, flag: str | None, default_role: str, isolation: str) -
     return given + parse(";".join(detected), default_role)
 
 
+def _named(flag: str) -> set[str]:
+    """Names of the resources ``--resources`` gives (already validated by ``parse``)."""
+    stripped = flag.strip()
+    if stripped.startswith("["):
+        items = json.loads(stripped)
+        return {str(item.get("name", "")) for item in items if isinstance(item, dict)}
+    return {item.split(":", 1)[0].split("(", 1)[0].strip() for item in stripped.split(";")}
+
+
 def parse_attributes(text: str | None) -> list[mesos_pb2.Attribute]:
     """``rack:2;zone:a;keys:[1000-1500]``: scalars, ranges, sets or text, as Mesos."""
     out = []
     for item in filter(None, (part.strip() for part in (text or "").split(";"))):
         name, _, value = item.partition(":")
-        attribute = mesos_pb2.Attribute(name=name.strip())
-        value = value.strip()
+        name, value = name.strip(), value.strip()
+        if not name or not value:
+            # Mesos's Attributes::parse refuses a pair without a key or a value.
+            raise BadRequest(f"attributes: invalid key:value pair {item!r}")
+        attribute = mesos_pb2.Attribute(name=name)
         if value.startswith("["):
             attribute.type = mesos_pb2.Value.RANGES
-            for span in filter(None, value.strip("[]").split(",")):
+            for span in filter(None, (s.strip() for s in value.strip("[]").split(","))):
                 begin, _, end = span.partition("-")
-                attribute.ranges.range.add(begin=int(begin), end=int(end or begin))
+                try:
+                    attribute.ranges.range.add(begin=int(begin), end=int(end or begin))
+                except ValueError as exc:
+                    raise BadRequest(f"attributes: invalid range {span!r} in {item!r}") from exc
         elif value.startswith("{"):
             attribute.type = mesos_pb2.Value.SET
             attribute.set.item.extend(v.strip() for v in value.strip("{}").split(","))
