@@ -149,3 +149,28 @@ async def test_unacknowledged_update_is_resent_with_the_same_uuid(cluster: Clust
         await client.acknowledge(again)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
         await framework.stop()
+
+
+async def test_kill_escalates_to_sigkill_after_the_grace_period(cluster: Cluster) -> None:
+    async with SchedulerClient(cluster.master, framework_info()) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        # The task ignores SIGTERM, so only the SIGKILL after the grace period ends it.
+        task_id = await framework.running(offer, "trap '' TERM; sleep 300")
+        call = Call(type=Call.KILL)
+        call.kill.task_id.value = task_id
+        call.kill.kill_policy.grace_period.nanoseconds = 1_000_000_000
+        asked = time.monotonic()
+        await client.call(call)
+        status = await framework.update(task_id, mesos_pb2.TASK_KILLED)
+        assert time.monotonic() - asked >= 0.9
+        assert status.message == "Command terminated with signal Killed"
+
+        # Killing a task the master does not know answers with reconciliation: TASK_LOST.
+        call = Call(type=Call.KILL)
+        call.kill.task_id.value = "no-such-task"
+        await client.call(call)
+        lost = await framework.update("no-such-task", ack=False)
+        assert lost.state == mesos_pb2.TASK_LOST
+        await framework.stop()
