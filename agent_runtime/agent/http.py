@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -17,9 +18,20 @@ from agent_runtime.http_util import MAX_BODY, Handler, error_middleware, json_re
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 
+# What /version answers (both daemons, as Mesos); the build keys are empty outside a release.
+VERSION: dict[str, Any] = {
+    "version": __version__,
+    "build_date": "",
+    "build_time": 0.0,
+    "build_user": "",
+    "git_sha": "",
+    "git_branch": "",
+    "git_tag": "",
+}
+
 
 def _task_json(task: mesos_pb2.Task) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": task.task_id.value,
         "name": task.name,
         "framework_id": task.framework_id.value,
@@ -32,16 +44,66 @@ def _task_json(task: mesos_pb2.Task) -> dict[str, Any]:
             for s in task.statuses
         ],
     }
+    if task.resources:
+        # A task's resources are all allocated to one role (MESOS-6636), as Mesos writes it.
+        out["role"] = task.resources[0].allocation_info.role or "*"
+    if task.user:
+        out["user"] = task.user
+    return out
+
+
+def _allocated(executor: Executor) -> Resources:
+    """The executor's resources plus its live tasks' (Mesos's ``allocatedResources()``)."""
+    total = Resources.from_proto(executor.info.resources)
+    if executor.command_executor:
+        return total  # its ExecutorInfo already holds the task's resources (see agent.py)
+    for task in executor.launched.values():
+        if task.state not in TERMINAL:
+            total = total + Resources.from_proto(task.resources)
+    for queued in executor.queued.values():
+        total = total + Resources.from_proto(queued.resources)
+    return total
+
+
+def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]:
+    """Flat, as Mesos renders ``Attributes``: scalars as numbers, the rest as text."""
+    out: dict[str, Any] = {}
+    for attribute in attributes:
+        if attribute.type == mesos_pb2.Value.SCALAR:
+            out[attribute.name] = attribute.scalar.value
+        elif attribute.type == mesos_pb2.Value.RANGES:
+            spans = ",".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
+            out[attribute.name] = f"[{spans}]"
+        elif attribute.type == mesos_pb2.Value.SET:
+            out[attribute.name] = "{" + ",".join(attribute.set.item) + "}"
+        else:
+            out[attribute.name] = attribute.text.value
+    return out
+
+
+def _role(executor: Executor) -> str | None:
+    """The role the executor's resources are allocated to (one per executor, MESOS-6636)."""
+    resources = [*executor.info.resources]
+    for queued in executor.queued.values():
+        resources.extend(queued.resources)
+    for task in [*executor.launched.values(), *executor.completed]:
+        resources.extend(task.resources)
+    for resource in resources:
+        if resource.HasField("allocation_info"):
+            return str(resource.allocation_info.role)
+    return None
 
 
 def _executor_json(executor: Executor) -> dict[str, Any]:
+    role = _role(executor)
     return {
         "id": executor.id,
         "name": executor.info.name,
         "source": executor.info.source,
         "container": executor.container_id,
         "directory": executor.directory,
-        "resources": Resources.from_proto(executor.info.resources).flat(),
+        "resources": _allocated(executor).flat(),
+        **({"role": role} if role is not None else {}),
         "type": "DEFAULT" if executor.command_executor else "CUSTOM",
         "tasks": [_task_json(t) for t in executor.launched.values() if t.state not in TERMINAL],
         "queued_tasks": [
@@ -84,8 +146,12 @@ def make_app(agent: Agent) -> web.Application:
 
     async def state(request: web.Request) -> web.Response:
         master = agent.master_info
+        allocated = Resources()
+        for framework in agent.frameworks.values():
+            for executor in framework.executors.values():
+                allocated = allocated + _allocated(executor)
         data: dict[str, Any] = {
-            "version": __version__,
+            **VERSION,
             "start_time": agent.start_time,
             "id": agent.id,
             "pid": agent.pid,
@@ -97,15 +163,26 @@ def make_app(agent: Agent) -> web.Application:
                 for role in sorted(agent.resources.roles())
             },
             "unreserved_resources": agent.resources.unreserved().flat(),
+            "reserved_resources_full": {
+                role: [to_dict(r) for r in agent.resources.reserved(role).to_proto()]
+                for role in sorted(agent.resources.roles())
+            },
             "unreserved_resources_full": [
                 to_dict(r) for r in agent.resources.unreserved().to_proto()
             ],
-            "attributes": {a.name: to_dict(a) for a in agent.info.attributes},
+            "reserved_resources_allocated": {
+                role: allocated.reserved(role).flat() for role in sorted(allocated.roles())
+            },
+            "unreserved_resources_allocated": allocated.unreserved().flat(),
+            "resource_providers": [],
+            "attributes": _attributes(agent.info.attributes),
             "master_hostname": master.hostname if master is not None else "",
             "flags": as_strings(agent.config),
             "frameworks": [_framework_json(f) for f in agent.frameworks.values()],
             "completed_frameworks": [_framework_json(f) for f in agent.completed_frameworks],
         }
+        if agent.config.log_dir:
+            data["log_dir"] = agent.config.log_dir
         return json_response(data, request)
 
     async def flags(request: web.Request) -> web.Response:
@@ -115,7 +192,7 @@ def make_app(agent: Agent) -> web.Application:
         return web.Response(status=200)
 
     async def version(request: web.Request) -> web.Response:
-        return json_response({"version": __version__}, request)
+        return json_response(VERSION, request)
 
     async def metrics(request: web.Request) -> web.Response:
         running = sum(len(f.executors) for f in agent.frameworks.values())
@@ -149,19 +226,26 @@ def make_app(agent: Agent) -> web.Application:
         "/monitor/statistics": statistics,
         "/containers": statistics,
     }
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    gets: dict[str, Handler] = {
+        "/state.json": state,
+        "/slave(1)/state.json": state,
+        "/monitor/statistics.json": statistics,
+        "/version": version,
+        "/metrics/snapshot": metrics,
+        "/files/browse": browse,
+        "/files/browse.json": browse,
+        "/files/read": read,
+        "/files/read.json": read,
+    }
     for path, handler in routes.items():
+        gets[path] = handler
+        gets["/slave(1)" + path] = handler
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    # Mesos strips a trailing '/', so `/state/` is `/state`.
+    for path, handler in gets.items():
         app.router.add_get(path, handler)
-        app.router.add_get("/slave(1)" + path, handler)
-    app.router.add_get("/state.json", state)
-    app.router.add_get("/slave(1)/state.json", state)
-    app.router.add_get("/monitor/statistics.json", statistics)
-    app.router.add_get("/version", version)
-    app.router.add_get("/metrics/snapshot", metrics)
-    app.router.add_get("/files/browse", browse)
-    app.router.add_get("/files/browse.json", browse)
-    app.router.add_get("/files/read", read)
-    app.router.add_get("/files/read.json", read)
+        app.router.add_get(path + "/", handler)
     for path in ("/api/v1/executor", "/slave(1)/api/v1/executor"):
         app.router.add_route("*", path, executor_api.handle)
+        app.router.add_route("*", path + "/", executor_api.handle)
     return app

@@ -58,13 +58,16 @@ class MasterLink:
         while True:
             try:
                 await self._session()
-                attempt = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.info("master link: %s", exc)
             if self.refused is not None:
                 return
+            if self.registered.is_set():
+                # A session that registered ends only by breaking; the backoff starts over (as
+                # Mesos's does on each new master), so later failovers are not slowed by earlier.
+                attempt = 0
             self.registered.clear()
             self._outbox = None
             delay = random.uniform(0, min(self.backoff_factor * 2 ** attempt, MAX_BACKOFF))

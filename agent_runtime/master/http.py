@@ -85,10 +85,14 @@ def make_app(master: Master) -> web.Application:
         "/metrics/snapshot": metrics,
     }
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    # Mesos strips a trailing '/', so `/master/state/` is `/master/state`.
     for path, handler in delegate_aliases(routes, "/master").items():
         app.router.add_get(path, handler)
+        app.router.add_get(path + "/", handler)
     for path in ("/master/teardown", "/teardown"):
         app.router.add_route("*", path, teardown)
+        app.router.add_route("*", path + "/", teardown)
     for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
         app.router.add_route("*", path, scheduler.handle)
+        app.router.add_route("*", path + "/", scheduler.handle)
     return app

@@ -276,6 +276,8 @@ def state_json(master: Master) -> dict[str, Any]:
     }
     if master.config.cluster:
         out["cluster"] = master.config.cluster
+    if master.config.log_dir:
+        out["log_dir"] = master.config.log_dir
     out.update(slaves_json(master))
     out.update(frameworks_json(master))
     return out
@@ -290,12 +292,17 @@ def metrics_json(master: Master) -> dict[str, float]:
         "master/slaves_disconnected": sum(
             1.0 for a in master.agents.values() if not a.connected
         ),
+        "master/slaves_inactive": sum(1.0 for a in master.agents.values() if not a.active),
+        "master/slaves_unreachable": 0.0,
         "master/frameworks_active": sum(1.0 for f in master.frameworks.values() if f.active),
         "master/frameworks_connected": sum(
             1.0 for f in master.frameworks.values() if f.connected
         ),
         "master/frameworks_disconnected": sum(
             1.0 for f in master.frameworks.values() if not f.connected
+        ),
+        "master/frameworks_inactive": sum(
+            1.0 for f in master.frameworks.values() if not f.active
         ),
         "master/outstanding_offers": float(len(master.offers)),
     }
@@ -304,7 +311,8 @@ def metrics_json(master: Master) -> dict[str, float]:
         return "master/" + name.replace("task_", "tasks_", 1)
 
     counts = {key(state): 0.0 for state in mesos_pb2.TaskState.values()}
-    for framework in list(master.frameworks.values()):
+    # Terminal states are counters in Mesos: a torn-down framework's tasks still count.
+    for framework in [*master.frameworks.values(), *master.completed_frameworks]:
         for task in [*framework.tasks.values(), *framework.completed_tasks]:
             counts[key(task.state)] += 1
     out.update(counts)
