@@ -52,8 +52,8 @@ class ExecutorAPI:
                 raise BadRequest("Expecting 'update' to be present")
             self.agent.executor_update(executor, call.update.status)
         elif call.type == Call.MESSAGE:
-            if not call.HasField("message"):
-                raise BadRequest("Expecting 'message' to be present")
+            if not call.message.HasField("data"):
+                raise BadRequest("Expecting 'message.data' to be present")
             self.agent.executor_message(executor, call.message.data)
         elif call.type != Call.HEARTBEAT:
             raise NotImplementedCall(f"Call {Call.Type.Name(call.type)} is not implemented")

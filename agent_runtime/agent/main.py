@@ -35,6 +35,13 @@ class RunningAgent:
 
     async def stop(self) -> None:
         await self.link.stop()
+        # Executor subscriptions are open-ended responses: end them, or the server's clean-up
+        # waits for them. The executors themselves are left running (see README).
+        for framework in self.agent.frameworks.values():
+            for executor in framework.executors.values():
+                if executor.stream is not None:
+                    executor.stream.close()
+        await self.runner.shutdown()
         await self.runner.cleanup()
 
 

@@ -356,7 +356,9 @@ class Master:
             existing.active = True
             existing.reregistered_time = now
             existing.info = info
+            self.allocator.activate_agent(agent_id)
             log.info("agent %s re-registered", agent_id)
+            self.schedule_allocation()
             return existing
         if not agent_id:
             agent_id = f"{self.id}-S{self._next_agent}"
@@ -382,6 +384,8 @@ class Master:
         log.info("agent %s disconnected", agent.id)
         agent.connected = False
         agent.active = False
+        # Before rescinding: the resources the rescinds return must not be offered again.
+        self.allocator.deactivate_agent(agent.id)
         for offer in [o for o in self.offers.values() if o.agent_id == agent.id]:
             self.rescind_offer(offer.proto.id.value)
         grace = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts

@@ -132,8 +132,6 @@ def test_agent_restart_on_the_same_work_dir(cluster: Cluster) -> None:
     running.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the master keeps offering a disconnected agent's "
-                   "resources: nothing tells the allocator the agent is gone (master.py)")
 def test_no_offers_for_a_disconnected_agent(cluster: Cluster) -> None:
     """Mesos deactivates a disconnected agent in the allocator (``deactivateSlave``)."""
     (agent,) = _active_agents(cluster)

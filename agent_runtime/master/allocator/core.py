@@ -39,6 +39,7 @@ class _Agent:
     total: Resources
     allocated: Resources = field(default_factory=Resources)
     has_gpus: bool = False
+    active: bool = True
 
     @property
     def available(self) -> Resources:
@@ -95,6 +96,15 @@ class Allocator:
         self._refresh_totals()
         for key in [k for k in self._filters if k[2] == agent_id]:
             del self._filters[key]
+
+    def activate_agent(self, agent_id: str) -> None:
+        if agent_id in self._agents:
+            self._agents[agent_id].active = True
+
+    def deactivate_agent(self, agent_id: str) -> None:
+        """A disconnected agent keeps its resources in the totals but gets no offers."""
+        if agent_id in self._agents:
+            self._agents[agent_id].active = False
 
     def has_agent(self, agent_id: str) -> bool:
         return agent_id in self._agents
@@ -246,6 +256,8 @@ class Allocator:
         self._random.shuffle(agent_ids)
         for agent_id in agent_ids:
             agent = self._agents[agent_id]
+            if not agent.active:
+                continue
             available = agent.available
             if not _allocatable(available):
                 continue

@@ -452,3 +452,14 @@ def test_weighted_shares_end_close(agents: list[tuple[int, int]], weights: list[
     weighted = [shares[f"f-{role}"] / weight for role, weight in roles.items()]
     biggest = max(max(c / total.scalar("cpus"), m / total.scalar("mem")) for c, m in agents)
     assert max(weighted) - min(weighted) <= biggest / min(weights) + 1e-9
+
+
+def test_deactivated_agent_gets_no_offers_until_reactivated() -> None:
+    allocator = Allocator(seed=1)
+    allocator.add_agent("a1", parse("cpus:2;mem:1024"))
+    allocator.add_framework("f1", ["*"])
+    allocator.deactivate_agent("a1")
+    assert allocator.allocate(now=0.0) == []
+    allocator.activate_agent("a1")
+    (allocation,) = allocator.allocate(now=1.0)
+    assert allocation.agent_id == "a1" and allocation.framework_id == "f1"
