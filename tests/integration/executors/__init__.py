@@ -1,0 +1,1 @@
+"""Custom executors that the integration tests launch through ExecutorInfo."""

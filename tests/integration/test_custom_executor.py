@@ -1,0 +1,388 @@
+"""Third-party executors: a scheduler launches tasks with its own ExecutorInfo, and a custom
+executor (``executors/echo_executor.py``: standard library only, JSON on the wire) drives the v1
+executor API against a real master and agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.scheduler.client import SchedulerClient
+from tests.cluster import Cluster
+from tests.integration.executors import echo_executor
+
+Call = scheduler_pb2.Call
+Event = scheduler_pb2.Event
+Status = mesos_pb2.TaskStatus
+EXECUTOR_ID = "echo-executor"
+
+
+class Scheduler:
+    """Collects events in the background; acknowledges every status update it gets."""
+
+    def __init__(self, client: SchedulerClient) -> None:
+        self.client = client
+        self.events: list[scheduler_pb2.Event] = []
+        self._taken: set[int] = set()
+        self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self.take(lambda e: e.type == Event.SUBSCRIBED)
+        assert self.client.framework_id is not None
+        return self.client.framework_id
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for event in self.client.events():
+                if event.type == Event.UPDATE:
+                    await self.client.acknowledge(event.update.status)
+                async with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+
+    async def take(self, predicate: Callable[[scheduler_pb2.Event], bool],
+                   timeout: float = 10.0) -> scheduler_pb2.Event:
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                for index, event in enumerate(self.events):
+                    if index not in self._taken and predicate(event):
+                        self._taken.add(index)
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [Event.Type.Name(e.type) for e in self.events]
+                    raise TimeoutError(f"no matching event within {timeout}s; seen {seen}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+
+    async def offer(self) -> mesos_pb2.Offer:
+        event = await self.take(lambda e: e.type == Event.OFFERS)
+        return event.offers.offers[0]
+
+    async def offer_of(self, cpus: float) -> mesos_pb2.Offer:
+        """Decline every offer held (together, without a filter) until one holds ``cpus``."""
+        deadline = time.monotonic() + 10.0
+        seen: list[float] = []
+        while True:
+            first = await self.take(lambda e: e.type == Event.OFFERS,
+                                    max(deadline - time.monotonic(), 0.0))
+            held = list(first.offers.offers)
+            async with self._changed:
+                for index, event in enumerate(self.events):
+                    if event.type == Event.OFFERS and index not in self._taken:
+                        self._taken.add(index)
+                        held.extend(event.offers.offers)
+            for offer in held:
+                seen.append(sum(r.scalar.value for r in offer.resources if r.name == "cpus"))
+                if abs(seen[-1] - cpus) < 1e-6:
+                    return offer
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no offer of {cpus} cpus; offered {seen[:20]}")
+            await self.client.decline([o.id.value for o in held], refuse_seconds=0)
+
+    async def update(self, task_id: str, state: int) -> mesos_pb2.TaskStatus:
+        event = await self.take(
+            lambda e: e.type == Event.UPDATE and e.update.status.task_id.value == task_id
+            and e.update.status.state == state)
+        return event.update.status
+
+    async def message(self, data: bytes) -> scheduler_pb2.Event.Message:
+        event = await self.take(lambda e: e.type == Event.MESSAGE and e.message.data == data)
+        return event.message
+
+    async def failure(self, executor_id: str) -> scheduler_pb2.Event.Failure:
+        event = await self.take(lambda e: e.type == Event.FAILURE
+                                and e.failure.executor_id.value == executor_id)
+        return event.failure
+
+    async def launch(self, offer: mesos_pb2.Offer, task_id: str, *modes: str) -> None:
+        """One task per mode, all in one ACCEPT, ids ``task_id``, ``task_id-1``, ..."""
+        tasks = [custom_task(offer, f"{task_id}-{index}" if index else task_id, mode)
+                 for index, mode in enumerate(modes)]
+        await self.client.accept([offer.id.value], tasks, refuse_seconds=0)
+
+
+@contextlib.asynccontextmanager
+async def scheduler(cluster: Cluster, checkpoint: bool = False) -> AsyncIterator[Scheduler]:
+    info = mesos_pb2.FrameworkInfo(user="root", name="custom-executor-test",
+                                   checkpoint=checkpoint)
+    async with SchedulerClient(cluster.master, info) as client:
+        running = Scheduler(client)
+        await running.start()
+        try:
+            yield running
+        finally:
+            await running.stop()
+
+
+def _scalars(message: mesos_pb2.TaskInfo | mesos_pb2.ExecutorInfo) -> None:
+    for name, value in (("cpus", 0.1), ("mem", 32.0)):
+        resource = message.resources.add(name=name, type=mesos_pb2.Value.SCALAR)
+        resource.scalar.value = value
+
+
+def custom_task(offer: mesos_pb2.Offer, task_id: str, mode: str,
+                executor_id: str = EXECUTOR_ID) -> mesos_pb2.TaskInfo:
+    """A task run by the echo executor; ``mode`` (its ``data``) says what the executor does."""
+    task = mesos_pb2.TaskInfo(name=task_id, data=mode.encode())
+    task.task_id.value = task_id
+    task.agent_id.CopyFrom(offer.agent_id)
+    _scalars(task)
+    executor = task.executor
+    executor.type = mesos_pb2.ExecutorInfo.CUSTOM
+    executor.executor_id.value = executor_id
+    executor.name = "echo executor"
+    executor.command.value = shlex.join([sys.executable, echo_executor.__file__])
+    _scalars(executor)
+    return task
+
+
+def report_of(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(status.data)
+    return report
+
+
+def agent_post(cluster: Cluster, body: str, content_type: str = "application/json",
+               method: str = "POST") -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{cluster.agent_ports[0]}/api/v1/executor", data=body.encode(),
+        headers={"Content-Type": content_type}, method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
+
+
+async def test_custom_executor_lifecycle(cluster: Cluster) -> None:
+    async with scheduler(cluster, checkpoint=True) as framework:
+        framework_id = framework.client.framework_id
+        assert framework_id is not None
+        offer = await framework.offer()
+        agent_id = offer.agent_id.value
+        await framework.launch(offer, "first", "finish")
+
+        running = await framework.update("first", mesos_pb2.TASK_RUNNING)
+        assert running.source == Status.SOURCE_EXECUTOR
+        assert running.executor_id.value == EXECUTOR_ID
+        assert running.agent_id.value == agent_id
+        report = report_of(running)
+        env = report["env"]
+        assert env["MESOS_AGENT_ENDPOINT"] == f"127.0.0.1:{cluster.agent_ports[0]}"
+        assert env["MESOS_FRAMEWORK_ID"] == framework_id
+        assert env["MESOS_EXECUTOR_ID"] == EXECUTOR_ID
+        assert env["MESOS_SLAVE_ID"] == agent_id
+        assert env["MESOS_CHECKPOINT"] == "1"
+        assert env["MESOS_RECOVERY_TIMEOUT"] and env["MESOS_SUBSCRIPTION_BACKOFF_MAX"]
+        sandbox = env["MESOS_SANDBOX"]
+        assert env["MESOS_DIRECTORY"] == sandbox
+        assert os.path.isdir(sandbox)
+        assert os.path.realpath(report["cwd"]) == os.path.realpath(sandbox)
+        assert sandbox.startswith(cluster.work_dir + os.sep)
+        container_id = report["subscribed"]["container_id"]
+        assert env["MESOS_CONTAINER_ID"] == container_id
+        assert sandbox.endswith(os.path.join(
+            "frameworks", framework_id, "executors", EXECUTOR_ID, "runs", container_id))
+        assert report["subscribed"] == {"executor_id": EXECUTOR_ID, "framework_id": framework_id,
+                                        "agent_id": agent_id, "container_id": container_id}
+        assert report["launched"] == ["first"]
+
+        finished = await framework.update("first", mesos_pb2.TASK_FINISHED)
+        assert finished.data == b"done first"
+        assert finished.source == Status.SOURCE_EXECUTOR
+        # Sent by the executor only after ACKNOWLEDGED events for both of its updates.
+        told = await framework.message(b"acked first")
+        assert told.executor_id.value == EXECUTOR_ID
+        assert told.agent_id.value == agent_id
+
+        call = Call(type=Call.MESSAGE)
+        call.message.agent_id.value = agent_id
+        call.message.executor_id.value = EXECUTOR_ID
+        call.message.data = b"ping \x00\xff"
+        await framework.client.call(call)
+        echoed = await framework.message(b"echo:ping \x00\xff")
+        assert echoed.executor_id.value == EXECUTOR_ID
+
+        # A second task on the same executor: the same process gets a second LAUNCH.
+        offer = await framework.offer()
+        await framework.launch(offer, "second", "run")
+        second = report_of(await framework.update("second", mesos_pb2.TASK_RUNNING))
+        assert second["pid"] == report["pid"]
+        assert second["subscribed"]["container_id"] == container_id
+        assert second["launched"] == ["first", "second"]
+
+        await framework.client.kill("second", agent_id)
+        killed = await framework.update("second", mesos_pb2.TASK_KILLED)
+        assert killed.source == Status.SOURCE_EXECUTOR
+
+        call = Call(type=Call.SHUTDOWN)
+        call.shutdown.executor_id.value = EXECUTOR_ID
+        call.shutdown.agent_id.value = agent_id
+        await framework.client.call(call)
+        failure = await framework.failure(EXECUTOR_ID)
+        assert failure.agent_id.value == agent_id
+        assert failure.status == 0
+        assert os.path.exists(os.path.join(sandbox, "shutdown"))
+        # The executor's own resources went back with it: the whole agent is offered again.
+        await framework.offer_of(4.0)
+        # Neither task gets an update of the agent's making after the executor ended.
+        await asyncio.sleep(0.3)
+        late = [e for e in framework.events if e.type == Event.UPDATE
+                and e.update.status.source == Status.SOURCE_AGENT]
+        assert not late, late
+
+
+async def test_custom_executor_exit_fails_its_running_task(cluster: Cluster) -> None:
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        await framework.launch(offer, "doomed", "exit")
+        running = await framework.update("doomed", mesos_pb2.TASK_RUNNING)
+        assert report_of(running)["env"]["MESOS_CHECKPOINT"] == "0"
+        failed = await framework.update("doomed", mesos_pb2.TASK_FAILED)
+        assert failed.source == Status.SOURCE_AGENT
+        assert failed.reason == Status.REASON_EXECUTOR_TERMINATED
+        assert failed.executor_id.value == EXECUTOR_ID
+        assert failed.agent_id.value == offer.agent_id.value
+        failure = await framework.failure(EXECUTOR_ID)
+        assert failure.status != 0
+
+
+async def test_executor_api_error_answers(cluster: Cluster) -> None:
+    async with scheduler(cluster) as framework:
+        framework_id = framework.client.framework_id
+        assert framework_id is not None
+        offer = await framework.offer()
+        await framework.launch(offer, "prober", "run")
+        probes = report_of(await framework.update("prober", mesos_pb2.TASK_RUNNING))["probes"]
+        codes = {name: code for name, (code, _) in probes.items()}
+        assert codes == {
+            "update_before_subscribe": 403,
+            "update_staging": 400,
+            "update_short_uuid": 400,
+            "update_no_uuid": 400,
+            "update_no_task_id": 400,
+            "update_no_state": 400,
+            "message_no_data": 400,
+            "update_source_agent": 400,
+            "update_other_executor_id": 400,
+            "unknown_executor": 400,
+            "unknown_framework": 400,
+            "heartbeat": 202,
+        }, probes
+        assert "not subscribed" in probes["update_before_subscribe"][1]
+        assert "TASK_STAGING" in probes["update_staging"][1]
+        assert "uuid" in probes["update_short_uuid"][1]
+        assert "uuid" in probes["update_no_uuid"][1]
+        assert "task_id" in probes["update_no_task_id"][1]
+        assert "state" in probes["update_no_state"][1]
+        assert "data" in probes["message_no_data"][1]
+        assert "SOURCE_EXECUTOR" in probes["update_source_agent"][1]
+        assert "no-such-executor" in probes["unknown_executor"][1]
+        assert "no-such-framework" in probes["unknown_framework"][1]
+
+        # The same answers to a client that is not the executor, while the executor runs.
+        def update(state: str, uuid: str = "AAECAwQFBgcICQoLDA0ODw==") -> str:
+            return json.dumps({
+                "executor_id": {"value": EXECUTOR_ID}, "framework_id": {"value": framework_id},
+                "type": "UPDATE", "update": {"status": {
+                    "task_id": {"value": "prober"}, "state": state,
+                    "source": "SOURCE_EXECUTOR", "uuid": uuid}},
+            })
+
+        code, text = agent_post(cluster, update("TASK_STAGING"))
+        assert (code, "TASK_STAGING" in text) == (400, True), text
+        code, text = agent_post(cluster, update("TASK_RUNNING", uuid="AAEC"))
+        assert (code, "uuid" in text) == (400, True), text
+        code, text = agent_post(cluster, update("TASK_RUNNING").replace(EXECUTOR_ID, "ghost"))
+        assert (code, "ghost" in text) == (400, True), text
+        code, text = agent_post(cluster, '{"type": "HEARTBEAT"}')
+        assert code == 400 and text, text
+        code, text = agent_post(cluster, "{not json")
+        assert code == 400 and text, text
+        code, text = agent_post(cluster, update("TASK_RUNNING"), content_type="text/plain")
+        assert code == 415 and text, text
+        code, text = agent_post(cluster, "", method="GET")
+        assert code == 405, text
+        # None of the refused updates or messages reached the scheduler.
+        await framework.client.kill("prober", offer.agent_id.value)
+        await framework.update("prober", mesos_pb2.TASK_KILLED)
+        states = [e.update.status.state for e in framework.events if e.type == Event.UPDATE]
+        assert states == [mesos_pb2.TASK_RUNNING, mesos_pb2.TASK_KILLED]
+        assert not [e for e in framework.events if e.type == Event.MESSAGE]
+
+
+async def test_two_tasks_in_one_accept_share_one_executor(cluster: Cluster) -> None:
+    # The second task reaches the agent while the executor is still starting: it is queued and
+    # delivered after SUBSCRIBED, to the same executor process.
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        await framework.launch(offer, "pair", "finish", "finish")
+        reports = [report_of(await framework.update(task_id, mesos_pb2.TASK_RUNNING))
+                   for task_id in ("pair", "pair-1")]
+        assert reports[0]["pid"] == reports[1]["pid"]
+        assert sorted(reports[1]["launched"]) == ["pair", "pair-1"]
+        for task_id in ("pair", "pair-1"):
+            finished = await framework.update(task_id, mesos_pb2.TASK_FINISHED)
+            assert finished.data == f"done {task_id}".encode()
+            await framework.message(f"acked {task_id}".encode())
+
+
+async def test_executor_shutdown_grace_period_from_executor_info(cluster: Cluster) -> None:
+    # The executor ignores SHUTDOWN: the agent kills it once ExecutorInfo's grace period (not the
+    # agent's 5 s default) is over, and fails the task it left running.
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        task = custom_task(offer, "stubborn", "stubborn")
+        task.executor.shutdown_grace_period.nanoseconds = 500_000_000
+        await framework.client.accept([offer.id.value], [task], refuse_seconds=0)
+        running = await framework.update("stubborn", mesos_pb2.TASK_RUNNING)
+        env = report_of(running)["env"]
+        assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "0.5secs"
+        call = Call(type=Call.SHUTDOWN)
+        call.shutdown.executor_id.value = EXECUTOR_ID
+        call.shutdown.agent_id.CopyFrom(offer.agent_id)
+        started = time.monotonic()
+        await framework.client.call(call)
+        failed = await framework.update("stubborn", mesos_pb2.TASK_FAILED)
+        assert time.monotonic() - started < 4.0
+        assert failed.source == Status.SOURCE_AGENT
+        assert failed.reason == Status.REASON_EXECUTOR_TERMINATED
+        await framework.failure(EXECUTOR_ID)
+        assert not os.path.exists(os.path.join(env["MESOS_SANDBOX"], "shutdown"))
+
+
+async def test_executor_id_that_would_leave_the_sandbox_is_refused(cluster: Cluster) -> None:
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        bad_ids = ["../../../../../../escape", "..", "", "a/b", "back\\slash", "tab\there"]
+        tasks = [custom_task(offer, f"bad-{index}", "run", executor_id=executor_id)
+                 for index, executor_id in enumerate(bad_ids)]
+        await framework.client.accept([offer.id.value], tasks, refuse_seconds=0)
+        for index in range(len(bad_ids)):
+            error = await framework.update(f"bad-{index}", mesos_pb2.TASK_ERROR)
+            assert error.reason == Status.REASON_TASK_INVALID, error
+        agent_dir = os.path.join(cluster.work_dir, "agent0")
+        assert not os.path.exists(os.path.join(agent_dir, "escape"))
+        sandboxes = [root for root, _, files in os.walk(cluster.work_dir) if "stdout" in files]
+        assert sandboxes == []
