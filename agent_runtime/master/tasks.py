@@ -109,6 +109,10 @@ class TaskLauncher:
         if task.HasField("executor") == task.HasField("command"):
             return "Task should have at least one (but not both) of CommandInfo or " \
                    "ExecutorInfo present", Resources()
+        if task.HasField("executor"):
+            executor_id = task.executor.executor_id.value
+            if not _valid_id(executor_id) or "\\" in executor_id or len(executor_id) > 255:
+                return f"Executor ID '{executor_id}' is invalid", Resources()
         try:
             resources = Resources.from_proto(task.resources)
             if task.HasField("executor"):
