@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,6 +200,28 @@ class Resources(Mapping[Key, Value]):
 
     def roles(self) -> set[str]:
         return {key[1][-1].role for key in self._items if key[1]}
+
+    # Fast paths for the allocator -----------------------------------------------------------
+    def items(self) -> ItemsView[Key, Value]:
+        # The dict's own view: the Mapping mixin's would call __getitem__ once per key.
+        return self._items.items()
+
+    def quantities(self) -> tuple[dict[str, int], dict[str, int], tuple[str, ...]]:
+        """In one pass: scalar totals per name (as :meth:`scalars`), the unreserved scalars, and
+        the roles that hold reservations here (the allocator runs this once per offer)."""
+        scalars: dict[str, int] = {}
+        unreserved: dict[str, int] = {}
+        owners: list[str] = []
+        for (name, reservations), value in self._items.items():
+            if reservations:
+                owner = reservations[-1].role
+                if owner not in owners:
+                    owners.append(owner)
+            if isinstance(value, int):
+                scalars[name] = scalars.get(name, 0) + value
+                if not reservations:
+                    unreserved[name] = value
+        return scalars, unreserved, tuple(owners)
 
     # Rendering ----------------------------------------------------------------------------
     def text(self) -> str:

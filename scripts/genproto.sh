@@ -27,6 +27,6 @@ fi
 for f in agent_runtime/proto/*_pb2_grpc.py; do
     [ -e "$f" ] || continue
     if ! grep -q "Stub" "$f"; then
-        rm -f "$f"
+        rm -f "$f" "${f}i"
     fi
 done

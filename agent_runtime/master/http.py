@@ -15,6 +15,7 @@ from agent_runtime.http_util import (
 )
 from agent_runtime.master import state_json
 from agent_runtime.master.master import Master
+from agent_runtime.master.operator_http import OperatorHTTP
 from agent_runtime.master.scheduler_api import SchedulerAPI
 
 
@@ -95,4 +96,6 @@ def make_app(master: Master) -> web.Application:
     for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
         app.router.add_route("*", path, scheduler.handle)
         app.router.add_route("*", path + "/", scheduler.handle)
+    for (method, path), handler in OperatorHTTP(master).routes().items():
+        app.router.add_route(method, path, handler)
     return app

@@ -25,6 +25,9 @@ from agent_runtime.master.model import (
     Framework,
     Offer,
 )
+from agent_runtime.master.quota import QuotaBook
+from agent_runtime.master.registry import Registry
+from agent_runtime.master.reservations import Reservations
 from agent_runtime.master.tasks import TaskLauncher
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, validate_role
@@ -62,6 +65,9 @@ class Master:
         self._allocation_task: asyncio.Task[None] | None = None
         self.metrics: collections.Counter[str] = collections.Counter()
         self.launcher = TaskLauncher(self)
+        self.registry = Registry(config.work_dir)
+        self.reservations = Reservations(self)
+        self.quota = QuotaBook(self)
         hostname = config.hostname or socket.gethostname()
         self.info = mesos_pb2.MasterInfo(
             id=self.id,
@@ -77,6 +83,8 @@ class Master:
 
     # Life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self.registry.recover()
+        self.quota.recover()
         self._allocation_task = asyncio.get_running_loop().create_task(self._allocation_loop())
 
     async def stop(self) -> None:
@@ -347,7 +355,14 @@ class Master:
         now = self.clock()
         agent_id = info.id.value if info.HasField("id") else ""
         existing = self.agents.get(agent_id) if agent_id else None
+        if agent_id:
+            total = self.reservations.apply_registered(agent_id, total)
+            info.ClearField("resources")
+            info.resources.extend(total.to_proto())
         if existing is not None:
+            if existing.total != total:
+                existing.total = total
+                self.allocator.update_agent(agent_id, total)
             if existing.removal_timer is not None:
                 existing.removal_timer.cancel()
             existing.outbox.put_nowait(None)

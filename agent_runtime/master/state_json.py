@@ -193,7 +193,10 @@ def roles_json(master: Master) -> dict[str, Any]:
             }
         return roles[name]
 
+    # Mesos lists whitelisted roles, roles with frameworks, and roles with a weight or quota.
     for role in master.role_whitelist or ():
+        entry(role)
+    for role in [*master.registry.state.weights, *master.registry.state.quota]:
         entry(role)
     for framework in master.frameworks.values():
         for role in framework.roles:
@@ -219,10 +222,25 @@ def roles_json(master: Master) -> dict[str, Any]:
                 "allocated": record["allocated"].flat(),
                 "offered": record["offered"].flat(),
                 "reserved": record["reserved"].flat(),
-                "quota": {"role": name, "guarantee": {}, "limit": {}, "consumed": {}},
+                "quota": _quota_json(master, name),
             }
         )
     return {"roles": out}
+
+
+def _quota_json(master: Master, role: str) -> dict[str, Any]:
+    quota = master.registry.state.quota.get(role)
+    consumed = master.allocator.quota_consumed(role)
+    return {
+        "role": role,
+        "guarantee": _scalars_flat(quota.guarantee.scalars()) if quota else {},
+        "limit": _scalars_flat(quota.limit.scalars()) if quota else {},
+        "consumed": _scalars_flat(consumed),
+    }
+
+
+def _scalars_flat(quantities: dict[str, int]) -> dict[str, float]:
+    return {name: value / 1000 for name, value in sorted(quantities.items())}
 
 
 def tasks_json(master: Master, query: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from agent_runtime.errors import BadRequest
+from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Offer, Task
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from agent_runtime.master.master import Master
 
 log = logging.getLogger(__name__)
+Operation = mesos_pb2.Offer.Operation
 
 Status = mesos_pb2.TaskStatus
 DEFAULT_REFUSE_SECONDS = 5.0
@@ -64,18 +65,36 @@ class TaskLauncher:
             agent = master.agents.get(offers[0].agent_id)
             role = offers[0].role
             for operation in accept.operations:
-                if operation.type == mesos_pb2.Offer.Operation.LAUNCH:
-                    for task in operation.launch.task_infos:
-                        pool = self._launch(framework, agent, role, task, pool)
-                else:
-                    log.warning("framework %s: operation %s is not supported yet", framework.id,
-                                mesos_pb2.Offer.Operation.Type.Name(operation.type))
+                pool = self._operate(framework, agent, role, operation, pool)
             refuse_seconds = DEFAULT_REFUSE_SECONDS if refuse is None or refuse < 0 else refuse
             master.allocator.recover(
                 framework.id, role, offers[0].agent_id, pool,
                 now=master.clock(), refuse_seconds=refuse_seconds,
             )
         master.schedule_allocation()
+
+    def _operate(self, framework: Framework, agent: Agent | None, role: str,
+                 operation: mesos_pb2.Offer.Operation, pool: Resources) -> Resources:
+        """Apply one offer operation to the pool of offered resources; returns what is left."""
+        kind = operation.type
+        if kind == Operation.LAUNCH:
+            for task in operation.launch.task_infos:
+                pool = self._launch(framework, agent, role, task, pool)
+            return pool
+        if kind in (Operation.RESERVE, Operation.UNRESERVE) and agent is not None:
+            reserve = kind == Operation.RESERVE
+            source = operation.reserve.resources if reserve else operation.unreserve.resources
+            try:
+                return self.master.reservations.offer_operation(
+                    framework, agent, role, reserve, Resources.from_proto(source), pool)
+            except RuntimeErrorBase as exc:
+                # As Mesos: an invalid operation is dropped; the rest of the ACCEPT goes on.
+                log.warning("framework %s: dropping %s operation: %s", framework.id,
+                            Operation.Type.Name(kind), exc)
+                return pool
+        log.warning("framework %s: operation %s is not supported", framework.id,
+                    Operation.Type.Name(kind))
+        return pool
 
     def _validate_offers(self, framework: Framework, offer_ids: list[str]) -> str | None:
         if len(set(offer_ids)) != len(offer_ids):
@@ -291,6 +310,21 @@ class TaskLauncher:
             event.failure.executor_id.CopyFrom(exited.executor_id)
             event.failure.status = exited.status
             framework.send(event)
+
+    def used_on(self, agent_id: str) -> Resources:
+        """What live tasks and custom executors hold on an agent (offers not included)."""
+        used = Resources()
+        agent = self.master.agents.get(agent_id)
+        for framework_id, task_ids in (agent.tasks.items() if agent else ()):
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in task_ids:
+                task = framework.tasks.get(task_id) if framework else None
+                if task is not None and task.state not in TERMINAL_STATES:
+                    used = used + task.resources
+        for (aid, _, _), (_, resources) in self._executors.items():
+            if aid == agent_id:
+                used = used + resources
+        return used
 
     def executors_on(self, agent: Agent) -> set[str]:
         return {fid for (aid, fid, _) in self._executors if aid == agent.id}

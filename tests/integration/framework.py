@@ -42,6 +42,7 @@ class TestFramework:
         self._taken: set[int] = set()
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self.error: Exception | None = None
 
     async def start(self) -> str:
         self._reader = asyncio.get_running_loop().create_task(self._read())
@@ -50,11 +51,13 @@ class TestFramework:
         return self.client.framework_id
 
     async def _read(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             async for event in self.client.events():
                 async with self._changed:
                     self.events.append(event)
                     self._changed.notify_all()
+        except Exception as exc:  # handed to the test by take()
+            self.error = exc
         async with self._changed:
             self.events.append(Event(type=Event.UNKNOWN))  # marks the end of the stream
             self._changed.notify_all()
@@ -74,6 +77,8 @@ class TestFramework:
                     if index not in self._taken and predicate(event):
                         self._taken.add(index)
                         return event
+                if self.error is not None:
+                    raise self.error
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [Event.Type.Name(e.type) for e in self.events]

@@ -1,63 +1,40 @@
-"""The allocator core: decides which framework is offered which agent's resources, for which role.
+"""The allocator core: which framework is offered which agent's resources, for which role.
 
-Pure: no I/O, no clock, no asyncio. The master tells it about agents, frameworks and returned
-resources, calls :meth:`Allocator.allocate` with the current time, and turns each returned
-:class:`Allocation` into an offer.
+Pure: no I/O, no clock, no asyncio. The master tells it about agents, frameworks, quota, weights
+and returned resources, calls :meth:`Allocator.allocate` with the current time, and turns each
+returned :class:`Allocation` into an offer.
 
-One cycle walks the agents in random order; for each agent it walks roles by weighted DRF share,
-and inside a role the frameworks by their share, and gives all of the agent's resources that the
-role may use to the first framework that wants them (not suppressed, not filtered). A refusal
-filter, keyed on (framework, role, agent), hides an agent for ``refuse_seconds`` as long as what
-would be offered is contained in what was refused.
+Hierarchical weighted DRF with quota, as Mesos's ``HierarchicalDRF`` allocator
+(``src/master/allocator/mesos/hierarchical.cpp``): the cycle itself is in :mod:`cycle`, the role
+tree and quota arithmetic in :mod:`roles`, and the books that keep agents, frameworks and roles
+in step in :mod:`state`. A refusal filter, keyed on (framework, role, agent), hides an agent for
+``refuse_seconds`` as long as what would be offered is contained in what was refused.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 
-from agent_runtime.master.allocator.sorter import DRFSorter
+from agent_runtime.master.allocator.cycle import Cycle
+from agent_runtime.master.allocator.quantities import MinAllocatable, add_into, sub_into
+from agent_runtime.master.allocator.roles import RoleTree
+from agent_runtime.master.allocator.state import (
+    AgentState,
+    Allocation,
+    Books,
+    FrameworkState,
+    Refusal,
+)
 from agent_runtime.resources import Resources
+
+__all__ = ["MAX_REFUSE_SECONDS", "Allocation", "Allocator"]
 
 # Mesos's default minimum allocatable resources: an offer is worth making when it has at least
 # this many cpus or this much memory (``--min_allocatable_resources=cpus:0.01|mem:32``).
 MIN_CPUS_MILLI = 10
 MIN_MEM_MILLI = 32_000
 MAX_REFUSE_SECONDS = 31_536_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    framework_id: str
-    role: str
-    agent_id: str
-    resources: Resources
-
-
-@dataclass(slots=True)
-class _Agent:
-    total: Resources
-    allocated: Resources = field(default_factory=Resources)
-    has_gpus: bool = False
-    active: bool = True
-
-    @property
-    def available(self) -> Resources:
-        return self.total - self.allocated
-
-
-@dataclass(slots=True)
-class _Framework:
-    roles: tuple[str, ...]
-    suppressed: set[str] = field(default_factory=set)
-    active: bool = True
-    gpu_aware: bool = False
-
-
-@dataclass(slots=True)
-class _Filter:
-    resources: Resources
-    expires: float
 
 
 class Allocator:
@@ -68,52 +45,73 @@ class Allocator:
         allocation_interval: float = 1.0,
         filter_gpu_resources: bool = True,
         seed: int | None = None,
+        fair_sharing_excluded_resource_names: Iterable[str] | None = None,
+        min_allocatable_resources: Sequence[Resources] | None = None,
     ) -> None:
-        self._agents: dict[str, _Agent] = {}
-        self._frameworks: dict[str, _Framework] = {}
-        self._weights = dict(weights or {})
-        self._roles = DRFSorter()
-        self._role_frameworks: dict[str, DRFSorter] = {}
-        # Each refusal is its own filter, as in Mesos: an offer is hidden while one refusal
-        # contains it; summing refusals would hide amounts the framework never saw.
-        self._filters: dict[tuple[str, str, str], list[_Filter]] = {}
+        self._tree = RoleTree()
+        self._tree.weights.update(weights or {})
+        self._books = Books(self._tree)
         self._interval = allocation_interval
         self._filter_gpus = filter_gpu_resources
         self._random = random.Random(seed)
-        self._total = Resources()
+        self._excluded = frozenset(fair_sharing_excluded_resource_names or ())
+        self._minimum = MinAllocatable([{"cpus": MIN_CPUS_MILLI}, {"mem": MIN_MEM_MILLI}])
+        if min_allocatable_resources is not None:
+            self.set_min_allocatable(min_allocatable_resources)
+
+    def set_min_allocatable(self, alternatives: Sequence[Resources]) -> None:
+        """``--min_allocatable_resources``: any one alternative, held in full, makes an offer
+        worth sending; an empty list makes any non-empty offer worth it."""
+        self._minimum = MinAllocatable([r.scalars() for r in alternatives])
 
     # Agents ------------------------------------------------------------------------------
     def add_agent(self, agent_id: str, total: Resources) -> None:
-        self._agents[agent_id] = _Agent(total, has_gpus=total.scalar("gpus") > 0)
-        self._total = self._total + total
-        self._refresh_totals()
+        if agent_id in self._books.agents:
+            self.remove_agent(agent_id)
+        agent = AgentState(agent_id, total, total, has_gpus=total.scalar("gpus") > 0)
+        agent.refresh()
+        self._books.agents[agent_id] = agent
+        add_into(self._books.total, total.scalars())
+        self._tree.track_reservations(total, +1)
 
     def remove_agent(self, agent_id: str) -> None:
-        agent = self._agents.pop(agent_id, None)
+        """Forget the agent and release everything held on it (offers are the master's)."""
+        agent = self._books.agents.pop(agent_id, None)
         if agent is None:
             return
-        self._total = self._total - agent.total
-        self._refresh_totals()
-        for key in [k for k in self._filters if k[2] == agent_id]:
-            del self._filters[key]
+        for (framework_id, role), held in list(agent.held.items()):
+            self._books.discharge(framework_id, role, agent, held, to_available=False)
+        sub_into(self._books.total, agent.total.scalars())
+        self._tree.track_reservations(agent.total, -1)
+        for framework in self._books.frameworks.values():
+            if framework.refusals:
+                framework.forget_refusals(agent_id=agent_id)
+
+    def update_agent(self, agent_id: str, total: Resources) -> None:
+        """The agent's total changed (e.g. a reservation turned unreserved resources into
+        reserved ones); what frameworks hold there stays as recorded."""
+        agent = self._books.agents.get(agent_id)
+        if agent is None or agent.total == total:
+            return
+        sub_into(self._books.total, agent.total.scalars())
+        self._tree.track_reservations(agent.total, -1)
+        agent.total = total
+        agent.has_gpus = total.scalar("gpus") > 0
+        add_into(self._books.total, total.scalars())
+        self._tree.track_reservations(total, +1)
+        self._books.reset_available(agent)
 
     def activate_agent(self, agent_id: str) -> None:
-        if agent_id in self._agents:
-            self._agents[agent_id].active = True
+        if agent_id in self._books.agents:
+            self._books.agents[agent_id].active = True
 
     def deactivate_agent(self, agent_id: str) -> None:
         """A disconnected agent keeps its resources in the totals but gets no offers."""
-        if agent_id in self._agents:
-            self._agents[agent_id].active = False
+        if agent_id in self._books.agents:
+            self._books.agents[agent_id].active = False
 
     def has_agent(self, agent_id: str) -> bool:
-        return agent_id in self._agents
-
-    def _refresh_totals(self) -> None:
-        totals = self._total.scalars()
-        self._roles.set_total(totals)
-        for sorter in self._role_frameworks.values():
-            sorter.set_total(totals)
+        return agent_id in self._books.agents
 
     # Frameworks --------------------------------------------------------------------------
     def add_framework(
@@ -124,84 +122,143 @@ class Allocator:
         suppressed: list[str] | None = None,
         gpu_aware: bool = False,
     ) -> None:
-        self._frameworks[framework_id] = _Framework(
-            tuple(roles), set(suppressed or ()), True, gpu_aware
-        )
-        for role in roles:
-            self._track_role(role)
-            self._role_frameworks[role].add(framework_id)
+        framework = self._books.framework(framework_id)
+        self._subscribe(framework, tuple(roles))
+        framework.suppressed = set(suppressed or ())
+        framework.active = True
+        framework.gpu_aware = gpu_aware
 
     def update_framework(
-        self, framework_id: str, roles: list[str], *, gpu_aware: bool = False
+        self,
+        framework_id: str,
+        roles: list[str],
+        *,
+        gpu_aware: bool = False,
+        suppressed: list[str] | None = None,
     ) -> None:
-        framework = self._frameworks.get(framework_id)
-        if framework is None:
-            self.add_framework(framework_id, roles, gpu_aware=gpu_aware)
+        """New roles and capabilities. With ``suppressed``, roles leaving the suppressed set
+        are revived (their filters cleared), as UPDATE_FRAMEWORK does in Mesos."""
+        framework = self._books.frameworks.get(framework_id)
+        if framework is None or (not framework.active and not framework.roles):
+            self.add_framework(framework_id, roles, suppressed=suppressed, gpu_aware=gpu_aware)
             return
-        for role in framework.roles:
-            if role not in roles and role in self._role_frameworks:
-                self._role_frameworks[role].remove(framework_id)
-        framework.roles = tuple(roles)
+        gone = set(framework.roles) - set(roles)
+        self._subscribe(framework, tuple(roles))
         framework.gpu_aware = gpu_aware
-        for role in roles:
-            self._track_role(role)
-            if framework_id not in self._role_frameworks[role]:
-                self._role_frameworks[role].add(framework_id)
+        framework.suppressed -= gone
+        framework.forget_refusals(roles=gone)
+        if suppressed is not None:
+            wanted = set(suppressed) & set(roles)
+            framework.forget_refusals(roles=framework.suppressed - wanted)
+            framework.suppressed = wanted
 
     def remove_framework(self, framework_id: str) -> None:
-        framework = self._frameworks.pop(framework_id, None)
+        """Forget the framework and make everything it held available again."""
+        framework = self._books.frameworks.get(framework_id)
         if framework is None:
             return
-        for role in framework.roles:
-            sorter = self._role_frameworks.get(role)
-            if sorter is not None:
-                sorter.remove(framework_id)
-        for key in [k for k in self._filters if k[0] == framework_id]:
-            del self._filters[key]
+        for role, agent_id in list(framework.held):
+            agent = self._books.agents.get(agent_id)
+            held = agent.held.get((framework_id, role)) if agent is not None else None
+            if agent is not None and held is not None:
+                self._books.discharge(framework_id, role, agent, held)
+        self._subscribe(framework, ())
+        del self._books.frameworks[framework_id]
 
     def activate_framework(self, framework_id: str) -> None:
-        if framework_id in self._frameworks:
-            self._frameworks[framework_id].active = True
+        framework = self._books.frameworks.get(framework_id)
+        if framework is not None:
+            framework.active = True
 
     def deactivate_framework(self, framework_id: str) -> None:
-        if framework_id in self._frameworks:
-            self._frameworks[framework_id].active = False
+        """No offers while inactive; its filters go, as in Mesos (it will decide afresh)."""
+        framework = self._books.frameworks.get(framework_id)
+        if framework is not None:
+            framework.active = False
+            framework.refusals.clear()
 
     def suppress(self, framework_id: str, roles: list[str] | None = None) -> None:
-        framework = self._frameworks.get(framework_id)
+        framework = self._books.frameworks.get(framework_id)
         if framework is not None:
             framework.suppressed.update(roles or framework.roles)
 
     def revive(self, framework_id: str, roles: list[str] | None = None) -> None:
-        framework = self._frameworks.get(framework_id)
+        framework = self._books.frameworks.get(framework_id)
         if framework is None:
             return
         revived = set(roles or framework.roles)
         framework.suppressed -= revived
-        for key in [k for k in self._filters if k[0] == framework_id and k[1] in revived]:
-            del self._filters[key]
+        framework.forget_refusals(roles=revived)
 
+    def _subscribe(self, framework: FrameworkState, roles: tuple[str, ...]) -> None:
+        tree = self._tree
+        for role in roles:
+            if role not in framework.roles:
+                tree.node(role).subscribers += 1
+        for role in framework.roles:
+            if role not in roles:
+                node = tree.get(role)
+                if node is not None:
+                    node.subscribers -= 1
+                    tree.prune(node)
+        framework.roles = roles
+
+    # Weights and quota ---------------------------------------------------------------------
     def set_weight(self, role: str, weight: float) -> None:
-        self._weights[role] = weight
-        self._roles.set_weight(role, weight)
+        self._tree.weights[role] = weight
 
-    def _track_role(self, role: str) -> None:
-        if role not in self._role_frameworks:
-            sorter = DRFSorter()
-            sorter.set_total(self._total.scalars())
-            self._role_frameworks[role] = sorter
-            self._roles.add(role, self._weights.get(role, 1.0))
+    def weight(self, role: str) -> float:
+        return self._tree.weight(role)
+
+    def set_quota(self, role: str, guarantee: Resources | Mapping[str, int],
+                  limit: Resources | Mapping[str, int]) -> None:
+        """Quota on scalars: a guarantee (deprecated in Mesos, still honoured) and a limit; an
+        empty limit means no limit, a name missing from it is not limited.
+
+        Either may also be a mapping of thousandths: ``Resources`` drops zero amounts, and a
+        limit of ``cpus:0`` (no cpus at all for the role) is a valid Mesos limit.
+        """
+        self._tree.set_quota(role, _amounts(guarantee), _amounts(limit))
+
+    def remove_quota(self, role: str) -> None:
+        if self._tree.get(role) is not None:
+            self._tree.set_quota(role, {}, {})
+
+    def quota_consumed(self, role: str) -> dict[str, int]:
+        """Reservations in the role's subtree (even unallocated) + unreserved resources
+        allocated to it, in thousandths."""
+        node = self._tree.get(role)
+        return node.consumed() if node is not None else {}
 
     # Allocation bookkeeping -----------------------------------------------------------------
     def allocate_resources(
         self, framework_id: str, role: str, agent_id: str, resources: Resources
     ) -> None:
         """Record resources already in use (e.g. tasks reported by a re-registering agent)."""
-        agent = self._agents.get(agent_id)
+        agent = self._books.agents.get(agent_id)
+        if agent is None or not resources:
+            return
+        amounts, unreserved, _ = resources.quantities()
+        framework = self._books.framework(framework_id)
+        self._books.charge(framework, role, agent, resources, amounts, unreserved)
+
+    def update_allocation(self, framework_id: str, role: str, agent_id: str,
+                          released: Resources, acquired: Resources) -> None:
+        """An offer operation (RESERVE/UNRESERVE) turned ``released`` into ``acquired`` in
+        what the framework holds on the agent; the agent's total comes with update_agent."""
+        agent = self._books.agents.get(agent_id)
         if agent is None:
             return
-        agent.allocated = agent.allocated + resources
-        self._charge(framework_id, role, resources.scalars())
+        self._books.discharge(framework_id, role, agent, released, to_available=False)
+        if acquired:
+            amounts, unreserved, _ = acquired.quantities()
+            framework = self._books.framework(framework_id)
+            held = agent.held.get((framework_id, role))
+            agent.held[(framework_id, role)] = acquired if held is None else held + acquired
+            framework.held.add((role, agent_id))
+            add_into(framework.alloc.setdefault(role, {}), amounts)
+            self._tree.charge(role, amounts, unreserved)
+        self._books.reset_available(agent)
 
     def recover(
         self,
@@ -214,92 +271,32 @@ class Allocator:
         refuse_seconds: float | None = None,
     ) -> None:
         """Resources come back (unused offer, finished task); optionally with a refusal filter."""
-        agent = self._agents.get(agent_id)
-        if agent is not None and resources:
-            agent.allocated = agent.allocated - resources
-        quantities = resources.scalars()
-        self._roles.unallocated(role, quantities)
-        sorter = self._role_frameworks.get(role)
-        if sorter is not None:
-            sorter.unallocated(framework_id, quantities)
-        if refuse_seconds is not None and refuse_seconds > 0 and resources:
-            seconds = min(max(refuse_seconds, self._interval), MAX_REFUSE_SECONDS)
-            key = (framework_id, role, agent_id)
-            live = [f for f in self._filters.get(key, ()) if f.expires > now]
-            self._filters[key] = [*live, _Filter(resources, now + seconds)]
-
-    def _charge(self, framework_id: str, role: str, quantities: dict[str, int]) -> None:
-        self._track_role(role)
-        self._roles.allocated(role, quantities)
-        sorter = self._role_frameworks[role]
-        if framework_id not in sorter:
-            sorter.add(framework_id)
-        sorter.allocated(framework_id, quantities)
-
-    def _filtered(self, framework_id: str, role: str, agent_id: str, offer: Resources,
-                  now: float) -> bool:
-        key = (framework_id, role, agent_id)
-        refusals = self._filters.get(key)
-        if refusals is None:
-            return False
-        live = [f for f in refusals if f.expires > now]
-        if not live:
-            del self._filters[key]
-            return False
-        self._filters[key] = live
-        return any(f.resources.contains(offer) for f in live)
+        agent = self._books.agents.get(agent_id)
+        if agent is None:
+            return  # removing the agent released what was held there
+        self._books.discharge(framework_id, role, agent, resources)
+        framework = self._books.frameworks.get(framework_id)
+        if framework is None or refuse_seconds is None or refuse_seconds <= 0 or not resources:
+            return
+        seconds = min(max(refuse_seconds, self._interval), MAX_REFUSE_SECONDS)
+        key = (role, agent_id)
+        live = [r for r in framework.refusals.get(key, ()) if r.expires > now]
+        framework.refusals[key] = [*live, Refusal(resources, now + seconds)]
 
     # The cycle -----------------------------------------------------------------------------
     def allocate(self, now: float) -> list[Allocation]:
-        out: list[Allocation] = []
-        agent_ids = list(self._agents)
-        self._random.shuffle(agent_ids)
-        for agent_id in agent_ids:
-            agent = self._agents[agent_id]
-            if not agent.active:
-                continue
-            available = agent.available
-            if not _allocatable(available):
-                continue
-            for role in self._roles.sort():
-                offerable = available.allocatable_to(role)
-                if not _allocatable(offerable):
-                    continue
-                sorter = self._role_frameworks.get(role)
-                if sorter is None:
-                    continue
-                for framework_id in sorter.sort():
-                    framework = self._frameworks.get(framework_id)
-                    if (
-                        framework is None
-                        or not framework.active
-                        or role in framework.suppressed
-                        or role not in framework.roles
-                    ):
-                        continue
-                    if agent.has_gpus and self._filter_gpus and not framework.gpu_aware:
-                        continue
-                    if self._filtered(framework_id, role, agent_id, offerable, now):
-                        continue
-                    out.append(Allocation(framework_id, role, agent_id, offerable))
-                    agent.allocated = agent.allocated + offerable
-                    self._charge(framework_id, role, offerable.scalars())
-                    available = available - offerable
-                    break
-                if not _allocatable(available):
-                    break
-        return out
+        return Cycle(self._books, minimum=self._minimum, excluded=self._excluded,
+                     filter_gpus=self._filter_gpus, rng=self._random, now=now).run()
 
     # Introspection ---------------------------------------------------------------------------
     def role_allocation(self, role: str) -> dict[str, int]:
-        return self._roles.allocation(role)
+        """What the role's subtree is offered or allocated, in thousandths."""
+        node = self._tree.get(role)
+        return dict(node.alloc) if node is not None else {}
 
-    def weight(self, role: str) -> float:
-        return self._weights.get(role, 1.0)
 
 
-def _allocatable(resources: Resources) -> bool:
-    if not resources:
-        return False
-    quantities = resources.scalars()
-    return quantities.get("cpus", 0) >= MIN_CPUS_MILLI or quantities.get("mem", 0) >= MIN_MEM_MILLI
+def _amounts(quantities: Resources | Mapping[str, int]) -> dict[str, int]:
+    if isinstance(quantities, Resources):
+        return quantities.scalars()
+    return {name: max(0, int(amount)) for name, amount in quantities.items()}

@@ -1,0 +1,113 @@
+"""The master's registry: what must outlive the master process.
+
+Weights, quota and dynamic reservations (per agent id) are kept here; everything else the master
+knows comes back from re-registering agents and re-subscribing frameworks, as in Mesos. The
+embedded default is one small JSON document under ``--work_dir``::
+
+    <work_dir>/registry.json     {"version": 1, "weights": {...}, "quota": {...},
+                                  "reservations": {"<agent id>": [Resource JSON, ...]}}
+
+Every change rewrites it atomically (tmp, fsync, rename), so a crash leaves the old or the new
+document, never a torn one. Without ``--work_dir`` the registry lives in memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_runtime.codec import jsonpb
+from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import Resources
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+FILENAME = "registry.json"
+
+
+class RegistryError(RuntimeErrorBase):
+    """The registry on disk cannot be read; the master refuses to start on it."""
+
+
+@dataclass(slots=True)
+class Quota:
+    """A role's quota: guarantee (deprecated in Mesos 1.9, still honoured) and limit."""
+
+    guarantee: Resources = field(default_factory=Resources)
+    limit: Resources = field(default_factory=Resources)
+    principal: str = ""
+
+
+@dataclass(slots=True)
+class RegistryState:
+    weights: dict[str, float] = field(default_factory=dict)
+    quota: dict[str, Quota] = field(default_factory=dict)
+    # Dynamically reserved resources per agent id, whole stacks (static base included).
+    reservations: dict[str, Resources] = field(default_factory=dict)
+
+
+def _resources_json(resources: Resources) -> list[dict[str, Any]]:
+    return [jsonpb.to_dict(r) for r in resources.to_proto()]
+
+
+def _resources_of(items: Any) -> Resources:
+    return Resources.from_proto(jsonpb.parse_dict(item, mesos_pb2.Resource) for item in items)
+
+
+class Registry:
+    def __init__(self, work_dir: str | None) -> None:
+        self.path = os.path.join(work_dir, FILENAME) if work_dir else None
+        self.state = RegistryState()
+
+    def recover(self) -> RegistryState:
+        """Load what a previous master left; a fresh registry when there is none."""
+        if self.path is None or not os.path.exists(self.path):
+            return self.state
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if data.get("version") != VERSION:
+                raise RegistryError(f"{self.path}: unknown registry version {data.get('version')}")
+            self.state = RegistryState(
+                weights={str(k): float(v) for k, v in data.get("weights", {}).items()},
+                quota={
+                    role: Quota(_resources_of(q.get("guarantee", [])),
+                                _resources_of(q.get("limit", [])), str(q.get("principal", "")))
+                    for role, q in data.get("quota", {}).items()
+                },
+                reservations={agent: _resources_of(items)
+                              for agent, items in data.get("reservations", {}).items()},
+            )
+        except (OSError, ValueError, TypeError, AttributeError, RuntimeErrorBase) as exc:
+            raise RegistryError(f"cannot recover the registry from {self.path}: {exc}") from exc
+        log.info("recovered registry: %d weights, %d quotas, reservations on %d agents",
+                 len(self.state.weights), len(self.state.quota), len(self.state.reservations))
+        return self.state
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        state = self.state
+        document = {
+            "version": VERSION,
+            "weights": state.weights,
+            "quota": {
+                role: {"guarantee": _resources_json(q.guarantee),
+                       "limit": _resources_json(q.limit), "principal": q.principal}
+                for role, q in state.quota.items()
+            },
+            "reservations": {agent: _resources_json(resources)
+                             for agent, resources in state.reservations.items() if resources},
+        }
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
