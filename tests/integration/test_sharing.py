@@ -1,0 +1,106 @@
+"""Frameworks reserving through offer operations; role names; weights from the command line."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.resources import Resources, parse
+from agent_runtime.scheduler.client import SchedulerClient, SchedulerError
+from tests.cluster import Cluster, get_json
+from tests.integration.framework import TestFramework, command_task, framework_info
+
+Call = scheduler_pb2.Call
+Operation = mesos_pb2.Offer.Operation
+
+
+def _reserved_for(role: str, text: str, principal: str) -> list[mesos_pb2.Resource]:
+    out = []
+    for resource in parse(text).to_proto():
+        resource.ClearField("role")
+        resource.reservations.add(type=mesos_pb2.Resource.ReservationInfo.DYNAMIC, role=role,
+                                  principal=principal)
+        resource.allocation_info.role = role
+        out.append(resource)
+    return out
+
+
+async def test_framework_reserves_then_launches_on_the_reservation(cluster: Cluster) -> None:
+    info = framework_info(role="web", principal="web-team")
+    async with SchedulerClient(cluster.master, info) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        reserved = _reserved_for("web", "cpus:1;mem:128", "web-team")
+        task = command_task(offer, "sleep 30", "on-reserved")
+        del task.resources[:]
+        task.resources.extend(reserved)
+
+        call = Call(type=Call.ACCEPT)
+        call.accept.offer_ids.add(value=offer.id.value)
+        call.accept.filters.refuse_seconds = 0
+        operation = call.accept.operations.add(type=Operation.RESERVE)
+        operation.reserve.resources.extend(reserved)
+        launch = call.accept.operations.add(type=Operation.LAUNCH)
+        launch.launch.task_infos.append(task)
+        await client.call(call)
+        await framework.update("on-reserved", mesos_pb2.TASK_STARTING)
+        await framework.update("on-reserved", mesos_pb2.TASK_RUNNING)
+
+        (agent,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert agent["reserved_resources"]["web"]["cpus"] == 1
+        (full,) = [r for r in agent["reserved_resources_full"]["web"] if r["name"] == "cpus"]
+        assert full["reservations"] == [{"type": "DYNAMIC", "role": "web",
+                                         "principal": "web-team"}]
+
+        # Killed: its reserved resources come back, still reserved, in the next offer.
+        await client.kill("on-reserved")
+        await framework.update("on-reserved", mesos_pb2.TASK_KILLED)
+        offered = Resources()
+        while not offered.reserved("web"):
+            for next_offer in await framework.offers():
+                offered = offered + Resources.from_proto(next_offer.resources)
+                last = next_offer
+
+        # UNRESERVE gives them back to everyone.
+        call = Call(type=Call.ACCEPT)
+        call.accept.offer_ids.add(value=last.id.value)
+        call.accept.filters.refuse_seconds = 0
+        operation = call.accept.operations.add(type=Operation.UNRESERVE)
+        operation.unreserve.resources.extend(reserved)
+        await client.call(call)
+        await framework.offers()
+        (agent,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert "web" not in agent["reserved_resources"]
+        await framework.stop()
+
+
+@pytest.mark.parametrize("role", [".", "..", "-lead", "/top", "top/", "a//b", "a b", "a\tb",
+                                  "a/./b", "a/*/b"])
+async def test_invalid_role_names_are_refused(cluster: Cluster, role: str) -> None:
+    async with SchedulerClient(cluster.master, framework_info(role=role)) as client:
+        framework = TestFramework(client)
+        with pytest.raises(SchedulerError) as refused:
+            await framework.start()
+        assert "400" in str(refused.value)
+    assert get_json(cluster.master_url + "/master/frameworks")["frameworks"] == []
+
+
+async def test_hierarchical_role_gets_parents_reservation(cluster: Cluster) -> None:
+    # Reserve for `eng` through the operator API, then offer to a framework in `eng/frontend`.
+    (agent,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+    body = {"type": "RESERVE_RESOURCES", "reserve_resources": {
+        "agent_id": {"value": agent["id"]},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2},
+                       "reservations": [{"type": "DYNAMIC", "role": "eng"}]}]}}
+    response = requests.post(cluster.master_url + "/api/v1", json=body, timeout=5)
+    assert response.status_code == 202, response.text
+    async with SchedulerClient(cluster.master, framework_info(role="eng/frontend")) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        reserved = Resources.from_proto(offer.resources).reserved("eng")
+        assert reserved.scalar("cpus") == 2
+        assert offer.allocation_info.role == "eng/frontend"
+        await framework.stop()
