@@ -8,7 +8,7 @@ import requests
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, parse
 from agent_runtime.scheduler.client import SchedulerClient, SchedulerError
-from tests.cluster import Cluster, get_json
+from tests.cluster import Cluster, get_json, running_cluster
 from tests.integration.framework import TestFramework, command_task, framework_info
 
 Call = scheduler_pb2.Call
@@ -104,3 +104,20 @@ async def test_hierarchical_role_gets_parents_reservation(cluster: Cluster) -> N
         assert reserved.scalar("cpus") == 2
         assert offer.allocation_info.role == "eng/frontend"
         await framework.stop()
+
+
+async def test_roles_whitelist_and_weights_flag(tmp_path: str) -> None:
+    with running_cluster(str(tmp_path), master_flags=["--roles=a,b", "--weights=a=2,b=0.5"]) \
+            as cluster:
+        async with SchedulerClient(cluster.master, framework_info(role="c")) as client:
+            with pytest.raises(SchedulerError) as refused:
+                await TestFramework(client).start()
+            assert "--roles" in str(refused.value)
+        async with SchedulerClient(cluster.master, framework_info(role="a")) as client:
+            framework = TestFramework(client)
+            await framework.start()
+            (offer,) = await framework.offers()
+            assert offer.allocation_info.role == "a"
+            await framework.stop()
+        roles = {r["name"]: r for r in get_json(cluster.master_url + "/master/roles")["roles"]}
+        assert roles["a"]["weight"] == 2 and roles["b"]["weight"] == 0.5
