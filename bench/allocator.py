@@ -73,7 +73,8 @@ def _port_ranges(begin: int, end: int, count: int) -> Resources:
 
 
 def decline_offers(report: Report, agents: int, frameworks: int, rounds: int,
-                   target: float, mesos: str) -> None:
+                   target: float, mesos: str, mesos_setup: tuple[str, str] = ("", "")) -> None:
+    """``mesos_setup``: Mesos's published (addFramework, addSlave) times for this shape."""
     shape = f"DeclineOffers {agents} agents x {frameworks} frameworks"
     report.say(f"\n== {shape}")
     allocator = Allocator(seed=1, allocation_interval=1.0)
@@ -112,8 +113,10 @@ def decline_offers(report: Report, agents: int, frameworks: int, rounds: int,
                f"median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
     report.checks.append(Check(f"{shape}: allocate() (max of {rounds} rounds)", max(times),
                                mesos, target))
+    report.checks.append(Check(f"{shape}: {frameworks} x add_framework", add_frameworks,
+                               mesos_setup[0], None))
     report.checks.append(Check(f"{shape}: {agents} x add_agent + allocate_resources",
-                               add_agents, "", None))
+                               add_agents, mesos_setup[1], None))
 
 
 def naive_floor(report: Report, agents: int, frameworks: int) -> None:
@@ -174,6 +177,9 @@ def large_and_small_quota(report: Report) -> None:
     second = allocator.allocate(2.0)
     second_time = time.perf_counter() - started
     report.say(f"Made {len(second)} allocation in {second_time * 1000:.1f} ms")
+    report.checks.append(Check(f"{shape}: {agents} x add_agent", add_agents, "78-91 ms", None))
+    report.checks.append(Check(f"{shape}: {small_roles + large_roles} x add_framework",
+                               add_frameworks, "16.7-19.7 s", None))
     report.checks.append(Check(f"{shape}: first allocate()", first_time, "~15.4 s", 5.0,
                                note=f"{len(first)} allocations"))
     report.checks.append(Check(f"{shape}: allocation count", 0.0, "3500", None,
@@ -198,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     report.say(f"Python {sys.version.split()[0]} on {os.uname().machine}, "
                f"{os.cpu_count()} CPUs; pure allocator, one call per timing")
     decline_offers(report, 2000, 200, rounds, 0.1, "~2.9 s (0.28)")
-    decline_offers(report, 10_000, 1000, rounds, 1.0, "~1.06 s (1.7.1, C++)")
+    decline_offers(report, 10_000, 1000, rounds, 1.0, "~1.06 s (1.7.1, C++)",
+                   ("29-40 ms (1.7.1)", "1.61 s (1.7.1)"))
     if not args.quick:
         naive_floor(report, 10_000, 1000)
     large_and_small_quota(report)

@@ -41,16 +41,15 @@ def scalars_of(resources: Iterable[mesos_pb2.Resource], what: str) -> Resources:
     return Resources.from_proto(resources)
 
 
-def scalars_from_map(values: dict[str, mesos_pb2.Value.Scalar], what: str) -> Resources:
-    out = Resources()
+def amounts_from_map(values: dict[str, mesos_pb2.Value.Scalar], what: str) -> dict[str, int]:
+    """A QuotaConfig map in thousandths; zeros are kept (a limit of 0 forbids the resource)."""
+    out: dict[str, int] = {}
     for name, scalar in values.items():
         if not name:
             raise BadRequest(f"Invalid {what}: a resource name is empty")
-        if scalar.value < 0 or scalar.value != scalar.value or scalar.value in (
-                float("inf"), float("-inf")):
+        if not 0 <= scalar.value < float("inf"):
             raise BadRequest(f"Invalid {what}: '{name}' must be a finite, non-negative number")
-        if to_millis(scalar.value):
-            out = out + Resources.scalar_of(name, scalar.value)
+        out[name] = to_millis(scalar.value)
     return out
 
 
@@ -84,12 +83,12 @@ class QuotaBook:
         self._check_role(role)
         if role in self._state:
             raise BadRequest(f"Quota cannot be set for role '{role}' which already has quota")
-        guarantee = scalars_of(request.guarantee, "quota request")
+        guarantee = scalars_of(request.guarantee, "quota request").scalars()
         if not guarantee:
             raise BadRequest("Invalid quota request: 'guarantee' is empty")
         if not request.force:
             self._check_capacity({role: guarantee})
-        self._apply({role: Quota(guarantee, guarantee, principal or "")})
+        self._apply({role: Quota(guarantee, dict(guarantee), principal or "")})
 
     def update(self, configs: Iterable[quota_pb2.QuotaConfig], force: bool,
                principal: str | None) -> None:
@@ -102,15 +101,15 @@ class QuotaBook:
             self._check_role(role)
             if role in changes:
                 raise BadRequest(f"Invalid QuotaConfig: role '{role}' is given more than once")
-            guarantee = scalars_from_map(dict(config.guarantees), f"guarantees of '{role}'")
-            limit = scalars_from_map(dict(config.limits), f"limits of '{role}'")
-            for name, value in guarantee.scalars().items():
-                if name in limit.scalars() and limit.scalars()[name] < value:
+            guarantee = amounts_from_map(dict(config.guarantees), f"guarantees of '{role}'")
+            limit = amounts_from_map(dict(config.limits), f"limits of '{role}'")
+            for name, value in guarantee.items():
+                if name in limit and limit[name] < value:
                     raise BadRequest(f"Invalid QuotaConfig: role '{role}' has a guarantee of "
                                      f"{name} above its limit")
             if not force:
                 consumed = self.master.allocator.quota_consumed(role)
-                for name, value in limit.scalars().items():
+                for name, value in limit.items():
                     if consumed.get(name, 0) > value:
                         raise BadRequest(
                             f"Invalid QuotaConfig: role '{role}' already consumes "
@@ -131,15 +130,15 @@ class QuotaBook:
         self.master.registry.save()
         self.master.schedule_allocation()
 
-    def _check_capacity(self, changes: dict[str, Resources]) -> None:
+    def _check_capacity(self, changes: dict[str, dict[str, int]]) -> None:
         """Mesos's heuristic: all guarantees together must fit in the cluster."""
         wanted: dict[str, int] = {}
         for role, quota in self._state.items():
             if role not in changes:
-                for name, value in quota.guarantee.scalars().items():
+                for name, value in quota.guarantee.items():
                     wanted[name] = wanted.get(name, 0) + value
         for guarantee in changes.values():
-            for name, value in guarantee.scalars().items():
+            for name, value in guarantee.items():
                 wanted[name] = wanted.get(name, 0) + value
         total: dict[str, int] = {}
         for agent in self.master.agents.values():
@@ -161,21 +160,23 @@ class QuotaBook:
                 continue
             self._state[role] = quota
             self.master.allocator.set_quota(role, quota.guarantee, quota.limit)
-            log.info("quota of %s: guarantee %s, limit %s", role, quota.guarantee.text(),
-                     quota.limit.text() or "none")
+            log.info("quota of %s: guarantee %s, limit %s", role,
+                     _millis_text(quota.guarantee), _millis_text(quota.limit) or "none")
         self.master.registry.save()
         self.master.schedule_allocation()
 
     def status(self) -> quota_pb2.QuotaStatus:
         status = quota_pb2.QuotaStatus()
         for role, quota in sorted(self._state.items()):
-            if quota.guarantee:
+            if any(quota.guarantee.values()):
                 info = status.infos.add(role=role, principal=quota.principal)
-                info.guarantee.extend(quota.guarantee.to_proto())
+                for name, value in sorted(quota.guarantee.items()):
+                    if value:
+                        info.guarantee.extend(Resources.scalar_of(name, value / 1000).to_proto())
             config = status.configs.add(role=role)
-            for name, value in quota.guarantee.scalars().items():
+            for name, value in quota.guarantee.items():
                 config.guarantees[name].value = value / 1000
-            for name, value in quota.limit.scalars().items():
+            for name, value in quota.limit.items():
                 config.limits[name].value = value / 1000
         return status
 

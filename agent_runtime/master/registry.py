@@ -22,7 +22,7 @@ from typing import Any
 from agent_runtime.codec import jsonpb
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
-from agent_runtime.resources import Resources
+from agent_runtime.resources import Resources, to_millis
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,11 @@ class RegistryError(RuntimeErrorBase):
 
 @dataclass(slots=True)
 class Quota:
-    """A role's quota: guarantee (deprecated in Mesos 1.9, still honoured) and limit."""
+    """A role's quota over scalars, in thousandths: guarantee (deprecated in Mesos 1.9, still
+    honoured) and limit. Plain mappings, not ``Resources``: a limit of 0 is meaningful."""
 
-    guarantee: Resources = field(default_factory=Resources)
-    limit: Resources = field(default_factory=Resources)
+    guarantee: dict[str, int] = field(default_factory=dict)
+    limit: dict[str, int] = field(default_factory=dict)
     principal: str = ""
 
 
@@ -53,6 +54,14 @@ class RegistryState:
 
 def _resources_json(resources: Resources) -> list[dict[str, Any]]:
     return [jsonpb.to_dict(r) for r in resources.to_proto()]
+
+
+def _amounts_json(amounts: dict[str, int]) -> dict[str, float]:
+    return {name: value / 1000 for name, value in sorted(amounts.items())}
+
+
+def _amounts_of(data: Any) -> dict[str, int]:
+    return {str(name): to_millis(float(value)) for name, value in data.items()}
 
 
 def _resources_of(items: Any) -> Resources:
@@ -76,8 +85,8 @@ class Registry:
             self.state = RegistryState(
                 weights={str(k): float(v) for k, v in data.get("weights", {}).items()},
                 quota={
-                    role: Quota(_resources_of(q.get("guarantee", [])),
-                                _resources_of(q.get("limit", [])), str(q.get("principal", "")))
+                    role: Quota(_amounts_of(q.get("guarantee", {})),
+                                _amounts_of(q.get("limit", {})), str(q.get("principal", "")))
                     for role, q in data.get("quota", {}).items()
                 },
                 reservations={agent: _resources_of(items)
@@ -97,8 +106,8 @@ class Registry:
             "version": VERSION,
             "weights": state.weights,
             "quota": {
-                role: {"guarantee": _resources_json(q.guarantee),
-                       "limit": _resources_json(q.limit), "principal": q.principal}
+                role: {"guarantee": _amounts_json(q.guarantee),
+                       "limit": _amounts_json(q.limit), "principal": q.principal}
                 for role, q in state.quota.items()
             },
             "reservations": {agent: _resources_json(resources)

@@ -233,8 +233,8 @@ def _quota_json(master: Master, role: str) -> dict[str, Any]:
     consumed = master.allocator.quota_consumed(role)
     return {
         "role": role,
-        "guarantee": _scalars_flat(quota.guarantee.scalars()) if quota else {},
-        "limit": _scalars_flat(quota.limit.scalars()) if quota else {},
+        "guarantee": _scalars_flat(quota.guarantee) if quota else {},
+        "limit": _scalars_flat(quota.limit) if quota else {},
         "consumed": _scalars_flat(consumed),
     }
 

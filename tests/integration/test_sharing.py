@@ -121,3 +121,22 @@ async def test_roles_whitelist_and_weights_flag(tmp_path: str) -> None:
             await framework.stop()
         roles = {r["name"]: r for r in get_json(cluster.master_url + "/master/roles")["roles"]}
         assert roles["a"]["weight"] == 2 and roles["b"]["weight"] == 0.5
+
+
+async def test_quota_limit_caps_offers_even_at_zero(cluster: Cluster) -> None:
+    update = {"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+        {"role": "capped", "limits": {"cpus": {"value": 1}, "mem": {"value": 0}}}]}}
+    response = requests.post(cluster.master_url + "/api/v1", json=update, timeout=5)
+    assert response.status_code == 200, response.text
+    async with SchedulerClient(cluster.master, framework_info(role="capped")) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        offered = Resources.from_proto(offer.resources)
+        assert offered.scalar("cpus") == 1  # of the agent's 4
+        assert offered.scalar("mem") == 0  # a limit of 0 keeps the role away from mem
+        await framework.stop()
+    status = requests.post(cluster.master_url + "/api/v1", json={"type": "GET_QUOTA"},
+                           timeout=5).json()
+    (config,) = status["get_quota"]["status"]["configs"]
+    assert config["limits"] == {"cpus": {"value": 1.0}, "mem": {"value": 0.0}}

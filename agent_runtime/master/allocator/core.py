@@ -13,9 +13,11 @@ in step in :mod:`state`. A refusal filter, keyed on (framework, role, agent), hi
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
+from agent_runtime.errors import BadRequest
 from agent_runtime.master.allocator.cycle import Cycle
 from agent_runtime.master.allocator.quantities import MinAllocatable, add_into, sub_into
 from agent_runtime.master.allocator.roles import RoleTree
@@ -49,7 +51,8 @@ class Allocator:
         min_allocatable_resources: Sequence[Resources] | None = None,
     ) -> None:
         self._tree = RoleTree()
-        self._tree.weights.update(weights or {})
+        for role, weight in (weights or {}).items():
+            self.set_weight(role, weight)
         self._books = Books(self._tree)
         self._interval = allocation_interval
         self._filter_gpus = filter_gpu_resources
@@ -205,6 +208,9 @@ class Allocator:
 
     # Weights and quota ---------------------------------------------------------------------
     def set_weight(self, role: str, weight: float) -> None:
+        # Shares are divided by weights inside allocate(): refuse here what would crash there.
+        if not 0 < weight < math.inf:
+            raise BadRequest(f"Invalid weight for role '{role}': it must be a finite number > 0")
         self._tree.weights[role] = weight
 
     def weight(self, role: str) -> float:

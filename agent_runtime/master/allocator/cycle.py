@@ -215,8 +215,7 @@ class Cycle:
     # Stage two: fair shares ----------------------------------------------------------------
     def stage_two(self, opened: RoleOrder, everyone: RoleOrder,
                   agents: list[AgentState]) -> None:
-        # Roles at their limit still get reservations made to them: only agents that have
-        # reserved resources available walk every role.
+        # Both orders see every share change; only `opened` loses roles that hit a limit.
         orders = (opened,) if opened is everyone else (opened, everyone)
         limited = bool(self.tree.limited)
         names = list(self.books.total)

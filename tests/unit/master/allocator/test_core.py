@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.master.allocator.core import MAX_REFUSE_SECONDS
-from agent_runtime.master.allocator.sorter import DRFSorter
+from agent_runtime.master.allocator.quantities import dominant_share
 from agent_runtime.resources import Resources, parse
 
 AGENT = "cpus:4;mem:4096"
@@ -165,19 +165,12 @@ def test_frameworks_of_one_role_share_it_by_drf() -> None:
         == [3, 3, 3]
 
 
-def test_the_sorter_divides_the_dominant_share_by_the_weight() -> None:
-    sorter = DRFSorter()
-    sorter.set_total({"cpus": 10_000, "mem": 100_000})
-    sorter.add("a", weight=2.0)
-    sorter.add("b")
-    sorter.allocated("a", {"cpus": 5000, "mem": 10_000})  # dominant 0.5 / 2
-    sorter.allocated("b", {"cpus": 1000, "mem": 30_000})  # dominant 0.3
-    assert sorter.share("a") == pytest.approx(0.25)
-    assert sorter.share("b") == pytest.approx(0.3)
-    assert sorter.sort() == ["a", "b"]
-    sorter.unallocated("a", {"cpus": 5000, "mem": 10_000})
-    assert sorter.allocation("a") == {}
-    assert sorter.share("a") == 0.0
+def test_dominant_share_is_the_largest_fraction_held() -> None:
+    totals = {"cpus": 10_000, "mem": 100_000}
+    assert dominant_share({"cpus": 5000, "mem": 10_000}, totals) == pytest.approx(0.5)
+    assert dominant_share({"cpus": 1000, "mem": 30_000}, totals) == pytest.approx(0.3)
+    # Names without a total (or left out of fair sharing) do not count.
+    assert dominant_share({"gpus": 1000}, totals) == 0.0
 
 
 # Refusal filters ---------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from agent_runtime.errors import BadRequest
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.resources import parse
 
@@ -179,3 +182,13 @@ def test_recovering_more_than_was_held_gives_back_only_what_was_held() -> None:
     allocator.recover("f", "r", "a00", parse("cpus:2;mem:2048"), now=0)
     (offer,) = allocator.allocate(now=0)
     assert offer.resources == parse(AGENT)
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, float("inf"), float("nan")])
+def test_a_weight_that_would_break_shares_is_refused(weight: float) -> None:
+    allocator = _allocator(1)
+    with pytest.raises(BadRequest):
+        allocator.set_weight("r", weight)
+    with pytest.raises(BadRequest):
+        Allocator(weights={"r": weight})
+    assert allocator.weight("r") == 1.0
