@@ -16,6 +16,7 @@ import aiohttp
 import grpc
 
 from agent_runtime.agent.agent import Agent
+from agent_runtime.detector import MasterDetector
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ MAX_BACKOFF = 60.0
 class MasterLink:
     def __init__(self, agent: Agent, master: str, backoff_factor: float) -> None:
         self.agent = agent
-        self.master = master.removeprefix("http://").rstrip("/")
+        # `host:port`, or `zk://.../path`: asked again on every (re)connection.
+        self.detector = MasterDetector(master)
         self.backoff_factor = backoff_factor
         self.registered = asyncio.Event()
         self._outbox: asyncio.Queue[internal_pb2.AgentMessage] | None = None
@@ -39,15 +41,17 @@ class MasterLink:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        await asyncio.to_thread(self.detector.close)
 
     def send(self, message: internal_pb2.AgentMessage) -> None:
         if self._outbox is not None:
             self._outbox.put_nowait(message)
 
     async def _link_address(self) -> str:
-        host = self.master.rpartition(":")[0] or self.master
+        master = await self.detector.leader()
+        host = master.rpartition(":")[0] or master
         async with aiohttp.ClientSession() as session, session.get(
-            f"http://{self.master}/master/agent_link", timeout=aiohttp.ClientTimeout(total=5)
+            f"http://{master}/master/agent_link", timeout=aiohttp.ClientTimeout(total=5)
         ) as response:
             response.raise_for_status()
             data = await response.json()

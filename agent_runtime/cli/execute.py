@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agent_runtime import flags
 from agent_runtime.codec import jsonpb
+from agent_runtime.detector import MasterDetector
 from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.flags import Duration, flag
 from agent_runtime.http_util import JSON, PROTOBUF
@@ -139,7 +140,12 @@ async def run(config: ExecuteConfig) -> int:
     content_type = PROTOBUF if config.content_type == "protobuf" else JSON
     launched = False
     Event = scheduler_pb2.Event
-    async with SchedulerClient(config.master, framework_info(config), content_type) as client:
+    detector = MasterDetector(config.master)  # host:port, or zk://... to find the leader
+    try:
+        master = await detector.leader()
+    finally:
+        await asyncio.to_thread(detector.close)
+    async with SchedulerClient(master, framework_info(config), content_type) as client:
         async for event in client.events():
             if event.type == Event.SUBSCRIBED:
                 print(f"Subscribed with ID {client.framework_id}", flush=True)

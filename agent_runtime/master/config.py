@@ -32,8 +32,11 @@ class MasterConfig:
     cluster: str | None = flag(None, "Human readable cluster name")
     quiet: bool = flag(False, "Log warnings only")
     log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
-    zk: str | None = flag(None, "ZooKeeper URL (not supported yet: see the README)")
-    quorum: int | None = flag(None, "Registry quorum (with --zk)")
+    zk: str | None = flag(
+        None, "zk://host1:port1,host2:port2,.../path: elect the leader and keep the registry there"
+    )
+    zk_session_timeout: Duration = flag(Duration(10.0), "ZooKeeper session timeout")
+    quorum: int | None = flag(None, "Size of a quorum of masters; required with --zk")
     registry: str = flag("replicated_log", "Registry persistence strategy")
 
     def weight_map(self) -> dict[str, float]:

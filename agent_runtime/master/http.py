@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from agent_runtime.errors import BadRequest
+from agent_runtime.errors import BadRequest, ServiceUnavailable
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import (
     MAX_BODY,
@@ -17,6 +19,23 @@ from agent_runtime.master import state_json
 from agent_runtime.master.master import Master
 from agent_runtime.master.operator_http import OperatorHTTP
 from agent_runtime.master.scheduler_api import SchedulerAPI
+
+# What a standby master (--zk, not elected) still answers itself; the rest goes to the leader.
+STANDBY_LOCAL = frozenset({"/health", "/master/health", "/version", "/metrics/snapshot",
+                           "/flags", "/master/flags"})
+
+
+def _standby_middleware(master: Master) -> Any:
+    @web.middleware
+    async def standby(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if master.leading or request.path.rstrip("/") in STANDBY_LOCAL:
+            return await handler(request)
+        if master.leader is None:
+            raise ServiceUnavailable("No master is currently leading")
+        # As Mesos: 307 to the same path on the leader, as a network-path reference.
+        raise web.HTTPTemporaryRedirect(f"//{master.leader}{request.path_qs}")
+
+    return standby
 
 
 def make_app(master: Master) -> web.Application:
@@ -85,7 +104,8 @@ def make_app(master: Master) -> web.Application:
         "/version": version,
         "/metrics/snapshot": metrics,
     }
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware, _standby_middleware(master)],
+                          client_max_size=MAX_BODY)
     # Mesos strips a trailing '/', so `/master/state/` is `/master/state`.
     for path, handler in delegate_aliases(routes, "/master").items():
         app.router.add_get(path, handler)

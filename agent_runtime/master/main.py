@@ -13,12 +13,15 @@ import grpc
 from aiohttp import web
 
 from agent_runtime import flags
+from agent_runtime.errors import FlagError
 from agent_runtime.logs import setup_logging
 from agent_runtime.master.agent_link import AgentLinkService
 from agent_runtime.master.config import MasterConfig
+from agent_runtime.master.contender import Contender
 from agent_runtime.master.http import make_app
 from agent_runtime.master.master import Master
 from agent_runtime.proto import internal_pb2_grpc
+from agent_runtime.zookeeper import ZooKeeper, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,9 @@ class RunningMaster:
         await self.runner.cleanup()
 
 
-async def start_master(config: MasterConfig) -> RunningMaster:
-    master = Master(config)
+async def start_master(config: MasterConfig,
+                       zookeeper: ZooKeeper | None = None) -> RunningMaster:
+    master = Master(config, zookeeper=zookeeper)
     server = grpc.aio.server()
     internal_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkService(master), server)
     link_port = server.add_insecure_port(f"{config.ip}:{config.agent_port}")
@@ -56,31 +60,54 @@ async def start_master(config: MasterConfig) -> RunningMaster:
         master.info.port = port
         master.info.address.port = port
         master.info.pid = f"master@{config.ip}:{port}"
-    master.start()
+    if zookeeper is None:
+        master.start()
     log.info("master %s listening on %s:%d (agent link :%d)", master.id, config.ip, port,
              link_port)
     return RunningMaster(master, runner, server, port, link_port)
 
 
-async def serve(config: MasterConfig) -> None:
-    running = await start_master(config)
+async def serve(config: MasterConfig) -> int:
+    zookeeper = None
+    if config.zk:
+        if config.quorum is None or config.quorum < 1:
+            raise FlagError("--quorum is required with --zk (the number of masters in a quorum)")
+        zookeeper = ZooKeeper(parse_url(config.zk), config.zk_session_timeout)
+        await asyncio.to_thread(zookeeper.start)
+    running = await start_master(config, zookeeper)
     stop = asyncio.Event()
+    lost: list[str] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if zookeeper is not None:
+        master = running.master
+
+        def follow(address: str | None) -> None:
+            master.leader = address
+
+        def lose(why: str) -> None:
+            lost.append(why)
+            stop.set()
+
+        contender = Contender(zookeeper, master.info, on_elected=master.elected,
+                              on_leader=follow, on_lost=lose)
+        await contender.start()
     await stop.wait()
     await running.stop()
+    if zookeeper is not None:
+        await asyncio.to_thread(zookeeper.stop)
+    if lost:
+        # As Mesos: a master that lost leadership exits, to come back as a fresh contender.
+        print(f"mesos-master: lost leadership ({lost[0]}); exiting", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _main() -> int:
     config = flags.load(MasterConfig, sys.argv[1:], os.environ)
     setup_logging(config.quiet, config.log_dir, "mesos-master")
-    if config.zk:
-        print("--zk is not supported yet (master high availability is a later issue)",
-              file=sys.stderr)
-        return 1
-    asyncio.run(serve(config))
-    return 0
+    return asyncio.run(serve(config))
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from agent_runtime.master.tasks import TaskLauncher
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, validate_role
 from agent_runtime.streams import EventStream
+from agent_runtime.zookeeper import ZooKeeper
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ Capability = mesos_pb2.FrameworkInfo.Capability
 
 
 class Master:
-    def __init__(self, config: MasterConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: MasterConfig, clock: Callable[[], float] = time.time,
+                 zookeeper: ZooKeeper | None = None) -> None:
         self.config = config
         self.clock = clock
         self.id = str(uuid.uuid4())
@@ -65,7 +67,10 @@ class Master:
         self._allocation_task: asyncio.Task[None] | None = None
         self.metrics: collections.Counter[str] = collections.Counter()
         self.launcher = TaskLauncher(self)
-        self.registry = Registry(config.work_dir)
+        self.registry = Registry(config.work_dir, zookeeper)
+        # With --zk a master stands by until elected; `leader` is where the leader is then.
+        self.leading = zookeeper is None
+        self.leader: str | None = None
         self.reservations = Reservations(self)
         self.quota = QuotaBook(self)
         hostname = config.hostname or socket.gethostname()
@@ -82,6 +87,12 @@ class Master:
         self.info.address.port = config.port
 
     # Life cycle ----------------------------------------------------------------------------
+    def elected(self) -> None:
+        """With --zk: this master now leads; recover the registry and start allocating."""
+        self.leading = True
+        self.leader = None
+        self.start()
+
     def start(self) -> None:
         self.registry.recover()
         self.quota.recover()

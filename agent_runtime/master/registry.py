@@ -8,7 +8,9 @@ embedded default is one small JSON document under ``--work_dir``::
                                   "reservations": {"<agent id>": [Resource JSON, ...]}}
 
 Every change rewrites it atomically (tmp, fsync, rename), so a crash leaves the old or the new
-document, never a torn one. Without ``--work_dir`` the registry lives in memory only.
+document, never a torn one. Without ``--work_dir`` the registry lives in memory only. With
+``--zk`` the same document is the znode ``<zk path>/registry``, written with the version the
+leader last read (see :mod:`agent_runtime.zookeeper`): a deposed leader's write fails.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from agent_runtime.codec import jsonpb
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources, to_millis
+from agent_runtime.zookeeper import ZooKeeper, ZooKeeperError
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +72,30 @@ def _resources_of(items: Any) -> Resources:
 
 
 class Registry:
-    def __init__(self, work_dir: str | None) -> None:
+    def __init__(self, work_dir: str | None, zookeeper: ZooKeeper | None = None) -> None:
         self.path = os.path.join(work_dir, FILENAME) if work_dir else None
+        self.zookeeper = zookeeper
+        self._zk_version = -1
         self.state = RegistryState()
+
+    def _read(self) -> Any:
+        if self.zookeeper is not None:
+            raw, self._zk_version = self.zookeeper.read_registry()
+            return json.loads(raw) if raw else None
+        if self.path is None or not os.path.exists(self.path):
+            return None
+        with open(self.path, encoding="utf-8") as handle:
+            return json.load(handle)
 
     def recover(self) -> RegistryState:
         """Load what a previous master left; a fresh registry when there is none."""
-        if self.path is None or not os.path.exists(self.path):
-            return self.state
+        where = "ZooKeeper" if self.zookeeper is not None else self.path
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = self._read()
+            if data is None:
+                return self.state
             if data.get("version") != VERSION:
-                raise RegistryError(f"{self.path}: unknown registry version {data.get('version')}")
+                raise RegistryError(f"{where}: unknown registry version {data.get('version')}")
             self.state = RegistryState(
                 weights={str(k): float(v) for k, v in data.get("weights", {}).items()},
                 quota={
@@ -92,14 +106,17 @@ class Registry:
                 reservations={agent: _resources_of(items)
                               for agent, items in data.get("reservations", {}).items()},
             )
+        except ZooKeeperError:
+            raise
         except (OSError, ValueError, TypeError, AttributeError, RuntimeErrorBase) as exc:
-            raise RegistryError(f"cannot recover the registry from {self.path}: {exc}") from exc
+            raise RegistryError(f"cannot recover the registry from {where}: {exc}") from exc
         log.info("recovered registry: %d weights, %d quotas, reservations on %d agents",
                  len(self.state.weights), len(self.state.quota), len(self.state.reservations))
         return self.state
 
     def save(self) -> None:
-        if self.path is None:
+        """Persist the state; with ZooKeeper, :class:`Fenced` when another master wrote since."""
+        if self.path is None and self.zookeeper is None:
             return
         state = self.state
         document = {
@@ -113,6 +130,11 @@ class Registry:
             "reservations": {agent: _resources_json(resources)
                              for agent, resources in state.reservations.items() if resources},
         }
+        if self.zookeeper is not None:
+            data = json.dumps(document, sort_keys=True).encode()
+            self._zk_version = self.zookeeper.write_registry(data, self._zk_version)
+            return
+        assert self.path is not None
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as handle:

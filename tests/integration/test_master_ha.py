@@ -1,0 +1,178 @@
+"""Masters made highly available through a real ZooKeeper: election, failover, fencing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from kazoo.client import KazooClient
+
+from tests.cluster import VENV_BIN, Cluster, free_port, get_json
+from tests.zookeeper import zookeeper_server
+
+pytestmark = pytest.mark.zookeeper
+SESSION = "2secs"
+
+
+class HACluster(Cluster):
+    """Three masters contending in ZooKeeper and one agent that finds the leader there."""
+
+    def __init__(self, work_dir: str, zk: str) -> None:
+        super().__init__(work_dir, agents=1)
+        self.zk = f"zk://{zk}/mesos"
+        self.master_ports = [free_port() for _ in range(3)]
+
+    def start_master_n(self, index: int) -> None:
+        self._spawn(f"master{index}", [
+            os.path.join(VENV_BIN, "mesos-master"), f"--port={self.master_ports[index]}",
+            "--allocation_interval=100ms", f"--zk={self.zk}", "--quorum=2",
+            f"--zk_session_timeout={SESSION}",
+        ])
+
+    def start_agent(self, index: int) -> None:
+        self._spawn(f"agent{index}", [
+            os.path.join(VENV_BIN, "mesos-agent"), f"--master={self.zk}",
+            f"--port={self.agent_ports[index]}",
+            f"--work_dir={os.path.join(self.work_dir, f'agent{index}')}",
+            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:4096;disk:4096",
+        ])
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.master_ports[index]}"
+
+    def leader(self, timeout: float = 20.0, not_index: int | None = None) -> int:
+        """Index of the master that says it leads (its /master/state answers 200 itself)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for index in range(3):
+                if index == not_index:
+                    continue
+                try:
+                    response = requests.get(self.url(index) + "/master/state", timeout=1,
+                                            allow_redirects=False)
+                except requests.RequestException:
+                    continue
+                if response.status_code == 200:
+                    return index
+            time.sleep(0.1)
+        raise RuntimeError("no leader:\n" + self.logs())
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def ha(tmp_path: Any) -> Iterator[HACluster]:
+    with zookeeper_server(str(tmp_path)) as zk:
+        cluster = HACluster(str(tmp_path), zk)
+        try:
+            for index in range(3):
+                cluster.start_master_n(index)
+            cluster.start_agent(0)
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def _active_agents(url: str) -> list[dict[str, Any]]:
+    try:
+        return [a for a in get_json(url + "/master/slaves")["slaves"] if a["active"]]
+    except OSError:
+        return []
+
+
+def _execute(master: str, name: str, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([os.path.join(VENV_BIN, "mesos-execute"), f"--master={master}",
+                           f"--name={name}", f"--command={command}",
+                           "--resources=cpus:0.1;mem:32"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_election_znodes_standbys_and_failover(ha: HACluster) -> None:
+    leader = ha.leader()
+    _wait(lambda: bool(_active_agents(ha.url(leader))), 20, "the agent to find the leader")
+
+    # The znodes are Mesos's: json.info_<seq> with the MasterInfo JSON; the lowest leads.
+    zk = KazooClient(hosts=ha.zk[len("zk://"):].split("/")[0])
+    zk.start()
+    try:
+        children = sorted(c for c in zk.get_children("/mesos") if c.startswith("json.info_"))
+        assert len(children) == 3
+        data, _ = zk.get(f"/mesos/{children[0]}")
+        info = json.loads(data)
+        assert info["address"]["port"] == ha.master_ports[leader]
+        assert info["id"] and info["hostname"]
+    finally:
+        zk.stop()
+
+    # Standbys answer what is theirs and send the rest to the leader.
+    standby = next(i for i in range(3) if i != leader)
+    assert requests.get(ha.url(standby) + "/health", timeout=2).status_code == 200
+    redirect = requests.get(ha.url(standby) + "/master/state", timeout=2,
+                            allow_redirects=False)
+    assert redirect.status_code == 307
+    assert redirect.headers["Location"] == f"//127.0.0.1:{ha.master_ports[leader]}/master/state"
+    scheduler = requests.post(ha.url(standby) + "/api/v1/scheduler", data=b"{}", timeout=2,
+                              headers={"Content-Type": "application/json"},
+                              allow_redirects=False)
+    assert scheduler.status_code == 307
+
+    # A task through the ZooKeeper URL, as users point mesos-execute at an HA cluster.
+    done = _execute(ha.zk, "before", "echo before")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    # kill -9 the leader: another leads within 15 s, the agent follows, tasks launch again.
+    killed_at = time.time()
+    ha.kill(f"master{leader}", signal.SIGKILL)
+    new = ha.leader(timeout=15, not_index=leader)
+    assert time.time() - killed_at < 15
+    _wait(lambda: bool(_active_agents(ha.url(new))), 20, "the agent to re-register")
+    done = _execute(ha.zk, "after", "echo after")
+    assert done.returncode == 0, done.stdout + done.stderr + ha.logs()
+
+
+def test_expired_session_makes_the_leader_step_down(ha: HACluster) -> None:
+    leader = ha.leader()
+    process = ha.processes[f"master{leader}"]
+    process.send_signal(signal.SIGSTOP)  # no heartbeats: the session expires after 2 s
+    try:
+        new = ha.leader(timeout=15, not_index=leader)
+        assert new != leader
+    finally:
+        process.send_signal(signal.SIGCONT)
+    # Woken up, the old leader learns its session is gone and exits instead of acting.
+    assert process.wait(15) == 1
+    assert "lost leadership" in ha.log(f"master{leader}")
+
+
+def test_registry_lives_in_zookeeper(ha: HACluster) -> None:
+    leader = ha.leader()
+    url = ha.url(leader)
+    _wait(lambda: bool(_active_agents(url)), 20, "the agent to register")
+    assert requests.put(url + "/weights", json=[{"role": "ha", "weight": 4}],
+                        timeout=5).status_code == 200
+    (agent,) = _active_agents(url)
+    reserve = {"slaveId": agent["id"], "resources": json.dumps([{
+        "name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+        "reservations": [{"type": "DYNAMIC", "role": "ha"}]}])}
+    assert requests.post(url + "/master/reserve", data=reserve, timeout=5).status_code == 202
+
+    ha.kill(f"master{leader}", signal.SIGKILL)
+    new = ha.url(ha.leader(timeout=15, not_index=leader))
+    assert {"role": "ha", "weight": 4.0} in requests.get(new + "/weights", timeout=5).json()
+    _wait(lambda: bool(_active_agents(new)), 20, "the agent to re-register")
+    (agent,) = _active_agents(new)
+    assert agent["reserved_resources"]["ha"]["cpus"] == 1
