@@ -39,9 +39,9 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         registered.registered.agent_id.value = agent.id
         registered.registered.master_info.CopyFrom(self.master.info)
         yield registered
-        reader = asyncio.get_running_loop().create_task(
-            self._read(agent, request_iterator, outbox)
-        )
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read(agent, request_iterator, outbox))
+        pinger = loop.create_task(self._ping(agent, outbox))
         try:
             while True:
                 message = await outbox.get()
@@ -50,7 +50,25 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
                 yield message
         finally:
             reader.cancel()
+            pinger.cancel()
             self.master.agent_disconnected(agent, outbox)
+
+    async def _ping(self, agent: Agent,
+                    outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> None:
+        """Ping every --agent_ping_timeout; --max_agent_ping_timeouts unanswered in a row make
+        the agent unreachable (a stopped or partitioned agent keeps its TCP link open)."""
+        config = self.master.config
+        missed = 0
+        agent.ping_seq = agent.pong_seq = 0
+        while True:
+            await asyncio.sleep(config.agent_ping_timeout)
+            missed = missed + 1 if agent.pong_seq != agent.ping_seq else 0
+            if missed >= config.max_agent_ping_timeouts:
+                self.master.mark_unreachable(
+                    agent.id, f"no pong for {missed} pings of {config.agent_ping_timeout:g}s")
+                return
+            agent.ping_seq += 1
+            outbox.put_nowait(internal_pb2.MasterMessage(ping=agent.ping_seq))
 
     async def _read(
         self,
@@ -69,7 +87,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
                 elif kind == "executor_exited":
                     launcher.executor_exited(agent, message.executor_exited)
                 elif kind == "pong":
-                    pass
+                    agent.pong_seq = message.pong
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:

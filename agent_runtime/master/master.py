@@ -383,6 +383,9 @@ class Master:
             existing.reregistered_time = now
             existing.info = info
             self.allocator.activate_agent(agent_id)
+            if existing.unreachable_time is not None:
+                existing.unreachable_time = None
+                self.launcher.agent_reachable(existing, register.executors)
             log.info("agent %s re-registered", agent_id)
             self.schedule_allocation()
             return existing
@@ -414,10 +417,35 @@ class Master:
         self.allocator.deactivate_agent(agent.id)
         for offer in [o for o in self.offers.values() if o.agent_id == agent.id]:
             self.rescind_offer(offer.proto.id.value)
+        # As Mesos's health checks: a link that stays down as long as the missed pings would
+        # take makes the agent unreachable (its tasks may still run; it may come back).
         grace = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts
         agent.removal_timer = asyncio.get_running_loop().call_later(
-            grace, self.remove_agent, agent.id
+            grace, self.mark_unreachable, agent.id, "its link stayed down"
         )
+
+    def mark_unreachable(self, agent_id: str, why: str) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.unreachable_time is not None:
+            return
+        log.warning("agent %s is unreachable: %s", agent_id, why)
+        if agent.removal_timer is not None:
+            agent.removal_timer.cancel()
+            agent.removal_timer = None
+        agent.unreachable_time = self.clock()
+        agent.active = False
+        self.allocator.deactivate_agent(agent_id)
+        for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
+            self.rescind_offer(offer.proto.id.value)
+        if agent.connected:
+            agent.connected = False
+            agent.outbox.put_nowait(None)  # end the link; the agent re-registers when it can
+        self.launcher.agent_unreachable(agent, why)
+        self.metrics["master/slave_unreachable_completed"] += 1
+        for framework in self.frameworks.values():
+            failure = scheduler_pb2.Event(type=scheduler_pb2.Event.FAILURE)
+            failure.failure.agent_id.value = agent_id
+            framework.send(failure)
 
     def remove_agent(self, agent_id: str) -> None:
         agent = self.agents.pop(agent_id, None)

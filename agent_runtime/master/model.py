@@ -40,6 +40,14 @@ class Task:
     # uuid of the update whose acknowledgement ends the task's life in the master
     terminal_uuid: bytes | None = None
     user: str = ""
+    # Set while its agent is unreachable: the task may still run; frameworks are told
+    # TASK_UNREACHABLE (PARTITION_AWARE) or TASK_LOST, and `state` keeps what was last known.
+    unreachable_time: float | None = None
+
+    def reported_state(self, partition_aware: bool) -> int:
+        if self.unreachable_time is None:
+            return self.state
+        return mesos_pb2.TASK_UNREACHABLE if partition_aware else mesos_pb2.TASK_LOST
 
     @property
     def task_id(self) -> str:
@@ -115,6 +123,10 @@ class Agent:
     # task ids per framework that live on this agent
     tasks: dict[str, set[str]] = field(default_factory=dict)
     removal_timer: asyncio.TimerHandle | None = None
+    unreachable_time: float | None = None
+    # Ping bookkeeping of the current link: the last ping sent and the last pong seen.
+    ping_seq: int = 0
+    pong_seq: int = 0
 
     def send(self, message: internal_pb2.MasterMessage) -> None:
         if self.connected:

@@ -78,8 +78,9 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
         "registered_time": framework.registered_time,
         "unregistered_time": framework.unregistered_time,
         "resources": (used + offered).flat(),
-        "tasks": [t for t in (task_json(t) for t in framework.tasks.values())],
-        "unreachable_tasks": [],
+        "tasks": [task_json(t) for t in framework.tasks.values() if t.unreachable_time is None],
+        "unreachable_tasks": [_unreachable_json(t) for t in framework.tasks.values()
+                              if t.unreachable_time is not None],
         "completed_tasks": [task_json(t) for t in framework.completed_tasks],
         "offers": [offer_json(o) for o in framework.offers.values()],
         "executors": [],
@@ -228,6 +229,12 @@ def roles_json(master: Master) -> dict[str, Any]:
     return {"roles": out}
 
 
+def _unreachable_json(task: Task) -> dict[str, Any]:
+    out = task_json(task)
+    out["state"] = "TASK_UNREACHABLE"
+    return out
+
+
 def _quota_json(master: Master, role: str) -> dict[str, Any]:
     quota = master.registry.state.quota.get(role)
     consumed = master.allocator.quota_consumed(role)
@@ -286,7 +293,8 @@ def state_json(master: Master) -> dict[str, Any]:
         "capabilities": [],
         "activated_slaves": sum(1 for a in master.agents.values() if a.active),
         "deactivated_slaves": sum(1 for a in master.agents.values() if not a.active),
-        "unreachable_slaves": 0,
+        "unreachable_slaves": sum(
+            1 for a in master.agents.values() if a.unreachable_time is not None),
         "leader": info.pid,
         "leader_info": to_dict(info),
         "flags": as_strings(master.config),
@@ -311,7 +319,8 @@ def metrics_json(master: Master) -> dict[str, float]:
             1.0 for a in master.agents.values() if not a.connected
         ),
         "master/slaves_inactive": sum(1.0 for a in master.agents.values() if not a.active),
-        "master/slaves_unreachable": 0.0,
+        "master/slaves_unreachable": sum(
+            1.0 for a in master.agents.values() if a.unreachable_time is not None),
         "master/frameworks_active": sum(1.0 for f in master.frameworks.values() if f.active),
         "master/frameworks_connected": sum(
             1.0 for f in master.frameworks.values() if f.connected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest, RuntimeErrorBase
@@ -339,13 +340,15 @@ class TaskLauncher:
     def reconcile(self, framework: Framework, reconcile: scheduler_pb2.Call.Reconcile) -> None:
         if not reconcile.tasks:
             for task in framework.tasks.values():
-                self._reconcile_update(framework, task.task_id, task.agent_id, task.state,
+                self._reconcile_update(framework, task.task_id, task.agent_id,
+                                       task.reported_state(framework.partition_aware),
                                        task.statuses[-1] if task.statuses else None)
             return
         for item in reconcile.tasks:
             known = framework.tasks.get(item.task_id.value)
             if known is not None:
-                self._reconcile_update(framework, known.task_id, known.agent_id, known.state,
+                self._reconcile_update(framework, known.task_id, known.agent_id,
+                                       known.reported_state(framework.partition_aware),
                                        known.statuses[-1] if known.statuses else None)
                 continue
             agent_id = item.agent_id.value if item.HasField("agent_id") else ""
@@ -414,6 +417,47 @@ class TaskLauncher:
             agent.tasks.setdefault(framework_id, set()).add(task.task_id)
             if proto.state not in TERMINAL_STATES:
                 master.allocator.allocate_resources(framework_id, task.role, agent.id, resources)
+
+    def agent_unreachable(self, agent: Agent, why: str) -> None:
+        """Tell frameworks their tasks there are UNREACHABLE (PARTITION_AWARE) or LOST."""
+        now = self.master.clock()
+        for framework_id, task_ids in agent.tasks.items():
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if framework is None or task is None or task.state in TERMINAL_STATES:
+                    continue
+                task.unreachable_time = now
+                self._master_update(framework, task_id, agent.id,
+                                    task.reported_state(framework.partition_aware),
+                                    Status.REASON_AGENT_REMOVED,
+                                    f"Agent {agent.id} is unreachable: {why}")
+
+    def agent_reachable(self, agent: Agent,
+                        executors: Iterable[internal_pb2.ExecutorState]) -> None:
+        """The agent is back: its tasks are what it says; those it lost are gone."""
+        reported = {task.task_id.value: task for state in executors for task in state.tasks}
+        for framework_id, task_ids in agent.tasks.items():
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if framework is None or task is None or task.unreachable_time is None:
+                    continue
+                task.unreachable_time = None
+                known = reported.get(task_id)
+                if known is not None and known.state not in TERMINAL_STATES:
+                    task.state = known.state
+                    self._master_update(framework, task_id, agent.id, known.state,
+                                        Status.REASON_AGENT_REREGISTERED,
+                                        f"Agent {agent.id} re-registered")
+                    continue
+                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+                task.state = state
+                self.free_task(task)
+                self._master_update(framework, task_id, agent.id, state,
+                                    Status.REASON_AGENT_REREGISTERED,
+                                    f"Agent {agent.id} re-registered without this task")
+                self.forget_task(task)
 
     def agent_removed(self, agent: Agent) -> None:
         for framework_id, task_ids in agent.tasks.items():
