@@ -24,8 +24,8 @@ SESSION = "2secs"
 class HACluster(Cluster):
     """Three masters contending in ZooKeeper and one agent that finds the leader there."""
 
-    def __init__(self, work_dir: str, zk: str) -> None:
-        super().__init__(work_dir, agents=1)
+    def __init__(self, work_dir: str, zk: str, agents: int = 1) -> None:
+        super().__init__(work_dir, agents=agents)
         self.zk = f"zk://{zk}/mesos"
         self.master_ports = [free_port() for _ in range(3)]
 
