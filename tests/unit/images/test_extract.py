@@ -1,0 +1,132 @@
+"""Layer extraction: hostile entries stay inside the root or are refused; whiteouts apply."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from typing import Any
+
+import pytest
+
+from images.errors import ImageError, UnsafeEntry
+from images.extract import extract_layer, secure_join
+
+from .helpers import Item, make_tar, open_tar
+
+SYM, LNK, DIR = tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE
+
+
+def apply(root: str, *items: Item) -> None:
+    with open_tar(make_tar(items)) as tar:
+        extract_layer(tar, root)
+
+
+@pytest.fixture
+def root(tmp_path: Any) -> str:
+    return os.path.join(tmp_path, "rootfs")
+
+
+@pytest.fixture
+def outside(tmp_path: Any) -> str:
+    path = os.path.join(tmp_path, "outside")
+    os.mkdir(path)
+    return path
+
+
+@pytest.mark.parametrize("item", [
+    Item("/etc/passwd", data=b"x"),
+    Item("../escaped", data=b"x"),
+    Item("a/../../escaped", data=b"x"),
+    Item("link", kind=SYM, linkname="../../escaped"),
+    Item("a/b/link", kind=SYM, linkname="../../../escaped"),
+    Item("hard", kind=LNK, linkname="../outside/secret"),
+    Item("hard", kind=LNK, linkname="/etc/passwd"),
+    Item("hard", kind=LNK, linkname="missing"),
+    Item("a/.wh..", data=b""),
+])
+def test_escaping_entries_are_refused(root: str, outside: str, item: Item) -> None:
+    with pytest.raises(UnsafeEntry):
+        apply(root, Item("a", kind=DIR, mode=0o755), item)
+    assert os.listdir(outside) == []
+    assert not os.path.exists(os.path.join(os.path.dirname(root), "escaped"))
+
+
+def test_relative_links_inside_the_root_are_kept(root: str) -> None:
+    apply(root, Item("usr/bin/busybox", data=b"bb", mode=0o755),
+          Item("usr/sbin/ifconfig", kind=SYM, linkname="../bin/busybox"),
+          Item("usr/bin/sh", kind=LNK, linkname="usr/bin/busybox"))
+    assert os.readlink(os.path.join(root, "usr/sbin/ifconfig")) == "../bin/busybox"
+    assert os.stat(os.path.join(root, "usr/bin/sh")).st_ino == \
+        os.stat(os.path.join(root, "usr/bin/busybox")).st_ino
+
+
+def test_writes_through_an_absolute_symlink_stay_in_the_root(root: str, outside: str) -> None:
+    # A link to the host's path, then a file "under" it: it lands in root/<outside>, not outside.
+    apply(root, Item("evil", kind=SYM, linkname=outside))
+    apply(root, Item("evil/planted", data=b"gotcha"))
+    assert os.listdir(outside) == []
+    inside = os.path.join(root, outside.lstrip("/"), "planted")
+    with open(inside, "rb") as planted:
+        assert planted.read() == b"gotcha"
+
+
+def test_an_existing_symlink_is_replaced_not_written_through(root: str, outside: str) -> None:
+    target = os.path.join(outside, "victim")
+    with open(target, "w") as victim:
+        victim.write("safe")
+    os.makedirs(root)
+    os.symlink(target, os.path.join(root, "file"))
+    apply(root, Item("file", data=b"new"))
+    with open(target) as victim:
+        assert victim.read() == "safe"
+    assert not os.path.islink(os.path.join(root, "file"))
+
+
+def test_secure_join_clamps_at_the_root(root: str) -> None:
+    os.makedirs(os.path.join(root, "a"))
+    os.symlink("../../../..", os.path.join(root, "a", "up"))
+    os.symlink("/", os.path.join(root, "abs"))
+    assert secure_join(root, "a/up/etc") == os.path.join(root, "etc")
+    assert secure_join(root, "abs/a/../../x") == os.path.join(root, "x")
+    os.symlink("loop", os.path.join(root, "loop"))
+    with pytest.raises(UnsafeEntry, match="symbolic links"):
+        secure_join(root, "loop/x")
+
+
+def test_whiteouts_delete_lower_files_and_opaque_dirs_keep_their_own_layer(root: str) -> None:
+    apply(root, Item("etc/old.conf", data=b"1"), Item("etc/keep.conf", data=b"1"),
+          Item("var/cache/a", data=b"1"), Item("var/cache/b", data=b"1"))
+    apply(root, Item("var/cache/new", data=b"2"), Item("etc/.wh.old.conf"),
+          Item("var/cache/.wh..wh..opq"))
+    assert sorted(os.listdir(os.path.join(root, "etc"))) == ["keep.conf"]
+    assert os.listdir(os.path.join(root, "var/cache")) == ["new"]
+
+
+def test_modes_times_and_owners_are_applied(root: str) -> None:
+    apply(root, Item("usr", kind=DIR, mode=0o755, mtime=1000),
+          Item("usr/bin/su", data=b"x", mode=0o4755, uid=1, gid=2, mtime=2000),
+          Item("tmp", kind=DIR, mode=0o1777), Item("run/fifo", kind=tarfile.FIFOTYPE),
+          Item("dev/null", kind=tarfile.CHRTYPE))
+    info = os.stat(os.path.join(root, "usr/bin/su"))
+    assert stat.S_IMODE(info.st_mode) == 0o4755 and info.st_mtime == 2000
+    assert os.stat(os.path.join(root, "usr")).st_mtime == 1000
+    assert stat.S_IMODE(os.stat(os.path.join(root, "tmp")).st_mode) == 0o1777
+    assert stat.S_ISFIFO(os.stat(os.path.join(root, "run/fifo")).st_mode)
+    assert not os.path.exists(os.path.join(root, "dev/null"))  # devices come from the isolator
+    if os.geteuid() == 0:
+        assert (info.st_uid, info.st_gid) == (1, 2)
+
+
+def test_a_later_layer_replaces_a_directory_with_a_file_and_back(root: str) -> None:
+    apply(root, Item("x/inner", data=b"1"))
+    apply(root, Item("x", data=b"now a file"))
+    assert os.path.isfile(os.path.join(root, "x"))
+    apply(root, Item("x", kind=DIR, mode=0o700))
+    assert os.path.isdir(os.path.join(root, "x"))
+
+
+def test_filesystem_errors_name_the_entry(root: str) -> None:
+    apply(root, Item("file", data=b"x"))
+    with pytest.raises(ImageError, match="cannot extract 'file/inner'"):
+        apply(root, Item("file/inner", data=b"y"))
