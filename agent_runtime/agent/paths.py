@@ -6,11 +6,14 @@
       slaves/<agent_id>/frameworks/<framework_id>/executors/<executor_id>/runs/
         latest -> <container_id>
         <container_id>/            the sandbox: stdout, stderr, the task's files
+      meta/boot_id                  the boot the checkpoints were written in
       meta/slaves/latest            id of the agent that last ran here
       meta/slaves/<agent_id>/slave.info
       meta/slaves/<agent_id>/frameworks/<fid>/framework.info
       meta/slaves/<agent_id>/frameworks/<fid>/executors/<eid>/executor.info
-      meta/.../executors/<eid>/runs/<cid>/pids/forked.pid
+      meta/.../executors/<eid>/runs/latest            the current run's container id
+      meta/.../executors/<eid>/runs/<cid>/pids/forked.pid   "<pid> <start time>"
+      meta/.../executors/<eid>/runs/<cid>/executor.sentinel  (the run is over)
       meta/.../executors/<eid>/runs/<cid>/tasks/<tid>/{task.info,task.updates}
 """
 
@@ -40,6 +43,31 @@ def meta_agent(work_dir: str, agent_id: str) -> str:
 
 def meta_latest(work_dir: str) -> str:
     return os.path.join(work_dir, "meta", "slaves", "latest")
+
+
+def meta_boot_id(work_dir: str) -> str:
+    return os.path.join(work_dir, "meta", "boot_id")
+
+
+def meta_framework(work_dir: str, agent_id: str, framework_id: str) -> str:
+    return os.path.join(meta_agent(work_dir, agent_id), "frameworks", framework_id)
+
+
+def meta_executor(work_dir: str, agent_id: str, framework_id: str, executor_id: str) -> str:
+    return os.path.join(meta_framework(work_dir, agent_id, framework_id), "executors",
+                        executor_id)
+
+
+def meta_run(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
+             container_id: str) -> str:
+    return os.path.join(meta_executor(work_dir, agent_id, framework_id, executor_id), "runs",
+                        container_id)
+
+
+def meta_task(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
+              container_id: str, task_id: str) -> str:
+    return os.path.join(meta_run(work_dir, agent_id, framework_id, executor_id, container_id),
+                        "tasks", task_id)
 
 
 def is_within(root: str, path: str) -> bool:

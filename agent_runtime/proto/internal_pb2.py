@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agent_runtime.proto import mesos_pb2 as agent__runtime_dot_proto_dot_mesos__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agent_runtime/proto/internal.proto\x12\x16\x61gent_runtime.internal\x1a\x1f\x61gent_runtime/proto/mesos.proto\"\x8e\x01\n\rExecutorState\x12/\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x01(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12\x1d\n\x05tasks\x18\x03 \x03(\x0b\x32\x0e.mesos.v1.Task\"\xc6\x01\n\rRegisterAgent\x12\'\n\nagent_info\x18\x01 \x01(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x38\n\texecutors\x18\x04 \x03(\x0b\x32%.agent_runtime.internal.ExecutorState\x12\x0b\n\x03pid\x18\x05 \x01(\t\"\x8c\x01\n\x0cStatusUpdate\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x03 \x01(\x0e\x32\x13.mesos.v1.TaskState\"{\n\x13\x45xecutorToFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"x\n\x0e\x45xecutorExited\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\"\xac\x02\n\x0c\x41gentMessage\x12\x39\n\x08register\x18\x01 \x01(\x0b\x32%.agent_runtime.internal.RegisterAgentH\x00\x12=\n\rstatus_update\x18\x02 \x01(\x0b\x32$.agent_runtime.internal.StatusUpdateH\x00\x12G\n\x10\x65xecutor_message\x18\x03 \x01(\x0b\x32+.agent_runtime.internal.ExecutorToFrameworkH\x00\x12\x41\n\x0f\x65xecutor_exited\x18\x04 \x01(\x0b\x32&.agent_runtime.internal.ExecutorExitedH\x00\x12\x0e\n\x04pong\x18\x05 \x01(\x04H\x00\x42\x06\n\x04kind\"\\\n\nRegistered\x12#\n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x11.mesos.v1.AgentID\x12)\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x14.mesos.v1.MasterInfo\"\\\n\x07RunTask\x12/\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.mesos.v1.TaskInfo\"\x85\x01\n\x08KillTask\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x01(\x0b\x32\x10.mesos.v1.TaskID\x12)\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\"k\n\x0b\x41\x63knowledge\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x01(\x0b\x32\x10.mesos.v1.TaskID\x12\x0c\n\x04uuid\x18\x03 \x01(\x0c\"@\n\x11ShutdownFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\"j\n\x10ShutdownExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\"{\n\x13\x46rameworkToExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xf4\x03\n\rMasterMessage\x12\x38\n\nregistered\x18\x01 \x01(\x0b\x32\".agent_runtime.internal.RegisteredH\x00\x12\x33\n\x08run_task\x18\x02 \x01(\x0b\x32\x1f.agent_runtime.internal.RunTaskH\x00\x12\x35\n\tkill_task\x18\x03 \x01(\x0b\x32 .agent_runtime.internal.KillTaskH\x00\x12:\n\x0b\x61\x63knowledge\x18\x04 \x01(\x0b\x32#.agent_runtime.internal.AcknowledgeH\x00\x12G\n\x12shutdown_framework\x18\x05 \x01(\x0b\x32).agent_runtime.internal.ShutdownFrameworkH\x00\x12\x45\n\x11shutdown_executor\x18\x06 \x01(\x0b\x32(.agent_runtime.internal.ShutdownExecutorH\x00\x12H\n\x11\x66ramework_message\x18\x07 \x01(\x0b\x32+.agent_runtime.internal.FrameworkToExecutorH\x00\x12\x0e\n\x04ping\x18\x08 \x01(\x04H\x00\x12\x0f\n\x05\x65rror\x18\t \x01(\tH\x00\x42\x06\n\x04kind2g\n\tAgentLink\x12Z\n\x07\x43onnect\x12$.agent_runtime.internal.AgentMessage\x1a%.agent_runtime.internal.MasterMessage(\x01\x30\x01')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agent_runtime/proto/internal.proto\x12\x16\x61gent_runtime.internal\x1a\x1f\x61gent_runtime/proto/mesos.proto\"\x8e\x01\n\rExecutorState\x12/\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12-\n\rexecutor_info\x18\x02 \x01(\x0b\x32\x16.mesos.v1.ExecutorInfo\x12\x1d\n\x05tasks\x18\x03 \x03(\x0b\x32\x0e.mesos.v1.Task\"\xc6\x01\n\rRegisterAgent\x12\'\n\nagent_info\x18\x01 \x01(\x0b\x32\x13.mesos.v1.AgentInfo\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x03(\x0b\x32\x1e.mesos.v1.AgentInfo.Capability\x12\x38\n\texecutors\x18\x04 \x03(\x0b\x32%.agent_runtime.internal.ExecutorState\x12\x0b\n\x03pid\x18\x05 \x01(\t\"\x8c\x01\n\x0cStatusUpdate\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12$\n\x06status\x18\x02 \x01(\x0b\x32\x14.mesos.v1.TaskStatus\x12)\n\x0clatest_state\x18\x03 \x01(\x0e\x32\x13.mesos.v1.TaskState\"S\n\x0cUpdateStream\x12\x35\n\x07pending\x18\x01 \x03(\x0b\x32$.agent_runtime.internal.StatusUpdate\x12\x0c\n\x04seen\x18\x02 \x03(\x0c\"{\n\x13\x45xecutorToFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"x\n\x0e\x45xecutorExited\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\"\xac\x02\n\x0c\x41gentMessage\x12\x39\n\x08register\x18\x01 \x01(\x0b\x32%.agent_runtime.internal.RegisterAgentH\x00\x12=\n\rstatus_update\x18\x02 \x01(\x0b\x32$.agent_runtime.internal.StatusUpdateH\x00\x12G\n\x10\x65xecutor_message\x18\x03 \x01(\x0b\x32+.agent_runtime.internal.ExecutorToFrameworkH\x00\x12\x41\n\x0f\x65xecutor_exited\x18\x04 \x01(\x0b\x32&.agent_runtime.internal.ExecutorExitedH\x00\x12\x0e\n\x04pong\x18\x05 \x01(\x04H\x00\x42\x06\n\x04kind\"\\\n\nRegistered\x12#\n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x11.mesos.v1.AgentID\x12)\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x14.mesos.v1.MasterInfo\"\\\n\x07RunTask\x12/\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x17.mesos.v1.FrameworkInfo\x12 \n\x04task\x18\x02 \x01(\x0b\x32\x12.mesos.v1.TaskInfo\"\x85\x01\n\x08KillTask\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x01(\x0b\x32\x10.mesos.v1.TaskID\x12)\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x14.mesos.v1.KillPolicy\"k\n\x0b\x41\x63knowledge\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12!\n\x07task_id\x18\x02 \x01(\x0b\x32\x10.mesos.v1.TaskID\x12\x0c\n\x04uuid\x18\x03 \x01(\x0c\"@\n\x11ShutdownFramework\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\"j\n\x10ShutdownExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\"{\n\x13\x46rameworkToExecutor\x12+\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x15.mesos.v1.FrameworkID\x12)\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x14.mesos.v1.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xf4\x03\n\rMasterMessage\x12\x38\n\nregistered\x18\x01 \x01(\x0b\x32\".agent_runtime.internal.RegisteredH\x00\x12\x33\n\x08run_task\x18\x02 \x01(\x0b\x32\x1f.agent_runtime.internal.RunTaskH\x00\x12\x35\n\tkill_task\x18\x03 \x01(\x0b\x32 .agent_runtime.internal.KillTaskH\x00\x12:\n\x0b\x61\x63knowledge\x18\x04 \x01(\x0b\x32#.agent_runtime.internal.AcknowledgeH\x00\x12G\n\x12shutdown_framework\x18\x05 \x01(\x0b\x32).agent_runtime.internal.ShutdownFrameworkH\x00\x12\x45\n\x11shutdown_executor\x18\x06 \x01(\x0b\x32(.agent_runtime.internal.ShutdownExecutorH\x00\x12H\n\x11\x66ramework_message\x18\x07 \x01(\x0b\x32+.agent_runtime.internal.FrameworkToExecutorH\x00\x12\x0e\n\x04ping\x18\x08 \x01(\x04H\x00\x12\x0f\n\x05\x65rror\x18\t \x01(\tH\x00\x42\x06\n\x04kind2g\n\tAgentLink\x12Z\n\x07\x43onnect\x12$.agent_runtime.internal.AgentMessage\x1a%.agent_runtime.internal.MasterMessage(\x01\x30\x01')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,28 +38,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERAGENT']._serialized_end=439
   _globals['_STATUSUPDATE']._serialized_start=442
   _globals['_STATUSUPDATE']._serialized_end=582
-  _globals['_EXECUTORTOFRAMEWORK']._serialized_start=584
-  _globals['_EXECUTORTOFRAMEWORK']._serialized_end=707
-  _globals['_EXECUTOREXITED']._serialized_start=709
-  _globals['_EXECUTOREXITED']._serialized_end=829
-  _globals['_AGENTMESSAGE']._serialized_start=832
-  _globals['_AGENTMESSAGE']._serialized_end=1132
-  _globals['_REGISTERED']._serialized_start=1134
-  _globals['_REGISTERED']._serialized_end=1226
-  _globals['_RUNTASK']._serialized_start=1228
-  _globals['_RUNTASK']._serialized_end=1320
-  _globals['_KILLTASK']._serialized_start=1323
-  _globals['_KILLTASK']._serialized_end=1456
-  _globals['_ACKNOWLEDGE']._serialized_start=1458
-  _globals['_ACKNOWLEDGE']._serialized_end=1565
-  _globals['_SHUTDOWNFRAMEWORK']._serialized_start=1567
-  _globals['_SHUTDOWNFRAMEWORK']._serialized_end=1631
-  _globals['_SHUTDOWNEXECUTOR']._serialized_start=1633
-  _globals['_SHUTDOWNEXECUTOR']._serialized_end=1739
-  _globals['_FRAMEWORKTOEXECUTOR']._serialized_start=1741
-  _globals['_FRAMEWORKTOEXECUTOR']._serialized_end=1864
-  _globals['_MASTERMESSAGE']._serialized_start=1867
-  _globals['_MASTERMESSAGE']._serialized_end=2367
-  _globals['_AGENTLINK']._serialized_start=2369
-  _globals['_AGENTLINK']._serialized_end=2472
+  _globals['_UPDATESTREAM']._serialized_start=584
+  _globals['_UPDATESTREAM']._serialized_end=667
+  _globals['_EXECUTORTOFRAMEWORK']._serialized_start=669
+  _globals['_EXECUTORTOFRAMEWORK']._serialized_end=792
+  _globals['_EXECUTOREXITED']._serialized_start=794
+  _globals['_EXECUTOREXITED']._serialized_end=914
+  _globals['_AGENTMESSAGE']._serialized_start=917
+  _globals['_AGENTMESSAGE']._serialized_end=1217
+  _globals['_REGISTERED']._serialized_start=1219
+  _globals['_REGISTERED']._serialized_end=1311
+  _globals['_RUNTASK']._serialized_start=1313
+  _globals['_RUNTASK']._serialized_end=1405
+  _globals['_KILLTASK']._serialized_start=1408
+  _globals['_KILLTASK']._serialized_end=1541
+  _globals['_ACKNOWLEDGE']._serialized_start=1543
+  _globals['_ACKNOWLEDGE']._serialized_end=1650
+  _globals['_SHUTDOWNFRAMEWORK']._serialized_start=1652
+  _globals['_SHUTDOWNFRAMEWORK']._serialized_end=1716
+  _globals['_SHUTDOWNEXECUTOR']._serialized_start=1718
+  _globals['_SHUTDOWNEXECUTOR']._serialized_end=1824
+  _globals['_FRAMEWORKTOEXECUTOR']._serialized_start=1826
+  _globals['_FRAMEWORKTOEXECUTOR']._serialized_end=1949
+  _globals['_MASTERMESSAGE']._serialized_start=1952
+  _globals['_MASTERMESSAGE']._serialized_end=2452
+  _globals['_AGENTLINK']._serialized_start=2454
+  _globals['_AGENTLINK']._serialized_end=2557
 # @@protoc_insertion_point(module_scope)

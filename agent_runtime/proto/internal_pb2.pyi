@@ -119,6 +119,36 @@ class StatusUpdate(_message.Message):
 Global___StatusUpdate: _TypeAlias = StatusUpdate  # noqa: Y015
 
 @_typing.final
+class UpdateStream(_message.Message):
+    """A task's status update stream as the agent checkpoints it (task.updates)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_FIELD_NUMBER: _builtins.int
+    SEEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusUpdate]:
+        """not yet acknowledged, oldest first"""
+
+    @_builtins.property
+    def seen(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """uuids accepted so far (duplicates are dropped)"""
+
+    def __init__(
+        self,
+        *,
+        pending: _abc.Iterable[Global___StatusUpdate] | None = ...,
+        seen: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pending", b"pending", "seen", b"seen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStream: _TypeAlias = UpdateStream  # noqa: Y015
+
+@_typing.final
 class ExecutorToFramework(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

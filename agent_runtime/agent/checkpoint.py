@@ -1,0 +1,189 @@
+"""Checkpoints: what the agent writes under ``meta/`` so a restarted agent can pick up its
+executors and their tasks (``--recover=reconnect``), laid out by :mod:`agent_runtime.agent.paths`.
+
+Only frameworks with ``checkpoint`` set are written, as in Mesos. Every file is small, binary
+protobuf, and written atomically, so a crash mid-write leaves the previous version. A task's
+``task.updates`` holds its status update stream as the agent last knew it: the updates not yet
+acknowledged, in order, and the uuids already seen (duplicates are dropped after a restart too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from agent_runtime.agent import paths
+from agent_runtime.proto import internal_pb2, mesos_pb2
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str:
+    try:
+        with open(BOOT_ID, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
+@dataclass(slots=True)
+class RecoveredRun:
+    """One executor run as checkpointed: its process identity, its tasks and their streams."""
+
+    framework: mesos_pb2.FrameworkInfo
+    executor: mesos_pb2.ExecutorInfo
+    container_id: str
+    directory: str
+    pid: int = 0
+    start_time: float = 0.0
+    tasks: dict[str, mesos_pb2.Task] = field(default_factory=dict)
+    streams: dict[str, internal_pb2.UpdateStream] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RecoveredState:
+    agent_info: mesos_pb2.AgentInfo | None = None
+    rebooted: bool = False
+    runs: list[RecoveredRun] = field(default_factory=list)
+
+
+class Checkpointer:
+    def __init__(self, work_dir: str) -> None:
+        self.work_dir = work_dir
+
+    # Writing ----------------------------------------------------------------------------------
+    def agent(self, info: mesos_pb2.AgentInfo) -> None:
+        agent_id = info.id.value
+        paths.atomic_write(os.path.join(paths.meta_agent(self.work_dir, agent_id), "slave.info"),
+                           info.SerializeToString())
+        paths.atomic_write(paths.meta_latest(self.work_dir), agent_id.encode())
+        paths.atomic_write(paths.meta_boot_id(self.work_dir), boot_id().encode())
+
+    def run(self, agent_id: str, framework: mesos_pb2.FrameworkInfo,
+            executor: mesos_pb2.ExecutorInfo, container_id: str, pid: int,
+            start_time: float) -> None:
+        fid, eid = framework.id.value, executor.executor_id.value
+        meta = paths.meta_framework(self.work_dir, agent_id, fid)
+        paths.atomic_write(os.path.join(meta, "framework.info"), framework.SerializeToString())
+        executor_dir = paths.meta_executor(self.work_dir, agent_id, fid, eid)
+        paths.atomic_write(os.path.join(executor_dir, "executor.info"),
+                           executor.SerializeToString())
+        run = paths.meta_run(self.work_dir, agent_id, fid, eid, container_id)
+        paths.atomic_write(os.path.join(run, "pids", "forked.pid"),
+                           f"{pid} {start_time!r}".encode())
+        latest = os.path.join(executor_dir, "runs", "latest")
+        paths.atomic_write(latest, container_id.encode())
+
+    def task(self, agent_id: str, framework_id: str, executor_id: str, container_id: str,
+             task: mesos_pb2.Task) -> None:
+        path = paths.meta_task(self.work_dir, agent_id, framework_id, executor_id, container_id,
+                               task.task_id.value)
+        paths.atomic_write(os.path.join(path, "task.info"), task.SerializeToString())
+
+    def updates(self, agent_id: str, framework_id: str, executor_id: str, container_id: str,
+                task_id: str, stream: internal_pb2.UpdateStream) -> None:
+        path = paths.meta_task(self.work_dir, agent_id, framework_id, executor_id, container_id,
+                               task_id)
+        paths.atomic_write(os.path.join(path, "task.updates"), stream.SerializeToString())
+
+    def run_done(self, agent_id: str, framework_id: str, executor_id: str,
+                 container_id: str) -> None:
+        """The run ended: a sentinel says so, and recovery skips it from now on."""
+        run = paths.meta_run(self.work_dir, agent_id, framework_id, executor_id, container_id)
+        if os.path.isdir(run):
+            paths.atomic_write(os.path.join(run, "executor.sentinel"), b"")
+
+    # Reading ----------------------------------------------------------------------------------
+    def recover(self) -> RecoveredState:
+        state = RecoveredState()
+        try:
+            with open(paths.meta_latest(self.work_dir), "rb") as handle:
+                agent_id = handle.read().decode().strip()
+        except OSError:
+            return state  # a fresh agent
+        try:
+            with open(paths.meta_boot_id(self.work_dir), "rb") as handle:
+                state.rebooted = handle.read().decode().strip() != boot_id()
+        except OSError:
+            state.rebooted = False
+        info = mesos_pb2.AgentInfo()
+        try:
+            with open(os.path.join(paths.meta_agent(self.work_dir, agent_id), "slave.info"),
+                      "rb") as handle:
+                info.ParseFromString(handle.read())
+        except (OSError, ValueError) as exc:
+            log.warning("no usable checkpoint of agent %s (%s); starting afresh", agent_id, exc)
+            return state
+        state.agent_info = info
+        if not state.rebooted:
+            state.runs = list(self._runs(agent_id))
+        return state
+
+    def _runs(self, agent_id: str) -> Iterator[RecoveredRun]:
+        frameworks = os.path.join(paths.meta_agent(self.work_dir, agent_id), "frameworks")
+        for fid in _listdir(frameworks):
+            framework = _read(os.path.join(frameworks, fid, "framework.info"),
+                              mesos_pb2.FrameworkInfo)
+            if framework is None:
+                continue
+            executors = os.path.join(frameworks, fid, "executors")
+            for eid in _listdir(executors):
+                executor = _read(os.path.join(executors, eid, "executor.info"),
+                                 mesos_pb2.ExecutorInfo)
+                try:
+                    with open(os.path.join(executors, eid, "runs", "latest"), "rb") as handle:
+                        container_id = handle.read().decode().strip()
+                except OSError:
+                    continue
+                run_dir = os.path.join(executors, eid, "runs", container_id)
+                if executor is None or os.path.exists(os.path.join(run_dir, "executor.sentinel")):
+                    continue
+                yield self._run(agent_id, framework, executor, container_id, run_dir)
+
+    def _run(self, agent_id: str, framework: mesos_pb2.FrameworkInfo,
+             executor: mesos_pb2.ExecutorInfo, container_id: str, run_dir: str) -> RecoveredRun:
+        fid, eid = framework.id.value, executor.executor_id.value
+        run = RecoveredRun(framework, executor, container_id,
+                           paths.sandbox(self.work_dir, agent_id, fid, eid, container_id))
+        try:
+            with open(os.path.join(run_dir, "pids", "forked.pid"), "rb") as handle:
+                pid, start = handle.read().decode().split()
+                run.pid, run.start_time = int(pid), float(start)
+        except (OSError, ValueError):
+            pass
+        tasks_dir = os.path.join(run_dir, "tasks")
+        for tid in _listdir(tasks_dir):
+            task = _read(os.path.join(tasks_dir, tid, "task.info"), mesos_pb2.Task)
+            if task is not None:
+                run.tasks[tid] = task
+            stream = _read(os.path.join(tasks_dir, tid, "task.updates"),
+                           internal_pb2.UpdateStream)
+            if stream is not None:
+                run.streams[tid] = stream
+        return run
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(name for name in os.listdir(path) if not name.startswith("."))
+    except OSError:
+        return []
+
+
+def _read(path: str, cls: type[M]) -> M | None:
+    try:
+        with open(path, "rb") as handle:
+            message = cls()
+            message.ParseFromString(handle.read())
+            return message
+    except (OSError, ValueError, DecodeError) as exc:
+        log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+        return None
