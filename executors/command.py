@@ -76,17 +76,25 @@ def describe_exit(status: int) -> str:
 
 
 class HttpConnection:
-    """A minimal HTTP/1.1 client for loopback calls to the agent.
+    """A minimal HTTP/1.1 client for loopback calls to the agent (and, over a unix socket, to
+    the Docker Engine for the docker executor).
 
     ``http.client`` would do, but importing it (with ``email`` and ``ssl``) costs more start-up
     time than the rest of this executor together, and that time is every task's launch latency.
-    The agent's answers have two shapes only: a sized body, or a chunked event stream.
+    The answers we read have two shapes only: a sized body, or a chunked stream.
     """
 
-    def __init__(self, endpoint: str, timeout: float | None) -> None:
-        host, _, port = endpoint.rpartition(":")
-        self.host = host
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+    def __init__(self, endpoint: str, timeout: float | None, unix_socket: str | None = None
+                 ) -> None:
+        if unix_socket is not None:
+            self.host = "docker"
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(unix_socket)
+        else:
+            host, _, port = endpoint.rpartition(":")
+            self.host = host
+            self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.buffer = b""
 
     def close(self) -> None:
@@ -114,7 +122,11 @@ class HttpConnection:
 
     def request(self, body: bytes, accept: str | None = None) -> tuple[int, dict[str, str]]:
         """Send a POST to the executor API; returns the status code and the headers."""
-        head = (f"POST /api/v1/executor HTTP/1.1\r\nHost: {self.host}\r\n"
+        return self.send("POST", "/api/v1/executor", body, accept)
+
+    def send(self, method: str, path: str, body: bytes, accept: str | None = None
+             ) -> tuple[int, dict[str, str]]:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
         if accept:
             head += f"Accept: {accept}\r\n"
@@ -277,6 +289,10 @@ class CommandExecutor:
     def _wait_child(self, process: subprocess.Popen[bytes]) -> None:
         self.events.put(("exited", process.wait()))
 
+    def launched(self) -> bool:
+        """Whether the task's process exists (a kill before that needs no signal)."""
+        return self.process is not None
+
     def on_kill(self, grace: float | None) -> None:
         if self.task is None or self.terminal_uuid is not None:
             return
@@ -324,7 +340,7 @@ class CommandExecutor:
                 return False
         elif kind == "SHUTDOWN":
             self.on_kill(self.shutdown_grace)
-            if self.process is None:
+            if not self.launched():
                 return False
         elif kind == "ERROR":
             print(f"agent error: {event.get('error', {}).get('message')}", file=sys.stderr)
@@ -348,10 +364,18 @@ class CommandExecutor:
             elif kind == "exited":
                 self.on_exited(payload)
             elif kind == "disconnected":
-                # The agent is gone; without checkpointing there is nobody to report to.
-                if self.process is not None and self.process.poll() is None:
-                    self._signal(signal.SIGKILL)
+                self.on_disconnected()
                 return 1
+            else:
+                self.on_other(kind, payload)
+
+    def on_disconnected(self) -> None:
+        # The agent is gone; without checkpointing there is nobody to report to.
+        if self.process is not None and self.process.poll() is None:
+            self._signal(signal.SIGKILL)
+
+    def on_other(self, kind: str, payload: Json) -> None:
+        """Queue entries of kinds a subclass adds."""
 
     def _next_timeout(self) -> float | None:
         now = time.monotonic()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import os
 import shlex
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +15,8 @@ from agent_runtime.agent import paths
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.status_updates import StatusUpdateManager
-from agent_runtime.containerizer.launcher import PosixLauncher
+from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
+from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import BadRequest, LaunchError
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
@@ -26,14 +25,7 @@ log = logging.getLogger(__name__)
 
 Status = mesos_pb2.TaskStatus
 Event = executor_pb2.Event
-# Found through the import system: the `executors/` folder is mapped to agent_runtime.executors.
-_COMMAND_SPEC = importlib.util.find_spec("agent_runtime.executors.command")
-assert _COMMAND_SPEC is not None and _COMMAND_SPEC.origin is not None
-COMMAND_EXECUTOR: str = _COMMAND_SPEC.origin
-# Imported rather than run as a script so its bytecode is cached; `-S` skips site-packages (the
-# executor needs the standard library only), which keeps its start-up, i.e. launch latency, low.
-_COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; import command; "
-                 "sys.exit(command.main())")
+__all__ = ["COMMAND_EXECUTOR", "Agent"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
 EXECUTOR_CPUS = 0.1
@@ -46,13 +38,13 @@ class Agent:
         config: AgentConfig,
         info: mesos_pb2.AgentInfo,
         resources: Resources,
-        launcher: PosixLauncher,
+        containerizer: Containerizer,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.info = info
         self.resources = resources
-        self.launcher = launcher
+        self.containerizer = containerizer
         self.clock = clock
         self.start_time = clock()
         self.frameworks: dict[str, FrameworkRecord] = {}
@@ -139,7 +131,14 @@ class Agent:
                 await self._launch_executor(framework, executor)
             except LaunchError as exc:
                 log.warning("executor %s failed to launch: %s", executor.id, exc)
+                # The executor may have its task already (it subscribes while the container
+                # starts): fail it here, with the reason, before the executor's exit would.
                 self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
+                for launched in list(executor.launched.values()):
+                    if launched.state not in TERMINAL:
+                        self._agent_update(framework_id, launched, mesos_pb2.TASK_FAILED,
+                                           Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc),
+                                           executor)
                 self._executor_terminated(executor, -1)
             return
         if executor.state == ExecutorState.RUNNING and executor.stream is not None:
@@ -229,27 +228,23 @@ class Agent:
             os.symlink(executor.container_id, latest)
         except OSError:
             pass
-        command = executor.info.command
-        if executor.command_executor:
-            argv = [sys.executable, "-S", "-c", _COMMAND_STUB, os.path.dirname(COMMAND_EXECUTOR)]
-        elif not command.HasField("shell") or command.shell:
-            argv = ["/bin/sh", "-c", command.value]
-        else:
-            # shell=false: run `value` itself with `arguments` after argv[0], as execvp would.
-            argv = [command.value, *list(command.arguments)[1:]]
-        env = self.executor_env(framework, executor)
-        executor.process = await self.launcher.launch(
-            argv, env, executor.directory,
-            os.path.join(executor.directory, "stdout"),
-            os.path.join(executor.directory, "stderr"),
-        )
-        process = executor.process
-        executor.timer = asyncio.get_running_loop().call_later(
-            self.config.executor_registration_timeout, self._registration_timeout, executor
-        )
+        executor.process = process = await self.containerizer.launch(ContainerConfig(
+            container_id=executor.container_id, agent_id=self.id, framework_info=framework.info,
+            executor_info=executor.info, tasks=tuple(executor.queued.values()),
+            command_executor=executor.command_executor, directory=executor.directory,
+            environment=self.executor_env(framework, executor),
+        ))
         process.exited.add_done_callback(
             lambda fut: self._executor_terminated(executor, fut.result())
         )
+        # A container may take a while to start (an image to load): a shutdown that came
+        # meanwhile found no process to stop, so it is carried out now.
+        if executor.state == ExecutorState.TERMINATING:
+            self._destroy(executor, 0.0)
+        elif executor.state == ExecutorState.REGISTERING:
+            executor.timer = asyncio.get_running_loop().call_later(
+                self.config.executor_registration_timeout, self._registration_timeout, executor
+            )
 
     def _registration_timeout(self, executor: Executor) -> None:
         if executor.state == ExecutorState.REGISTERING:
@@ -262,7 +257,7 @@ class Agent:
     def _destroy(self, executor: Executor, grace: float) -> None:
         if executor.process is not None:
             asyncio.get_running_loop().create_task(
-                self.launcher.destroy(executor.process, grace)
+                self.containerizer.destroy(executor.container_id, executor.process, grace)
             )
 
     # Executor API ------------------------------------------------------------------------
@@ -322,6 +317,13 @@ class Agent:
             raise BadRequest("Received a status update whose source is not SOURCE_EXECUTOR")
         if status.HasField("executor_id") and status.executor_id.value != executor.id:
             raise BadRequest("'status.executor_id' does not match the subscribed executor")
+        known = executor.launched.get(status.task_id.value)
+        if known is not None and known.state in TERMINAL:
+            # As Mesos's status update stream: nothing follows a terminal update (the agent may
+            # have sent one itself, e.g. when the container failed to start).
+            log.info("dropping %s for terminal task %s", mesos_pb2.TaskState.Name(status.state),
+                     status.task_id.value)
+            return
         status.executor_id.value = executor.id
         status.agent_id.value = self.id
         if not status.HasField("timestamp"):
@@ -498,6 +500,7 @@ class Agent:
                 self.frameworks.pop(framework.id, None)
                 self.completed_frameworks.append(framework)
                 del self.completed_frameworks[:-50]
+        asyncio.get_running_loop().create_task(self.containerizer.cleanup(executor.container_id))
         exited = internal_pb2.AgentMessage()
         exited.executor_exited.framework_id.value = executor.framework_id
         exited.executor_exited.executor_id.value = executor.id

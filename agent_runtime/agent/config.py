@@ -43,6 +43,16 @@ class AgentConfig:
     image_providers: str | None = flag(None, "docker, appc (Mesos containerizer images)")
     docker_registry: str | None = flag(None, "Registry URL or local directory of tarballs")
     docker_store_dir: str = flag("/tmp/mesos/store/docker", "Docker image layer cache")
+    docker_socket: str = flag("/var/run/docker.sock", "Docker Engine socket (path or URL)")
+    docker_config: str | None = flag(
+        None, "Docker config.json (a path or the JSON itself) with registry credentials"
+    )
+    docker_stop_timeout: Duration = flag(
+        Duration(0.0), "Grace between SIGTERM and SIGKILL when the agent destroys a container"
+    )
+    docker_kill_orphans: bool = flag(
+        True, "Remove mesos- containers this agent does not know at start-up"
+    )
     cgroups_root: str = flag("mesos", "cgroup under which containers are placed")
     cgroups_hierarchy: str = flag("/sys/fs/cgroup", "Where cgroup hierarchies are mounted")
     cgroups_enable_cfs: bool = flag(False, "Hard-limit cpus with CFS quota")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -217,7 +218,14 @@ def make_app(agent: Agent) -> web.Application:
         return json_response(data, request)
 
     async def statistics(request: web.Request) -> web.Response:
-        return json_response([], request)
+        executors = [e for f in agent.frameworks.values() for e in f.executors.values()]
+        usages = await asyncio.gather(
+            *(agent.containerizer.usage(e.container_id) for e in executors))
+        return json_response([
+            {"executor_id": e.id, "executor_name": e.info.name, "framework_id": e.framework_id,
+             "source": e.info.source, "statistics": to_dict(usage)}
+            for e, usage in zip(executors, usages, strict=True) if usage is not None
+        ], request)
 
     routes: dict[str, Handler] = {
         "/state": state,

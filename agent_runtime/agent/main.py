@@ -18,7 +18,7 @@ from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.discovery import detect, parse_attributes
 from agent_runtime.agent.http import make_app
 from agent_runtime.agent.master_link import MasterLink
-from agent_runtime.containerizer.launcher import PosixLauncher
+from agent_runtime.containerizer.composing import create_containerizer
 from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.logs import setup_logging
 from agent_runtime.proto import mesos_pb2
@@ -43,6 +43,7 @@ class RunningAgent:
                     executor.stream.close()
         await self.runner.shutdown()
         await self.runner.cleanup()
+        await self.agent.containerizer.close()
 
 
 async def start_agent(config: AgentConfig) -> RunningAgent:
@@ -60,7 +61,11 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     info = mesos_pb2.AgentInfo(hostname=hostname, port=config.port)
     info.resources.extend(resources.to_proto())
     info.attributes.extend(attributes)
-    app_agent = Agent(config, info, resources, PosixLauncher())
+    containerizer = await create_containerizer(config)
+    # Before serving: the agent knows no containers yet (checkpoints are an open issue), so every
+    # container left from an earlier run is an orphan to remove.
+    await containerizer.recover(known=())
+    app_agent = Agent(config, info, resources, containerizer)
     runner = web.AppRunner(make_app(app_agent), handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)

@@ -46,12 +46,15 @@ class PosixLauncher:
         cwd: str,
         stdout_path: str,
         stderr_path: str,
+        stdin_pipe: bool = False,
     ) -> Process:
+        """Spawn; ``stdin_pipe`` gives the child a pipe (``process.popen.stdin``) to talk to."""
         loop = asyncio.get_running_loop()
         try:
             with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
                 popen = subprocess.Popen(
-                    list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                    list(argv), env=dict(env), cwd=cwd,
+                    stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True, close_fds=True,
                 )
         except OSError as exc:

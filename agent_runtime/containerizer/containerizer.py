@@ -1,0 +1,56 @@
+"""What the agent asks of a containerizer, whichever one runs the container.
+
+The agent decides *what* runs (executor, tasks, sandbox, environment) and hands it over as a
+:class:`ContainerConfig`; a containerizer decides *how*. ``composing.py`` picks one per launch by
+the container's type; everything else in the agent talks to this Protocol only (STYLE rule 6).
+
+Life of a container, per containerizer::
+
+    recover(known) -> launch(config) -> [destroy(id, process, grace)] -> cleanup(id)
+
+``recover`` runs once at agent start, before any launch; ``known`` holds the containers the agent
+has checkpoints for (empty until checkpointing lands), and everything else the containerizer
+finds of its own is an orphan. ``cleanup`` runs after the executor process has exited and is
+idempotent, as is ``destroy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent_runtime.containerizer.launcher import Process
+from agent_runtime.proto import mesos_pb2
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    container_id: str
+    agent_id: str
+    framework_info: mesos_pb2.FrameworkInfo
+    executor_info: mesos_pb2.ExecutorInfo
+    tasks: tuple[mesos_pb2.TaskInfo, ...]  # what the executor is started for (one for commands)
+    command_executor: bool  # the agent's own executor runs ``tasks[0]``
+    directory: str  # the sandbox on the host
+    environment: Mapping[str, str]  # the executor's environment, built by the agent
+
+
+class Containerizer(Protocol):
+    async def recover(self, known: Collection[str]) -> None:
+        """Take stock at agent start: adopt the ``known`` containers, remove the others."""
+
+    async def launch(self, config: ContainerConfig) -> Process:
+        """Start the executor (and its container); raises LaunchError, leaving nothing behind."""
+
+    async def destroy(self, container_id: str, process: Process, grace: float) -> None:
+        """Kill the executor (SIGTERM, ``grace``, SIGKILL) and tear its container down."""
+
+    async def cleanup(self, container_id: str) -> None:
+        """Release what is left of a container whose executor has exited."""
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
+        """Resource usage now, or None when this containerizer cannot tell."""
+
+    async def close(self) -> None:
+        """Let go of connections at agent exit; containers keep running."""

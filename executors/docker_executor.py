@@ -1,0 +1,299 @@
+"""The docker executor: reports the life of one task's Docker container to the agent.
+
+One per task, executor id = task id, as Mesos's ``mesos-docker-executor``. The agent's Docker
+containerizer creates and starts the container ``MESOS_CONTAINER_NAME`` while this executor
+subscribes and reports TASK_STARTING (``agent_runtime/containerizer/docker.py`` says why). It
+speaks the v1 executor API in JSON like the command executor, whose HTTP client and main loop it
+reuses, and talks to the Docker Engine itself over its unix socket (``MESOS_DOCKER_SOCKET``)
+with that same small client: standard library only, started with ``python -S``, because the
+Docker SDK's import alone would cost more than this whole executor's start-up.
+
+Life of the task::
+
+    LAUNCH (the agent is creating the container) -> TASK_STARTING
+    engine `start` event (or inspect: already started) -> TASK_RUNNING
+        engine `wait` returns n --> n == 0: TASK_FINISHED
+                               \\-> n != 0: TASK_FAILED "Container exited with status n"
+                               \\-> OOMKilled: TASK_FAILED, REASON_CONTAINER_LIMITATION_MEMORY
+        KILL: `docker stop -t grace` -> TASK_KILLED
+
+Nothing polls: one thread reads the engine's event stream for the start, one blocks on the
+engine's ``wait``, one follows the container's logs into the sandbox's ``stdout``/``stderr``
+(this process's own fds 1 and 2, which the agent opened on those files). The terminal update goes
+out once the log stream has ended, so the sandbox holds all of the output when the scheduler
+hears of the exit. The agent removes the container after this process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+
+from executors.command import CommandExecutor, HttpConnection
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = Any
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+LOG_DRAIN = 5.0  # seconds the terminal update waits for the log stream to end
+STDOUT, STDERR = 1, 2  # stream ids in the engine's multiplexed log format
+
+
+class EngineError(RuntimeError):
+    pass
+
+
+class Engine:
+    """The Docker Engine API calls this executor makes, one connection per call (they block)."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+
+    def _open(self, timeout: float | None) -> HttpConnection:
+        return HttpConnection("", timeout, unix_socket=self.socket_path)
+
+    def call(self, method: str, path: str, timeout: float | None = 30.0) -> tuple[int, bytes]:
+        conn = self._open(timeout)
+        try:
+            status, headers = conn.send(method, path, b"")
+            return status, conn.body(headers)
+        finally:
+            conn.close()
+
+    def wait(self, name: str) -> int:
+        """Block until the container exits; its exit code."""
+        status, body = self.call("POST", f"/containers/{name}/wait", timeout=None)
+        if status != 200:
+            raise EngineError(f"wait for {name} answered {status}: {body[:200]!r}")
+        return int(json.loads(body)["StatusCode"])
+
+    def inspect(self, name: str) -> dict[str, Json]:
+        status, body = self.call("GET", f"/containers/{name}/json")
+        if status != 200:
+            raise EngineError(f"inspect of {name} answered {status}: {body[:200]!r}")
+        inspected: dict[str, Json] = json.loads(body)
+        return inspected
+
+    def stop(self, name: str, grace: float) -> None:
+        """SIGTERM (or the image's stop signal), SIGKILL after ``grace`` (whole seconds, up)."""
+        seconds = max(0, int(-(-grace // 1)))
+        status, body = self.call("POST", f"/containers/{name}/stop?t={seconds}",
+                                 timeout=seconds + 30.0)
+        if status not in (204, 304, 404):  # stopped, already stopped, already gone
+            raise EngineError(f"stop of {name} answered {status}: {body[:200]!r}")
+
+    def watch_start(self, name: str) -> None:
+        """Return once the container has started (at once if it already has)."""
+        filters = json.dumps({"container": [name], "type": ["container"], "event": ["start"]})
+        conn = self._open(None)
+        try:
+            # Subscribe first, then look: a start between the two is in the stream.
+            status, headers = conn.send("GET", f"/events?filters={_quote(filters)}", b"")
+            if status != 200:
+                raise EngineError(f"events answered {status}: {conn.body(headers)!r}")
+            with contextlib.suppress(EngineError):  # not created yet: wait for the event
+                started = self.inspect(name).get("State", {}).get("StartedAt", "")
+                if started and not started.startswith("0001-"):
+                    return
+            for _ in conn.chunks():
+                return  # the filter lets through this container's start only
+            raise EngineError("the engine closed its event stream")
+        finally:
+            conn.close()
+
+    def follow_logs(self, name: str, out_fd: int, err_fd: int) -> None:
+        """Copy the container's output to the two fds until the container stops."""
+        conn = self._open(None)
+        try:
+            status, headers = conn.send(
+                "GET", f"/containers/{name}/logs?follow=1&stdout=1&stderr=1", b"")
+            if status != 200:
+                raise EngineError(f"logs of {name} answered {status}: {conn.body(headers)!r}")
+            demux = LogDemux(out_fd, err_fd)
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                for chunk in conn.chunks():
+                    demux.feed(chunk)
+            else:
+                demux.feed(conn.buffer)
+                while data := conn.sock.recv(65536):
+                    demux.feed(data)
+        finally:
+            conn.close()
+
+
+def _quote(text: str) -> str:
+    """Percent-encode for a query string (urllib.parse costs start-up time for one call)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.~") else f"%{ord(c):02X}"
+                   for c in text)
+
+
+class LogDemux:
+    """Split the engine's multiplexed stream: 8-byte frame headers ``[stream, 0, 0, 0, size]``."""
+
+    def __init__(self, out_fd: int, err_fd: int) -> None:
+        self.fds = {STDOUT: out_fd, STDERR: err_fd}
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 8:
+            size = int.from_bytes(self.buffer[4:8], "big")
+            if len(self.buffer) < 8 + size:
+                return
+            stream, payload = self.buffer[0], self.buffer[8:8 + size]
+            self.buffer = self.buffer[8 + size:]
+            fd = self.fds.get(stream, self.fds[STDOUT])
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+
+
+class DockerExecutor(CommandExecutor):
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.container = env["MESOS_CONTAINER_NAME"]
+        self.engine = Engine(env.get("MESOS_DOCKER_SOCKET") or DEFAULT_SOCKET)
+        self.started = False
+        self.kill_grace: float | None = None
+        self.logs_done = threading.Event()
+
+    def launched(self) -> bool:
+        return self.started
+
+    def on_launch(self, event: dict[str, Json]) -> None:
+        task = event["launch"]["task"]
+        if self.task is not None:
+            self.task, first = task, self.task
+            self.update("TASK_ERROR", "Attempted to run multiple tasks using a docker executor")
+            self.task = first
+            return
+        self.task = task
+        # LAUNCH comes while the agent creates and starts the container: TASK_STARTING (and its
+        # acknowledgement) overlap the engine's work, and TASK_RUNNING follows its start event.
+        threading.Thread(target=self._watch_start, daemon=True).start()
+        self.update("TASK_STARTING")
+
+    def _watch_start(self) -> None:
+        try:
+            self.engine.watch_start(self.container)
+        except (OSError, ValueError, EngineError) as exc:
+            self.events.put(("wait_failed", str(exc)))
+            return
+        self.events.put(("started", None))
+
+    def on_started(self) -> None:
+        if self.terminal_uuid is not None:
+            return  # killed before it started; the agent removes the container
+        self.started = True
+        self.update("TASK_RUNNING")
+        threading.Thread(target=self._follow_logs, daemon=True).start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _follow_logs(self) -> None:
+        try:
+            self.engine.follow_logs(self.container, sys.stdout.fileno(), sys.stderr.fileno())
+        except (OSError, ValueError, EngineError) as exc:
+            print(f"docker executor: following logs of {self.container}: {exc}", file=sys.stderr)
+        finally:
+            self.logs_done.set()
+
+    def _wait(self) -> None:
+        try:
+            code = self.engine.wait(self.container)
+        except (OSError, ValueError, KeyError, EngineError) as exc:
+            self.events.put(("wait_failed", str(exc)))
+            return
+        self.logs_done.wait(LOG_DRAIN)
+        self.events.put(("exited", code))
+
+    def on_exited(self, status: int) -> None:
+        message = f"Container exited with status {status}"
+        oom = False
+        try:
+            oom = bool(self.engine.inspect(self.container).get("State", {}).get("OOMKilled"))
+        except (OSError, ValueError, EngineError) as exc:
+            print(f"docker executor: inspect of {self.container}: {exc}", file=sys.stderr)
+        if self.killing:
+            self.update("TASK_KILLED", message)
+        elif oom:
+            self.update("TASK_FAILED", f"Memory limit exceeded: {message} (OOM killed)",
+                        reason="REASON_CONTAINER_LIMITATION_MEMORY")
+        elif status == 0:
+            self.update("TASK_FINISHED", message)
+        else:
+            self.update("TASK_FAILED", message)
+
+    def on_other(self, kind: str, payload: Json) -> None:
+        if kind == "started":
+            self.on_started()
+        elif kind == "wait_failed" and self.terminal_uuid is None:
+            self.update("TASK_FAILED", f"Lost track of container {self.container}: {payload}")
+
+    def on_kill(self, grace: float | None) -> None:
+        if self.task is None or self.terminal_uuid is not None:
+            return
+        if not self.started:
+            self.update("TASK_KILLED", "Task killed before it started")
+            return
+        if grace is None:
+            policy = self.task.get("kill_policy", {}).get("grace_period")
+            grace = int(policy.get("nanoseconds", 0)) / 1e9 if policy else self.shutdown_grace
+        # A second KILL may only shorten the grace: a new `stop` with a shorter timeout does.
+        if self.killing and self.kill_grace is not None and grace >= self.kill_grace:
+            return
+        self.killing = True
+        self.kill_grace = grace
+        threading.Thread(target=self._stop, args=(grace,), daemon=True).start()
+
+    def _stop(self, grace: float) -> None:
+        try:
+            self.engine.stop(self.container, grace)
+        except (OSError, ValueError, EngineError) as exc:
+            print(f"docker executor: stop of {self.container}: {exc}", file=sys.stderr)
+
+    def on_disconnected(self) -> None:
+        # The agent is gone and, without checkpointing, will not know us when it comes back:
+        # stop the task rather than leave it unsupervised (the agent removes it at start-up).
+        if self.started and self.terminal_uuid is None:
+            self._stop(0.0)
+
+
+def take_hand_over() -> bool:
+    """A pre-started executor (``prewarm.py``) waits here for its task: one JSON line on stdin
+    with its environment and sandbox. False when the agent let it go unused."""
+    line = sys.stdin.buffer.readline()
+    if not line:
+        return False
+    handed = json.loads(line)
+    directory = handed["directory"]
+    os.chdir(directory)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        target = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    os.environ.clear()
+    os.environ.update(handed["environment"])
+    return True
+
+
+def main() -> int:
+    if os.environ.get("MESOS_EXECUTOR_PREWARMED") == "1" and not take_hand_over():
+        return 0
+    required = ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID",
+                "MESOS_CONTAINER_NAME")
+    missing = [name for name in required if name not in os.environ]
+    if missing:
+        print(f"docker executor: missing environment {', '.join(missing)}", file=sys.stderr)
+        return 2
+    return DockerExecutor(dict(os.environ)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""An update nobody acknowledged survives master restarts and is sent until acknowledged."""
+
+from __future__ import annotations
+
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.scheduler.client import SchedulerClient
+from tests.cluster import Cluster
+from tests.integration.framework import TestFramework, framework_info
+
+
+async def _resubscribe(cluster: Cluster, framework_id: str) -> tuple[SchedulerClient,
+                                                                       TestFramework]:
+    info = framework_info(failover_timeout=300.0)
+    info.id.value = framework_id
+    client = SchedulerClient(cluster.master, info)
+    await client.__aenter__()
+    framework = TestFramework(client)
+    await framework.start()
+    return client, framework
+
+
+async def test_unacknowledged_update_is_resent_across_master_restarts(cluster: Cluster) -> None:
+    info = framework_info(failover_timeout=300.0)
+    async with SchedulerClient(cluster.master, info) as client:
+        framework = TestFramework(client)
+        framework_id = await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.launch(offer, "sleep 300")
+        first = await framework.update(task_id, mesos_pb2.TASK_STARTING, ack=False)
+        await framework.stop()
+
+    for restart in range(2):  # two master restarts, the update still unacknowledged
+        cluster.kill("master")
+        cluster.start_master()
+        cluster.wait_agents(1)
+        client, framework = await _resubscribe(cluster, framework_id)
+        try:
+            # The agent sends it again on re-registration, then every 10 s (doubling).
+            again = await framework.update(task_id, mesos_pb2.TASK_STARTING, timeout=15,
+                                           ack=restart == 1)
+            assert again.uuid == first.uuid
+            if restart == 1:
+                running = await framework.update(task_id, mesos_pb2.TASK_RUNNING)
+                assert running.uuid != first.uuid
+        finally:
+            await framework.stop()
+            await client.__aexit__(None, None, None)
