@@ -191,9 +191,14 @@ class AgentConnection:
                 raise RuntimeError(f"{call_type} answered {status}: {text!r}")
             return
 
-    def subscribe(self, unacknowledged: list[Json]) -> HttpConnection:
+    def subscribe(self, unacknowledged: list[Json],
+                  tasks: list[Json] | None = None) -> HttpConnection:
+        """SUBSCRIBE; after a reconnection it carries what the agent may not have got."""
         conn = HttpConnection(self.endpoint, timeout=None)
-        subscribe = {"unacknowledged_updates": unacknowledged}
+        subscribe: dict[str, Json] = {
+            "unacknowledged_updates": [{"status": status} for status in unacknowledged]}
+        if tasks:
+            subscribe["unacknowledged_tasks"] = tasks
         status, headers = conn.request(self.body("SUBSCRIBE", subscribe=subscribe),
                                        accept="application/json")
         if status != 200:
@@ -238,6 +243,13 @@ class CommandExecutor:
         self.terminal_uuid: str | None = None
         self.terminal_sent_at: float | None = None
         self.unacknowledged: dict[str, dict[str, Json]] = {}
+        self.acknowledged_any = False
+        # With checkpointing the executor outlives an agent restart: it keeps its task and
+        # re-subscribes (with what was not acknowledged) until the recovery timeout.
+        self.checkpoint = env.get("MESOS_CHECKPOINT") == "1"
+        self.recovery_timeout = parse_duration(env.get("MESOS_RECOVERY_TIMEOUT", ""), 900.0)
+        self.retry_interval = min(1.0, max(0.1, parse_duration(
+            env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX", ""), 2.0) / 2))
 
     # Status updates ---------------------------------------------------------------------
     def update(self, state: str, message: str | None = None, reason: str | None = None) -> None:
@@ -253,9 +265,16 @@ class CommandExecutor:
         if reason:
             status["reason"] = reason
         self.unacknowledged[status["uuid"]] = status
-        self.agent.post("UPDATE", update={"status": status})
-        if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"):
+        terminal = state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR")
+        if terminal:
             self.terminal_uuid = status["uuid"]
+        try:
+            self.agent.post("UPDATE", update={"status": status})
+        except (OSError, ValueError, IndexError, RuntimeError):
+            if not self.checkpoint:
+                raise
+            return  # the agent is away: the update goes with the next SUBSCRIBE
+        if terminal:
             self.terminal_sent_at = time.monotonic()
 
     # Events -----------------------------------------------------------------------------
@@ -336,6 +355,7 @@ class CommandExecutor:
         elif kind == "ACKNOWLEDGED":
             acked = event["acknowledged"]["uuid"]
             self.unacknowledged.pop(acked, None)
+            self.acknowledged_any = True
             if acked == self.terminal_uuid:
                 return False
         elif kind == "SHUTDOWN":
@@ -347,9 +367,30 @@ class CommandExecutor:
         return True
 
     # Main loop --------------------------------------------------------------------------
-    def run(self) -> int:
-        stream = self.agent.subscribe(list(self.unacknowledged.values()))
+    def _subscribe(self) -> None:
+        tasks = [self.task] if self.task is not None and not self.acknowledged_any else None
+        stream = self.agent.subscribe(list(self.unacknowledged.values()), tasks)
         threading.Thread(target=read_events, args=(stream, self.events), daemon=True).start()
+        if self.terminal_uuid is not None and self.terminal_uuid in self.unacknowledged:
+            # The terminal update went with the SUBSCRIBE: now wait for its acknowledgement.
+            self.terminal_sent_at = time.monotonic()
+
+    def _resubscribe(self) -> bool:
+        """The agent went away: try again until the recovery timeout (checkpointing only)."""
+        if not self.checkpoint:
+            return False
+        deadline = time.monotonic() + self.recovery_timeout
+        while time.monotonic() < deadline:
+            time.sleep(self.retry_interval)
+            try:
+                self._subscribe()
+            except (OSError, ValueError, IndexError, RuntimeError):
+                continue
+            return True
+        return False
+
+    def run(self) -> int:
+        self._subscribe()
         while True:
             timeout = self._next_timeout()
             try:
@@ -364,6 +405,8 @@ class CommandExecutor:
             elif kind == "exited":
                 self.on_exited(payload)
             elif kind == "disconnected":
+                if self._resubscribe():
+                    continue
                 self.on_disconnected()
                 return 1
             else:

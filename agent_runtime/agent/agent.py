@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable
 
 from agent_runtime.agent import paths
+from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, FrameworkRecord
+from agent_runtime.agent.recovery import checkpoint_stream
 from agent_runtime.agent.status_updates import StatusUpdateManager
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
@@ -51,7 +53,9 @@ class Agent:
         self.completed_frameworks: list[FrameworkRecord] = []
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.send_to_master: Callable[[internal_pb2.AgentMessage], None] = lambda m: None
-        self.updates = StatusUpdateManager(self._forward_update)
+        self.checkpointer = Checkpointer(config.work_dir)
+        self.updates = StatusUpdateManager(
+            self._forward_update, changed=lambda fid, tid: checkpoint_stream(self, fid, tid))
         self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
         self._extra_env: dict[str, str] = {}
         if config.executor_environment_variables:
@@ -237,6 +241,9 @@ class Agent:
         process.exited.add_done_callback(
             lambda fut: self._executor_terminated(executor, fut.result())
         )
+        if framework.info.checkpoint:
+            self.checkpointer.run(self.id, framework.info, executor.info, executor.container_id,
+                                  process.pid, process.start_time)
         # A container may take a while to start (an image to load): a shutdown that came
         # meanwhile found no process to stop, so it is carried out now.
         if executor.state == ExecutorState.TERMINATING:
@@ -282,11 +289,22 @@ class Agent:
         event.subscribed.container_id.value = executor.container_id
         stream.send(event)
         for update in subscribe.unacknowledged_updates:
-            self.updates.update(executor.framework_id, update.status)
+            # As if sent again with UPDATE (duplicates of what we have are dropped by uuid).
+            status = update.status
+            status.agent_id.value = self.id
+            status.executor_id.value = executor.id
+            if self.updates.update(executor.framework_id, status):
+                self._record(executor, status)
         queued = list(executor.queued.values())
         executor.queued.clear()
         for task in queued:
             self._send_launch(executor, task)
+        for task_id in executor.killed:  # kills that came while a recovered executor was away
+            launched = executor.launched.get(task_id)
+            if launched is not None and launched.state not in TERMINAL:
+                kill = Event(type=Event.KILL)
+                kill.kill.task_id.value = task_id
+                stream.send(kill)
 
     def _send_launch(self, executor: Executor, task: mesos_pb2.TaskInfo) -> None:
         record = mesos_pb2.Task(name=task.name, state=mesos_pb2.TASK_STAGING)
@@ -299,6 +317,9 @@ class Agent:
         if framework is not None:
             record.user = framework.info.user
         executor.launched[task.task_id.value] = record
+        if framework is not None and framework.info.checkpoint:
+            self.checkpointer.task(self.id, framework.id, executor.id, executor.container_id,
+                                   record)
         event = Event(type=Event.LAUNCH)
         event.launch.task.CopyFrom(task)
         assert executor.stream is not None
@@ -418,8 +439,9 @@ class Agent:
                 if kill.HasField("kill_policy"):
                     event.kill.kill_policy.CopyFrom(kill.kill_policy)
                 executor.stream.send(event)
-            else:
+            elif executor.state != ExecutorState.REGISTERING:
                 self.shutdown_executor(executor)
+            # else: an executor recovered after a restart, not yet back: told when it is.
             return
         log.info("kill of unknown task %s of framework %s", task_id, framework_id)
 
@@ -472,7 +494,21 @@ class Agent:
                                message)
         executor.queued.clear()
 
-    def _executor_terminated(self, executor: Executor, status: int) -> None:
+    # Recovery ----------------------------------------------------------------------------
+    def executor_exited(self, executor: Executor, status: int) -> None:
+        """An executor adopted after a restart ended (not our child: no exit status)."""
+        self._executor_terminated(executor, status, "terminated (exit status unknown: it was "
+                                                    "adopted after an agent restart)")
+
+    def executor_lost(self, executor: Executor) -> None:
+        """An executor found gone at recovery."""
+        self._executor_terminated(executor, -1, "terminated while the agent was down")
+
+    def destroy_executor(self, executor: Executor) -> None:
+        self._destroy(executor, 0.0)
+
+    def _executor_terminated(self, executor: Executor, status: int,
+                             detail: str | None = None) -> None:
         if executor.state == ExecutorState.TERMINATED:
             return
         executor.transition(ExecutorState.TERMINATED)
@@ -481,8 +517,9 @@ class Agent:
         if executor.stream is not None:
             executor.stream.close()
             executor.stream = None
-        detail = f"exited with status {status}" if status >= 0 else \
-            f"terminated with signal {-status}"
+        if detail is None:
+            detail = f"exited with status {status}" if status >= 0 else \
+                f"terminated with signal {-status}"
         self._fail_queued(executor, Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}")
         for task in list(executor.launched.values()):
             if task.state in TERMINAL:
@@ -493,6 +530,8 @@ class Agent:
                                Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}",
                                executor)
         framework = self.frameworks.get(executor.framework_id)
+        if framework is not None and framework.info.checkpoint:
+            self.checkpointer.run_done(self.id, framework.id, executor.id, executor.container_id)
         if framework is not None:
             framework.executors.pop(executor.id, None)
             framework.completed_executors.append(executor)
@@ -528,8 +567,7 @@ class Agent:
         self.info.id.value = agent_id
         self.master_info = master_info
         if first:
-            paths.atomic_write(os.path.join(paths.meta_agent(self.config.work_dir, agent_id),
-                                            "slave.info"), self.info.SerializeToString())
+            self.checkpointer.agent(self.info)
         self.updates.resend_all()
 
 

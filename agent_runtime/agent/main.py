@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from agent_runtime import flags
+from agent_runtime.agent import recovery
 from agent_runtime.agent.agent import Agent
+from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.discovery import detect, parse_attributes
 from agent_runtime.agent.http import make_app
@@ -61,11 +63,20 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     info = mesos_pb2.AgentInfo(hostname=hostname, port=config.port)
     info.resources.extend(resources.to_proto())
     info.attributes.extend(attributes)
+    if config.recover not in ("reconnect", "cleanup"):
+        raise FlagError(f"--recover must be 'reconnect' or 'cleanup', not {config.recover!r}")
+    state = Checkpointer(config.work_dir).recover()
+    if state.agent_info is not None and not state.rebooted:
+        info.id.CopyFrom(state.agent_info.id)  # re-register as the agent we were
     containerizer = await create_containerizer(config)
-    # Before serving: the agent knows no containers yet (checkpoints are an open issue), so every
-    # container left from an earlier run is an orphan to remove.
-    await containerizer.recover(known=())
     app_agent = Agent(config, info, resources, containerizer)
+    if config.recover == "cleanup":
+        known = await recovery.clean_up(app_agent, state, containerizer)
+        info.ClearField("id")
+    else:
+        known = recovery.recover(app_agent, state, containerizer)
+    # Before serving: containers the checkpoints do not account for are orphans to remove.
+    await containerizer.recover(known=known)
     runner = web.AppRunner(make_app(app_agent), handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)

@@ -37,8 +37,12 @@ class StatusUpdateManager:
         forward: Callable[[internal_pb2.StatusUpdate], None],
         retry_min: float = RETRY_MIN,
         retry_max: float = RETRY_MAX,
+        changed: Callable[[str, str], None] | None = None,
     ) -> None:
         self._forward = forward
+        # Told (framework id, task id) after a stream changed, before the change is answered
+        # for: the agent checkpoints the stream there, so an accepted update survives a crash.
+        self._changed = changed or (lambda framework_id, task_id: None)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._retry_min = retry_min
         self._retry_max = retry_max
@@ -59,6 +63,7 @@ class StatusUpdateManager:
         stream.pending.append(update)
         for queued in stream.pending:
             queued.latest_state = status.state
+        self._changed(*key)
         if len(stream.pending) == 1:
             self._send(key, stream)
         return True
@@ -76,11 +81,29 @@ class StatusUpdateManager:
             stream.timer.cancel()
             stream.timer = None
         stream.backoff = self._retry_min
+        self._changed(*key)
         if stream.pending:
             self._send(key, stream)
         elif acked.status.state in _TERMINAL:
             del self._streams[key]
         return acked.status
+
+    def snapshot(self, framework_id: str, task_id: str) -> internal_pb2.UpdateStream:
+        """The stream as checkpointed: pending updates in order and the uuids seen."""
+        stream = self._streams.get((framework_id, task_id))
+        out = internal_pb2.UpdateStream()
+        if stream is not None:
+            out.pending.extend(stream.pending)
+            out.seen.extend(stream.seen)
+        return out
+
+    def restore(self, framework_id: str, task_id: str,
+                checkpoint: internal_pb2.UpdateStream) -> None:
+        """Recovery: take a checkpointed stream back; it is sent on the next registration."""
+        stream = self._streams[(framework_id, task_id)] = _Stream(
+            framework_id, backoff=self._retry_min)
+        stream.seen.extend(checkpoint.seen)
+        stream.pending.extend(checkpoint.pending)
 
     def resend_all(self) -> None:
         """After (re)connecting to a master: forward every stream's head right away."""

@@ -22,12 +22,28 @@ KNOWN = ("mesos", "docker")
 
 
 class ComposingContainerizer:
-    def __init__(self, members: dict[str, Containerizer]) -> None:
+    def __init__(self, members: dict[str, Containerizer],
+                 launcher: PosixLauncher | None = None) -> None:
         self.members = members  # "mesos"/"docker" -> containerizer, in --containerizers order
+        self.launcher = launcher or PosixLauncher()
         self._owner: dict[str, Containerizer] = {}
 
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None:
+        """Agent recovery: the executor of a checkpointed container, if it still runs."""
+        try:
+            member = self._member_for_info(info)
+        except LaunchError:
+            return None
+        process = self.launcher.adopt(pid, start_time)
+        if process is not None:
+            self._owner[container_id] = member
+        return process
+
     def _member_for(self, config: ContainerConfig) -> Containerizer:
-        info = config.executor_info
+        return self._member_for_info(config.executor_info)
+
+    def _member_for_info(self, info: mesos_pb2.ExecutorInfo) -> Containerizer:
         kind = "docker" if (info.HasField("container")
                             and info.container.type == mesos_pb2.ContainerInfo.DOCKER) else "mesos"
         member = self.members.get(kind)
@@ -93,4 +109,4 @@ async def create_containerizer(config: AgentConfig) -> ComposingContainerizer:
         except DockerEngineError as exc:
             raise FlagError(f"--containerizers={config.containerizers}: {exc}") from exc
         members[name] = DockerContainerizer(config, engine, launcher)
-    return ComposingContainerizer(members)
+    return ComposingContainerizer(members, launcher)

@@ -26,6 +26,8 @@ class Process:
     start_time: float
     exited: asyncio.Future[int] = field(repr=False)
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Adopted after an agent restart: not our child, so its exit status cannot be known.
+    adopted: bool = False
 
 
 def _status_of(status: int) -> int:
@@ -64,6 +66,22 @@ class PosixLauncher:
         except psutil.Error:
             start_time = 0.0
         process = Process(popen.pid, start_time, loop.create_future(), popen)
+        self._watch(loop, process)
+        return process
+
+    def adopt(self, pid: int, start_time: float) -> Process | None:
+        """Take back an executor a previous agent started, if that very process still runs
+        (same pid *and* start time: a recycled pid is someone else)."""
+        try:
+            proc = psutil.Process(pid)
+            alive = proc.status() != psutil.STATUS_ZOMBIE
+            same = abs(proc.create_time() - start_time) < 0.01
+        except psutil.Error:
+            return None
+        if not (alive and same):
+            return None
+        loop = asyncio.get_running_loop()
+        process = Process(pid, start_time, loop.create_future(), adopted=True)
         self._watch(loop, process)
         return process
 

@@ -109,8 +109,11 @@ def test_election_znodes_standbys_and_failover(ha: HACluster) -> None:
     zk = KazooClient(hosts=ha.zk[len("zk://"):].split("/")[0])
     zk.start()
     try:
-        children = sorted(c for c in zk.get_children("/mesos") if c.startswith("json.info_"))
-        assert len(children) == 3
+        def contenders() -> list[str]:
+            return sorted(c for c in zk.get_children("/mesos") if c.startswith("json.info_"))
+
+        _wait(lambda: len(contenders()) == 3, 20, "all three masters to contend")
+        children = contenders()
         data, _ = zk.get(f"/mesos/{children[0]}")
         info = json.loads(data)
         assert info["address"]["port"] == ha.master_ports[leader]

@@ -148,8 +148,6 @@ def test_no_offers_for_a_disconnected_agent(cluster: Cluster) -> None:
     assert agent["id"] not in [o["agent_id"]["value"] for o in offers]
 
 
-@pytest.mark.xfail(strict=True, reason="agent recovery (checkpointed agent id) is an open "
-                   "issue (README, 'Not yet'); Mesos reregisters with the same id")
 def test_restarted_agent_keeps_its_id(cluster: Cluster) -> None:
     (before,) = _active_agents(cluster)
     after = _restart_agent(cluster)

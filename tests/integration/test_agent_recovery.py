@@ -1,0 +1,132 @@
+"""Agent recovery: kill -9 the agent, start it again; checkpointing frameworks lose nothing."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.scheduler.client import SchedulerClient
+from tests.cluster import Cluster, get_json
+from tests.integration.framework import TestFramework, framework_info
+
+Call = scheduler_pb2.Call
+Status = mesos_pb2.TaskStatus
+
+
+async def _next_state(framework: TestFramework, task_id: str,
+                      timeout: float = 20) -> mesos_pb2.TaskStatus:
+    """The next update of the task that is not a repeat of RUNNING, acknowledging each: a
+    RUNNING whose acknowledgement a crash swallowed comes again first (same uuid)."""
+    status = await framework.update(task_id, timeout=timeout)
+    while status.state == mesos_pb2.TASK_RUNNING:
+        status = await framework.update(task_id, timeout=timeout)
+    return status
+
+
+def _restart_agent(cluster: Cluster) -> None:
+    cluster.kill("agent0", signal.SIGKILL)
+    cluster.start_agent(0)
+
+
+def _agent_state(cluster: Cluster) -> dict[str, Any]:
+    deadline = time.time() + 20
+    while True:
+        try:
+            return dict(get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state"))
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+async def test_running_task_survives_agent_restart_and_stays_killable(cluster: Cluster) -> None:
+    (before,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=True)) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.running(offer, "sleep 300", "survivor")
+
+        _restart_agent(cluster)
+        cluster.wait_agents(1)
+        (after,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert after["id"] == before["id"]  # re-registered as the same agent
+
+        # The executor re-subscribed to the new agent: the task is RUNNING and answers a KILL.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            frameworks = _agent_state(cluster)["frameworks"]
+            assert isinstance(frameworks, list)
+            if frameworks and frameworks[0]["executors"]:
+                break
+            time.sleep(0.1)
+        (executor,) = frameworks[0]["executors"]
+        assert [t["state"] for t in executor["tasks"]] == ["TASK_RUNNING"]
+        await client.call(Call(type=Call.RECONCILE))
+        assert (await framework.update(task_id, ack=False)).state == mesos_pb2.TASK_RUNNING
+        await client.kill(task_id)
+        status = await _next_state(framework, task_id)
+        assert status.state == mesos_pb2.TASK_KILLED
+        assert status.source == Status.SOURCE_EXECUTOR
+        await framework.stop()
+
+
+async def test_task_that_ends_while_the_agent_is_down_reports_its_true_state(
+        cluster: Cluster) -> None:
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=True)) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.running(offer, "sleep 1.5", "quick")
+        cluster.kill("agent0", signal.SIGKILL)
+        time.sleep(3)  # the task ends meanwhile; its executor waits for an agent to tell
+        cluster.start_agent(0)
+        finished = await _next_state(framework, task_id)
+        assert finished.state == mesos_pb2.TASK_FINISHED
+        assert finished.source == Status.SOURCE_EXECUTOR
+        assert finished.message == "Command exited with status 0"
+        await framework.stop()
+
+
+async def test_unacknowledged_update_is_resent_after_agent_restarts(cluster: Cluster) -> None:
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=True)) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.launch(offer, "sleep 300", "patient")
+        first = await framework.update(task_id, mesos_pb2.TASK_STARTING, ack=False)
+        for _ in range(2):
+            _restart_agent(cluster)
+            again = await framework.update(task_id, mesos_pb2.TASK_STARTING, ack=False,
+                                           timeout=20)
+            assert again.uuid == first.uuid
+        await client.acknowledge(first)
+        running = await framework.update(task_id, mesos_pb2.TASK_RUNNING, timeout=20)
+        # Exactly once: no further copy of STARTING after the acknowledgement.
+        await client.acknowledge(running)
+        starting = [e for e in framework.events if e.type == scheduler_pb2.Event.UPDATE
+                    and e.update.status.state == mesos_pb2.TASK_STARTING]
+        assert len(starting) == 3
+        await framework.stop()
+
+
+async def test_non_checkpointing_framework_loses_its_executor(cluster: Cluster) -> None:
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=False)) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.running(offer, "sleep 300", "fragile")
+        _restart_agent(cluster)
+        cluster.wait_agents(1)
+        # Nothing was checkpointed: the restarted agent does not know the task, and the
+        # executor, left without an agent, killed it.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if not _agent_state(cluster)["frameworks"]:
+                break
+            time.sleep(0.1)
+        assert _agent_state(cluster)["frameworks"] == []
+        await framework.stop()
+        del task_id
