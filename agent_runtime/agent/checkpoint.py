@@ -18,6 +18,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from agent_runtime.agent import paths
+from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.proto import internal_pb2, mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,16 @@ class RecoveredState:
     runs: list[RecoveredRun] = field(default_factory=list)
 
 
+class CheckpointError(RuntimeErrorBase):
+    """A checkpoint cannot be read back and ``--strict`` makes that fatal."""
+
+
 class Checkpointer:
-    def __init__(self, work_dir: str) -> None:
+    def __init__(self, work_dir: str, strict: bool = False) -> None:
         self.work_dir = work_dir
+        # --strict (Mesos's default): an unreadable checkpoint stops the agent rather than
+        # letting it forget executors that may still run.
+        self.strict = strict
 
     # Writing ----------------------------------------------------------------------------------
     def agent(self, info: mesos_pb2.AgentInfo) -> None:
@@ -130,14 +138,14 @@ class Checkpointer:
     def _runs(self, agent_id: str) -> Iterator[RecoveredRun]:
         frameworks = os.path.join(paths.meta_agent(self.work_dir, agent_id), "frameworks")
         for fid in _listdir(frameworks):
-            framework = _read(os.path.join(frameworks, fid, "framework.info"),
-                              mesos_pb2.FrameworkInfo)
+            framework = self._read(os.path.join(frameworks, fid, "framework.info"),
+                                   mesos_pb2.FrameworkInfo)
             if framework is None:
                 continue
             executors = os.path.join(frameworks, fid, "executors")
             for eid in _listdir(executors):
-                executor = _read(os.path.join(executors, eid, "executor.info"),
-                                 mesos_pb2.ExecutorInfo)
+                executor = self._read(os.path.join(executors, eid, "executor.info"),
+                                      mesos_pb2.ExecutorInfo)
                 try:
                     with open(os.path.join(executors, eid, "runs", "latest"), "rb") as handle:
                         container_id = handle.read().decode().strip()
@@ -161,14 +169,28 @@ class Checkpointer:
             pass
         tasks_dir = os.path.join(run_dir, "tasks")
         for tid in _listdir(tasks_dir):
-            task = _read(os.path.join(tasks_dir, tid, "task.info"), mesos_pb2.Task)
+            task = self._read(os.path.join(tasks_dir, tid, "task.info"), mesos_pb2.Task)
             if task is not None:
                 run.tasks[tid] = task
-            stream = _read(os.path.join(tasks_dir, tid, "task.updates"),
-                           internal_pb2.UpdateStream)
+            stream = self._read(os.path.join(tasks_dir, tid, "task.updates"),
+                                internal_pb2.UpdateStream)
             if stream is not None:
                 run.streams[tid] = stream
         return run
+
+    def _read(self, path: str, cls: type[M]) -> M | None:
+        try:
+            with open(path, "rb") as handle:
+                message = cls()
+                message.ParseFromString(handle.read())
+                return message
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, DecodeError) as exc:
+            if self.strict:
+                raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+            log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+            return None
 
 
 def _listdir(path: str) -> list[str]:
@@ -176,14 +198,3 @@ def _listdir(path: str) -> list[str]:
         return sorted(name for name in os.listdir(path) if not name.startswith("."))
     except OSError:
         return []
-
-
-def _read(path: str, cls: type[M]) -> M | None:
-    try:
-        with open(path, "rb") as handle:
-            message = cls()
-            message.ParseFromString(handle.read())
-            return message
-    except (OSError, ValueError, DecodeError) as exc:
-        log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
-        return None

@@ -65,7 +65,7 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     info.attributes.extend(attributes)
     if config.recover not in ("reconnect", "cleanup"):
         raise FlagError(f"--recover must be 'reconnect' or 'cleanup', not {config.recover!r}")
-    state = Checkpointer(config.work_dir).recover()
+    state = Checkpointer(config.work_dir, strict=config.strict).recover()
     if state.agent_info is not None and not state.rebooted:
         info.id.CopyFrom(state.agent_info.id)  # re-register as the agent we were
     containerizer = await create_containerizer(config)

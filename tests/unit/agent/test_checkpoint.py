@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from agent_runtime.agent import checkpoint, paths
 from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.proto import internal_pb2, mesos_pb2
@@ -74,3 +76,14 @@ def test_a_torn_checkpoint_is_skipped(tmp_path: str) -> None:
         handle.write(b"\xff\xff\xff")
     assert ckpt.recover().runs == []
     assert checkpoint.boot_id()  # this machine has one
+
+
+def test_strict_recovery_refuses_a_torn_checkpoint(tmp_path: str) -> None:
+    agent, framework, executor = _infos()
+    Checkpointer(str(tmp_path)).agent(agent)
+    Checkpointer(str(tmp_path)).run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    path = os.path.join(paths.meta_framework(str(tmp_path), "A-S0", "A-0000"), "framework.info")
+    with open(path, "wb") as handle:
+        handle.write(b"\xff\xff\xff")
+    with pytest.raises(checkpoint.CheckpointError, match=r"framework\.info"):
+        Checkpointer(str(tmp_path), strict=True).recover()
