@@ -3,11 +3,14 @@ masters and agents are killed with SIGKILL and restarted at random.
 
     .venv/bin/python bench/soak.py [--duration 300] [--no-agent-kills]
 
-Prints tasks launched, tasks lost (a task that ended other than TASK_FINISHED, or never ended),
-status updates lost (a task that finished without the STARTING and RUNNING before it), and the
-longest time no master led. Exits 1 when anything was lost. The scheduler is the kind a user
-writes: it finds the leader in ZooKeeper, re-subscribes with its framework id after any break,
-reconciles, and acknowledges every update.
+Prints tasks launched, tasks lost (a task that started and did not end TASK_FINISHED, or one
+the scheduler never heard of again), status updates lost (a task that finished without the
+STARTING and RUNNING before it), launches refused before the task started (the scheduler was
+told: TASK_DROPPED for a stale offer, TASK_LOST/UNKNOWN for an ACCEPT a dying master or agent
+never passed on), and the longest time no master led. Exits 1 when anything was lost. The
+scheduler is the kind a user writes: it finds the leader in ZooKeeper, re-subscribes with its
+framework id after any break, reconciles explicitly what it has not heard the end of, and
+acknowledges every update.
 """
 
 from __future__ import annotations
@@ -48,13 +51,19 @@ class Ledger:
     resubscribes: int = 0
 
     def record(self, status: mesos_pb2.TaskStatus) -> None:
-        if status.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION:
-            return
+        if status.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION and (
+                status.state not in TERMINAL and status.state != mesos_pb2.TASK_UNKNOWN):
+            return  # "still running": nothing new
         self.states.setdefault(status.task_id.value, []).append(status.state)
 
     def final(self, task_id: str) -> int | None:
-        ended = [s for s in self.states.get(task_id, []) if s in TERMINAL]
+        ended = [s for s in self.states.get(task_id, [])
+                 if s in TERMINAL or s == mesos_pb2.TASK_UNKNOWN]
         return ended[-1] if ended else None
+
+    def started(self, task_id: str) -> bool:
+        return bool({mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING}
+                    & set(self.states.get(task_id, [])))
 
 
 class Scheduler:
@@ -66,6 +75,7 @@ class Scheduler:
                                             failover_timeout=3600)
         self.info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
         self.launching = True
+        self.reconciled = 0.0
 
     def _open(self) -> int:
         return sum(1 for t in self.ledger.states if self.ledger.final(t) is None)
@@ -85,11 +95,19 @@ class Scheduler:
                 await asyncio.to_thread(detector.close)
             self.ledger.resubscribes += 1
 
+    async def _reconcile(self, client: SchedulerClient) -> None:
+        call = scheduler_pb2.Call(type=scheduler_pb2.Call.RECONCILE)
+        for task_id in self.ledger.states:
+            if self.ledger.final(task_id) is None:
+                call.reconcile.tasks.add().task_id.value = task_id
+        await client.call(call)
+        self.reconciled = time.monotonic()
+
     async def _session(self, client: SchedulerClient) -> None:
         async for event in client.events():
-            if event.type == Event.SUBSCRIBED:
-                await client.call(scheduler_pb2.Call(type=scheduler_pb2.Call.RECONCILE))
-            elif event.type == Event.OFFERS:
+            if event.type == Event.SUBSCRIBED or time.monotonic() - self.reconciled > 5:
+                await self._reconcile(client)
+            if event.type == Event.OFFERS:
                 await self._offers(client, list(event.offers.offers))
             elif event.type == Event.UPDATE:
                 status = event.update.status
@@ -182,7 +200,11 @@ async def soak(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - started
         finally:
             cluster.stop()
-    lost = sorted(t for t in ledger.states if ledger.final(t) != mesos_pb2.TASK_FINISHED)
+    unfinished = [t for t in ledger.states if ledger.final(t) != mesos_pb2.TASK_FINISHED]
+    # Refused: ended before it started, and the scheduler was told (it would launch again).
+    refused = sorted(t for t in unfinished
+                     if not ledger.started(t) and ledger.final(t) is not None)
+    lost = sorted(t for t in unfinished if t not in refused)
     updates_lost = sorted(
         t for t, s in ledger.states.items()
         if ledger.final(t) == mesos_pb2.TASK_FINISHED
@@ -192,7 +214,8 @@ async def soak(args: argparse.Namespace) -> int:
           f"{'spared' if args.no_agent_kills else 'killed too'}), {ledger.resubscribes} "
           "scheduler re-subscriptions")
     print(f"tasks launched:        {ledger.launched}")
-    print(f"tasks finished:        {ledger.launched - len(lost)}")
+    print(f"tasks finished:        {ledger.launched - len(unfinished)}")
+    print(f"launches refused before start (scheduler told): {len(refused)}")
     print(f"tasks lost:            {len(lost)}  (must be 0)")
     print(f"status updates lost:   {len(updates_lost)}  (must be 0)")
     print(f"longest without leader: {max(gaps, default=0.0):.1f} s")

@@ -16,12 +16,17 @@ Life of the task::
                                \\-> n != 0: TASK_FAILED "Container exited with status n"
                                \\-> OOMKilled: TASK_FAILED, REASON_CONTAINER_LIMITATION_MEMORY
         KILL: `docker stop -t grace` -> TASK_KILLED
+    agent restarted before the container started (checkpointing) -> TASK_FAILED
 
 Nothing polls: one thread reads the engine's event stream for the start, one blocks on the
 engine's ``wait``, one follows the container's logs into the sandbox's ``stdout``/``stderr``
 (this process's own fds 1 and 2, which the agent opened on those files). The terminal update goes
 out once the log stream has ended, so the sandbox holds all of the output when the scheduler
 hears of the exit. The agent removes the container after this process exits.
+
+With checkpointing (``MESOS_CHECKPOINT=1``) an agent restart changes nothing of the above: the
+container runs on, the threads keep watching it, and updates wait for the re-subscription
+(``CommandExecutor._resubscribe``). Only a launch the dead agent left half done is failed.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ STDOUT, STDERR = 1, 2  # stream ids in the engine's multiplexed log format
 
 
 class EngineError(RuntimeError):
+    pass
+
+
+class NoSuchContainer(EngineError):
     pass
 
 
@@ -75,6 +84,8 @@ class Engine:
 
     def inspect(self, name: str) -> dict[str, Json]:
         status, body = self.call("GET", f"/containers/{name}/json")
+        if status == 404:
+            raise NoSuchContainer(f"no container {name}")
         if status != 200:
             raise EngineError(f"inspect of {name} answered {status}: {body[:200]!r}")
         inspected: dict[str, Json] = json.loads(body)
@@ -256,6 +267,30 @@ class DockerExecutor(CommandExecutor):
             self.engine.stop(self.container, grace)
         except (OSError, ValueError, EngineError) as exc:
             print(f"docker executor: stop of {self.container}: {exc}", file=sys.stderr)
+
+    def _resubscribe(self) -> bool:
+        if not super()._resubscribe():
+            return False
+        if self.task is not None and not self.started and self.terminal_uuid is None:
+            self._check_abandoned()
+        return True
+
+    def _check_abandoned(self) -> None:
+        """Back with a restarted agent before the container ran: the agent that was creating
+        and starting it died, and the new one does not go on with that launch."""
+        try:
+            state = self.engine.inspect(self.container).get("State", {})
+        except NoSuchContainer:  # not created (the agent died during an image pull, say)
+            state = {}
+        except (OSError, ValueError, EngineError) as exc:
+            print(f"docker executor: inspect of {self.container}: {exc}", file=sys.stderr)
+            return
+        started = state.get("StartedAt", "")
+        if started and not started.startswith("0001-"):
+            return  # it did start: the start event is on its way
+        self.update("TASK_FAILED", f"Container {self.container} was not started: the agent "
+                                   "restarted while launching it",
+                    reason="REASON_CONTAINER_LAUNCH_FAILED")
 
     def on_disconnected(self) -> None:
         # The agent is gone and, without checkpointing, will not know us when it comes back:

@@ -18,6 +18,7 @@ from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, Framewo
 from agent_runtime.agent.recovery import checkpoint_stream
 from agent_runtime.agent.status_updates import StatusUpdateManager
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
+from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import BadRequest, LaunchError
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
@@ -232,18 +233,23 @@ class Agent:
             os.symlink(executor.container_id, latest)
         except OSError:
             pass
+
+        def forked(process: Process) -> None:
+            # Before the launch completes: a Docker executor has its task while the container
+            # is still being created and started.
+            if framework.info.checkpoint:
+                self.checkpointer.run(self.id, framework.info, executor.info,
+                                      executor.container_id, process.pid, process.start_time)
+
         executor.process = process = await self.containerizer.launch(ContainerConfig(
             container_id=executor.container_id, agent_id=self.id, framework_info=framework.info,
             executor_info=executor.info, tasks=tuple(executor.queued.values()),
             command_executor=executor.command_executor, directory=executor.directory,
-            environment=self.executor_env(framework, executor),
+            environment=self.executor_env(framework, executor), forked=forked,
         ))
         process.exited.add_done_callback(
             lambda fut: self._executor_terminated(executor, fut.result())
         )
-        if framework.info.checkpoint:
-            self.checkpointer.run(self.id, framework.info, executor.info, executor.container_id,
-                                  process.pid, process.start_time)
         # A container may take a while to start (an image to load): a shutdown that came
         # meanwhile found no process to stop, so it is carried out now.
         if executor.state == ExecutorState.TERMINATING:
@@ -560,6 +566,13 @@ class Agent:
                 state.framework_info.CopyFrom(framework.info)
                 state.executor_info.CopyFrom(executor.info)
                 state.tasks.extend(executor.launched.values())
+                for queued in executor.queued.values():  # not delivered yet: still STAGING
+                    task = state.tasks.add(name=queued.name, state=mesos_pb2.TASK_STAGING)
+                    task.task_id.CopyFrom(queued.task_id)
+                    task.framework_id.value = framework.id
+                    task.executor_id.value = executor.id
+                    task.agent_id.value = self.id
+                    task.resources.extend(queued.resources)
         return register
 
     def registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:

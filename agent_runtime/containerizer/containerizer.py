@@ -7,17 +7,18 @@ the container's type; everything else in the agent talks to this Protocol only (
 Life of a container, per containerizer::
 
     recover(known) -> launch(config) -> [destroy(id, process, grace)] -> cleanup(id)
+                         `-> config.forked(process): the executor exists (pid checkpoint)
 
-``recover`` runs once at agent start, before any launch; ``known`` holds the containers the agent
-has checkpoints for (empty until checkpointing lands), and everything else the containerizer
-finds of its own is an orphan. ``cleanup`` runs after the executor process has exited and is
+``recover`` runs once at agent start, before any launch; ``known`` holds the containers whose
+executors the agent adopted from its checkpoints, and everything else the containerizer finds of
+its own is an orphan. ``cleanup`` runs after the executor process has exited and is
 idempotent, as is ``destroy``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from agent_runtime.containerizer.launcher import Process
@@ -34,6 +35,11 @@ class ContainerConfig:
     command_executor: bool  # the agent's own executor runs ``tasks[0]``
     directory: str  # the sandbox on the host
     environment: Mapping[str, str]  # the executor's environment, built by the agent
+    # Called once, as soon as the executor process exists and before ``launch`` returns (a
+    # Docker launch goes on to start the container): the agent checkpoints the pid there, so
+    # an agent that dies meanwhile still finds the executor (Mesos's ``pidCheckpointPath``).
+    forked: Callable[[Process], None] = field(default=lambda process: None, repr=False,
+                                              compare=False)
 
 
 class Containerizer(Protocol):
@@ -41,7 +47,8 @@ class Containerizer(Protocol):
         """Take stock at agent start: adopt the ``known`` containers, remove the others."""
 
     async def launch(self, config: ContainerConfig) -> Process:
-        """Start the executor (and its container); raises LaunchError, leaving nothing behind."""
+        """Start the executor (and its container), calling ``config.forked`` once the executor
+        runs; raises LaunchError, leaving nothing behind."""
 
     async def destroy(self, container_id: str, process: Process, grace: float) -> None:
         """Kill the executor (SIGTERM, ``grace``, SIGKILL) and tear its container down."""

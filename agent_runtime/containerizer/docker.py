@@ -88,8 +88,9 @@ class DockerContainerizer:
         for container in await self.engine.managed(docker_options.NAME_PREFIX):
             container_id = container.name[len(docker_options.NAME_PREFIX):]
             if container_id in known:
-                # Adopted: enough to remove it later. Its executor reconnecting, and its limits
-                # for usage(), come with agent checkpoints (an open issue).
+                # Its executor was adopted (agent/recovery.py) and goes on watching it; the name
+                # is enough to remove it later. Its limits are not restored: usage() reports
+                # none for it (an open issue).
                 self.containers[container_id] = ContainerSpec(name=container.name, image="")
                 continue
             if not self.config.docker_kill_orphans:
@@ -130,6 +131,10 @@ class DockerContainerizer:
                     await started
                 await self.cleanup(config.container_id)
                 raise
+        # The executor (a pre-started one included) is the process the agent adopts after a
+        # restart: its pid is checkpointed now, not once the container runs, or an agent that
+        # dies in between (an image load) would lose an executor that already has its task.
+        config.forked(process)
         try:
             await started
         except LaunchError:

@@ -44,11 +44,13 @@ class MesosContainerizer:
         return None
 
     async def launch(self, config: ContainerConfig) -> Process:
-        return await self.launcher.launch(
+        process = await self.launcher.launch(
             executor_argv(config.executor_info, config.command_executor),
             config.environment, config.directory,
             os.path.join(config.directory, "stdout"), os.path.join(config.directory, "stderr"),
         )
+        config.forked(process)
+        return process
 
     async def destroy(self, container_id: str, process: Process, grace: float) -> None:
         await self.launcher.destroy(process, grace)

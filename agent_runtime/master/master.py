@@ -386,6 +386,8 @@ class Master:
             if existing.unreachable_time is not None:
                 existing.unreachable_time = None
                 self.launcher.agent_reachable(existing, register.executors)
+            else:
+                self.launcher.agent_reregistered(existing, register.executors)
             log.info("agent %s re-registered", agent_id)
             self.schedule_allocation()
             return existing

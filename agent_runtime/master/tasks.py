@@ -459,6 +459,30 @@ class TaskLauncher:
                                     f"Agent {agent.id} re-registered without this task")
                 self.forget_task(task)
 
+    def agent_reregistered(self, agent: Agent,
+                           executors: Iterable[internal_pb2.ExecutorState]) -> None:
+        """Tasks the master placed on the agent that the agent does not report are gone (it
+        restarted before it could keep them): say so, rather than leave them STAGING forever."""
+        reported = {task.task_id.value for state in executors for task in state.tasks}
+        for framework_id, task_ids in list(agent.tasks.items()):
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if (framework is None or task is None or task_id in reported
+                        or task.state in TERMINAL_STATES):
+                    continue
+                if framework.partition_aware:
+                    state = mesos_pb2.TASK_DROPPED if task.state == mesos_pb2.TASK_STAGING \
+                        else mesos_pb2.TASK_GONE
+                else:
+                    state = mesos_pb2.TASK_LOST
+                task.state = state
+                self.free_task(task)
+                self._master_update(framework, task_id, agent.id, state,
+                                    Status.REASON_AGENT_RESTARTED,
+                                    f"Agent {agent.id} re-registered without this task")
+                self.forget_task(task)
+
     def agent_removed(self, agent: Agent) -> None:
         for framework_id, task_ids in agent.tasks.items():
             framework = self.master.frameworks.get(framework_id)

@@ -65,7 +65,10 @@ async def test_running_task_survives_agent_restart_and_stays_killable(cluster: C
         (executor,) = frameworks[0]["executors"]
         assert [t["state"] for t in executor["tasks"]] == ["TASK_RUNNING"]
         await client.call(Call(type=Call.RECONCILE))
-        assert (await framework.update(task_id, ack=False)).state == mesos_pb2.TASK_RUNNING
+        answer = await framework.take(
+            lambda e: e.type == scheduler_pb2.Event.UPDATE
+            and e.update.status.reason == Status.REASON_RECONCILIATION)
+        assert answer.update.status.state == mesos_pb2.TASK_RUNNING
         await client.kill(task_id)
         status = await _next_state(framework, task_id)
         assert status.state == mesos_pb2.TASK_KILLED

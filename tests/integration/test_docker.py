@@ -415,8 +415,9 @@ def test_mesos_execute_redis_answers_ping_and_dies_on_kill(
 
 async def test_agent_sigkill_then_restart_leaves_no_container(
         framework: TestFramework, docker_cluster: Cluster, engine: docker.APIClient) -> None:
-    # Until agent checkpoints land (an open issue) a restarted agent cannot re-adopt a task: the
-    # executor stops its container when the agent goes away, and the new agent removes it.
+    # This framework does not checkpoint, so the restarted agent cannot adopt the task: the
+    # executor stops its container when the agent goes away, and the new agent removes it
+    # (test_docker_recovery.py has the checkpointing side).
     offer = (await framework.offers())[0]
     task_id = await launch(framework, docker_task(offer, "sleep 300"), offer)
     assert (await terminal_or_running(framework, task_id)).state == mesos_pb2.TASK_RUNNING

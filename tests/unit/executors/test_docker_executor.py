@@ -1,10 +1,12 @@
-"""The docker executor's log demultiplexer: the engine's 8-byte frame headers, split anywhere."""
+"""The docker executor: its log demultiplexer (the engine's 8-byte frame headers, split
+anywhere), and what it makes of a launch an agent restart interrupted."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from executors.docker_executor import LogDemux
+from executors.docker_executor import DockerExecutor, LogDemux, NoSuchContainer
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -25,3 +27,38 @@ def test_frames_go_to_their_stream_even_when_split_across_reads() -> None:
     assert demux.buffer == b""
     os.close(out_r)
     os.close(err_r)
+
+
+def executor(inspected: dict[str, Any] | None) -> tuple[DockerExecutor, list[str]]:
+    """A docker executor whose engine answers ``inspected`` (None: no such container)."""
+    env = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:1", "MESOS_FRAMEWORK_ID": "F",
+           "MESOS_EXECUTOR_ID": "t", "MESOS_CONTAINER_NAME": "mesos-c1", "MESOS_CHECKPOINT": "1"}
+    docker_executor = DockerExecutor(env)
+    docker_executor.task = {"task_id": {"value": "t"}}
+    sent: list[str] = []
+
+    def inspect(name: str) -> dict[str, Any]:
+        if inspected is None:
+            raise NoSuchContainer(name)
+        return inspected
+
+    def update(state: str, message: str | None = None, reason: str | None = None) -> None:
+        sent.append(f"{state} {reason}")
+
+    docker_executor.engine.inspect = inspect  # type: ignore[method-assign]
+    docker_executor.update = update  # type: ignore[method-assign]
+    return docker_executor, sent
+
+
+def test_a_launch_the_dead_agent_left_half_done_fails_after_resubscribing() -> None:
+    for inspected in (None, {"State": {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z"}}):
+        docker_executor, sent = executor(inspected)
+        docker_executor._check_abandoned()
+        assert sent == ["TASK_FAILED REASON_CONTAINER_LAUNCH_FAILED"]
+
+
+def test_a_container_that_started_while_the_agent_was_away_is_left_to_its_watchers() -> None:
+    docker_executor, sent = executor({"State": {"Status": "running",
+                                                "StartedAt": "2026-01-01T00:00:00.1Z"}})
+    docker_executor._check_abandoned()
+    assert sent == []
