@@ -46,14 +46,14 @@ import docker  # noqa: E402
 from agent_runtime.containerizer import docker_options  # noqa: E402
 from agent_runtime.proto import mesos_pb2, scheduler_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
+from agent_runtime.task_states import TERMINAL_STATES  # noqa: E402
 from tests import dockerd  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
 
 Event = scheduler_pb2.Event
 TARGET_RATIO = 1.1
 STARTING, RUNNING = mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING
-TERMINAL = frozenset({mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-                      mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED})
+TERMINAL = TERMINAL_STATES
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

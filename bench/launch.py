@@ -52,14 +52,12 @@ import psutil  # noqa: E402
 from agent_runtime.agent.agent import COMMAND_EXECUTOR  # noqa: E402
 from agent_runtime.proto import mesos_pb2, scheduler_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
+from agent_runtime.task_states import TERMINAL_STATES  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
 
 Event = scheduler_pb2.Event
 TaskState = int
-TERMINAL = frozenset({
-    mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-    mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED, mesos_pb2.TASK_GONE,
-})
+TERMINAL = TERMINAL_STATES
 TARGET_P50_MS = 50.0
 TARGET_100_TASKS_S = 10.0
 

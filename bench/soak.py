@@ -34,14 +34,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agent_runtime.detector import MasterDetector
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
+from agent_runtime.task_states import TERMINAL_STATES
 from tests.integration.framework import command_task
 from tests.integration.test_master_ha import HACluster
 from tests.zookeeper import zookeeper_server
 
 Event = scheduler_pb2.Event
-TERMINAL = {mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-            mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED,
-            mesos_pb2.TASK_GONE, mesos_pb2.TASK_GONE_BY_OPERATOR}
+TERMINAL = TERMINAL_STATES
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from agent_runtime.agent import files
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.executor_api import ExecutorAPI
 from agent_runtime.agent.model import TERMINAL, Executor, FrameworkRecord
+from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import MAX_BODY, Handler, error_middleware, json_response
@@ -66,20 +66,6 @@ def _allocated(executor: Executor) -> Resources:
     return total
 
 
-def _attributes(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]:
-    """Flat, as Mesos renders ``Attributes``: scalars as numbers, the rest as text."""
-    out: dict[str, Any] = {}
-    for attribute in attributes:
-        if attribute.type == mesos_pb2.Value.SCALAR:
-            out[attribute.name] = attribute.scalar.value
-        elif attribute.type == mesos_pb2.Value.RANGES:
-            spans = ",".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
-            out[attribute.name] = f"[{spans}]"
-        elif attribute.type == mesos_pb2.Value.SET:
-            out[attribute.name] = "{" + ",".join(attribute.set.item) + "}"
-        else:
-            out[attribute.name] = attribute.text.value
-    return out
 
 
 def _role(executor: Executor) -> str | None:
@@ -176,7 +162,7 @@ def make_app(agent: Agent) -> web.Application:
             },
             "unreserved_resources_allocated": allocated.unreserved().flat(),
             "resource_providers": [],
-            "attributes": _attributes(agent.info.attributes),
+            "attributes": flat_json(agent.info.attributes),
             "master_hostname": master.hostname if master is not None else "",
             "flags": as_strings(agent.config),
             "frameworks": [_framework_json(f) for f in agent.frameworks.values()],

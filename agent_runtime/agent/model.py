@@ -10,19 +10,9 @@ from dataclasses import dataclass, field
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.streams import EventStream
+from agent_runtime.task_states import TERMINAL_STATES
 
-TERMINAL = frozenset(
-    {
-        mesos_pb2.TASK_FINISHED,
-        mesos_pb2.TASK_FAILED,
-        mesos_pb2.TASK_KILLED,
-        mesos_pb2.TASK_ERROR,
-        mesos_pb2.TASK_LOST,
-        mesos_pb2.TASK_DROPPED,
-        mesos_pb2.TASK_GONE,
-        mesos_pb2.TASK_GONE_BY_OPERATOR,
-    }
-)
+TERMINAL = TERMINAL_STATES
 
 
 class ExecutorState(enum.Enum):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent_runtime.proto import internal_pb2, mesos_pb2
+from agent_runtime.task_states import TERMINAL_STATES
 
 RETRY_MIN = 10.0
 RETRY_MAX = 600.0
@@ -84,7 +85,7 @@ class StatusUpdateManager:
         self._changed(*key)
         if stream.pending:
             self._send(key, stream)
-        elif acked.status.state in _TERMINAL:
+        elif acked.status.state in TERMINAL_STATES:
             del self._streams[key]
         return acked.status
 
@@ -134,16 +135,3 @@ class StatusUpdateManager:
         stream = self._streams.get(key)
         if stream is not None and stream.pending:
             self._send(key, stream)
-
-
-_TERMINAL = frozenset(
-    {
-        mesos_pb2.TASK_FINISHED,
-        mesos_pb2.TASK_FAILED,
-        mesos_pb2.TASK_KILLED,
-        mesos_pb2.TASK_ERROR,
-        mesos_pb2.TASK_LOST,
-        mesos_pb2.TASK_DROPPED,
-        mesos_pb2.TASK_GONE,
-    }
-)

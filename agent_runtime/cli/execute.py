@@ -22,12 +22,9 @@ from agent_runtime.http_util import JSON, PROTOBUF
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, parse
 from agent_runtime.scheduler.client import SchedulerClient
+from agent_runtime.task_states import TERMINAL_STATES
 
-TERMINAL = {
-    mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-    mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED, mesos_pb2.TASK_GONE,
-    mesos_pb2.TASK_GONE_BY_OPERATOR,
-}
+TERMINAL = TERMINAL_STATES
 Capability = mesos_pb2.FrameworkInfo.Capability
 
 

@@ -10,22 +10,12 @@ from dataclasses import dataclass, field
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
 from agent_runtime.streams import EventStream
+from agent_runtime.task_states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
+__all__ = ["TERMINAL_STATES", "Agent", "Framework", "Offer", "Task"]
 
 MAX_COMPLETED_TASKS = 1000
-TERMINAL_STATES = frozenset(
-    {
-        mesos_pb2.TASK_FINISHED,
-        mesos_pb2.TASK_FAILED,
-        mesos_pb2.TASK_KILLED,
-        mesos_pb2.TASK_ERROR,
-        mesos_pb2.TASK_LOST,
-        mesos_pb2.TASK_DROPPED,
-        mesos_pb2.TASK_GONE,
-        mesos_pb2.TASK_GONE_BY_OPERATOR,
-    }
-)
 
 
 @dataclass(slots=True)

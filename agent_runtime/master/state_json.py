@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_runtime import __version__
+from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.master.master import Master
@@ -119,7 +120,7 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
         "id": agent.id,
         "hostname": agent.info.hostname,
         "port": agent.info.port,
-        "attributes": _attributes(agent.info.attributes),
+        "attributes": flat_json(agent.info.attributes),
         "pid": agent.pid,
         "registered_time": agent.registered_time,
         "resources": agent.total.flat(),
@@ -144,19 +145,6 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
     return out
 
 
-def _attributes(attributes: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for attribute in attributes:
-        if attribute.type == mesos_pb2.Value.SCALAR:
-            out[attribute.name] = attribute.scalar.value
-        elif attribute.type == mesos_pb2.Value.RANGES:
-            spans = ",".join(f"{r.begin}-{r.end}" for r in attribute.ranges.range)
-            out[attribute.name] = f"[{spans}]"
-        elif attribute.type == mesos_pb2.Value.SET:
-            out[attribute.name] = "{" + ",".join(attribute.set.item) + "}"
-        else:
-            out[attribute.name] = attribute.text.value
-    return out
 
 
 def frameworks_json(master: Master, framework_id: str | None = None) -> dict[str, Any]:
