@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The README's test command: set up, lint, type-check, run the whole test suite.
+# The README's test command: set up (as root, also curl, ZooKeeper and a Docker engine when
+# missing), lint, type-check, run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ] && [ "${SKIP_DEPS:-0}" != 1 ]; then
+  bash scripts/deps.sh
+fi
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy agent_runtime executors isolators images bench tests
