@@ -342,7 +342,7 @@ class Master:
         for task in list(framework.tasks.values()):
             if task.state not in TERMINAL_STATES:
                 self.launcher.free_task(task)
-            task.state = mesos_pb2.TASK_KILLED
+                task.state = mesos_pb2.TASK_KILLED
             self.launcher.forget_task(task)
         self.launcher.forget_framework_executors(framework.id)
         self.allocator.remove_framework(framework.id)

@@ -93,8 +93,12 @@ class TaskLauncher:
                 log.warning("framework %s: dropping %s operation: %s", framework.id,
                             Operation.Type.Name(kind), exc)
                 return pool
-        log.warning("framework %s: operation %s is not supported", framework.id,
-                    Operation.Type.Name(kind))
+        name = Operation.Type.Name(kind)
+        log.warning("framework %s: operation %s is not supported", framework.id, name)
+        for task in _operation_tasks(operation):  # never silently: each task hears why
+            self._master_update(framework, task.task_id.value, task.agent_id.value,
+                                mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
+                                f"Operation {name} is not supported by this master")
         return pool
 
     def _validate_offers(self, framework: Framework, offer_ids: list[str]) -> str | None:
