@@ -527,8 +527,14 @@ class Agent:
             detail = f"exited with status {status}" if status >= 0 else \
                 f"terminated with signal {-status}"
         self._fail_queued(executor, Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}")
+        # A container destroyed for breaking a limit fails its tasks with that limit's reason.
+        limitation = self.containerizer.limitation(executor.container_id)
         for task in list(executor.launched.values()):
             if task.state in TERMINAL:
+                continue
+            if limitation is not None:
+                self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
+                                   limitation.reason, limitation.message, executor)
                 continue
             killed = task.task_id.value in executor.killed
             state = mesos_pb2.TASK_KILLED if killed else mesos_pb2.TASK_FAILED

@@ -12,6 +12,8 @@ from collections.abc import Collection
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
+from agent_runtime.containerizer.isolation import create_isolators
+from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.containerizer.mesos import MesosContainerizer
 from agent_runtime.errors import FlagError, LaunchError
@@ -80,6 +82,10 @@ class ComposingContainerizer:
         member = self._owner.get(container_id)
         return None if member is None else await member.usage(container_id)
 
+    def limitation(self, container_id: str) -> Limitation | None:
+        member = self._owner.get(container_id)
+        return None if member is None else member.limitation(container_id)
+
     async def close(self) -> None:
         await asyncio.gather(*(member.close() for member in self.members.values()))
 
@@ -94,7 +100,7 @@ async def create_containerizer(config: AgentConfig) -> ComposingContainerizer:
     members: dict[str, Containerizer] = {}
     for name in dict.fromkeys(names):
         if name == "mesos":
-            members[name] = MesosContainerizer(launcher)
+            members[name] = MesosContainerizer(launcher, create_isolators(config))
             continue
         # Imported here: the Docker SDK costs start-up time that agents without Docker skip.
         from agent_runtime.containerizer.docker import DockerContainerizer

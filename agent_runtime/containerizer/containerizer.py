@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.proto import mesos_pb2
 
@@ -58,6 +59,10 @@ class Containerizer(Protocol):
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
         """Resource usage now, or None when this containerizer cannot tell."""
+
+    def limitation(self, container_id: str) -> Limitation | None:
+        """The limit a container broke (and was destroyed for), asked by the agent when its
+        executor exits and before ``cleanup``; None when it broke none."""
 
     async def close(self) -> None:
         """Let go of connections at agent exit; containers keep running."""

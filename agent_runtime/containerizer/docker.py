@@ -50,6 +50,7 @@ from agent_runtime.containerizer.docker_engine import (
     ImageNotFound,
 )
 from agent_runtime.containerizer.docker_images import ImageFetcher
+from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.containerizer.prewarm import PrewarmedExecutors
 from agent_runtime.errors import LaunchError
@@ -192,6 +193,9 @@ class DockerContainerizer:
         except DockerEngineError:
             return None
         return resource_statistics(stats, spec, self.cpus.get(container_id, 0.0))
+
+    def limitation(self, container_id: str) -> Limitation | None:
+        return None  # Docker enforces its limits itself; an OOM shows as the exit status
 
     async def close(self) -> None:
         await self.prewarmed.close()

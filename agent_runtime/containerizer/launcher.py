@@ -19,6 +19,11 @@ import psutil
 
 from agent_runtime.errors import LaunchError
 
+# Joins the cgroups before the exec, so the executor's first instruction already runs inside
+# them and no child it forks can escape. A shell and not ``preexec_fn``: preexec_fn is unsafe
+# with threads and rules out vfork; writing after the spawn would race the executor's forks.
+_JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 127; shift; done; shift; exec "$@"'
+
 
 @dataclass(slots=True)
 class Process:
@@ -49,9 +54,13 @@ class PosixLauncher:
         stdout_path: str,
         stderr_path: str,
         stdin_pipe: bool = False,
+        cgroup_procs: Sequence[str] = (),
     ) -> Process:
-        """Spawn; ``stdin_pipe`` gives the child a pipe (``process.popen.stdin``) to talk to."""
+        """Spawn; ``stdin_pipe`` gives the child a pipe (``process.popen.stdin``) to talk to;
+        the process joins the ``cgroup_procs`` files' cgroups before it execs ``argv``."""
         loop = asyncio.get_running_loop()
+        if cgroup_procs:
+            argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *cgroup_procs, "--", *argv]
         try:
             with open(stdout_path, "ab") as out, open(stderr_path, "ab") as err:
                 popen = subprocess.Popen(

@@ -10,6 +10,7 @@ import pytest
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.composing import ComposingContainerizer, create_containerizer
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
+from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.proto import mesos_pb2
@@ -22,6 +23,9 @@ class Recorder:
 
     async def recover(self, known: Collection[str]) -> None:
         self.calls.append(("recover", ",".join(known)))
+
+    def limitation(self, container_id: str) -> Limitation | None:
+        return None
 
     async def launch(self, config: ContainerConfig) -> Process:
         self.calls.append(("launch", config.container_id))

@@ -1,0 +1,122 @@
+"""The cgroup seam (STYLE rules 6 and 7): one backend, chosen once at agent start.
+
+v1 only for now: this machine mounts one hierarchy per controller under ``--cgroups_hierarchy``.
+A unified (v2) hierarchy is refused with a FlagError naming it; a v2 backend plugs in behind
+:class:`Cgroups`. Containers live at ``<hierarchy>/<controller>/<cgroups_root>/<container_id>``.
+
+Why plain file I/O and not cgroupspy (the issue suggested it): cgroupspy builds its tree by
+walking the whole hierarchy when constructed, which sits on the launch path we benchmark, ships
+no type hints (``mypy --strict``), and of what it offers we need six file operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from typing import Protocol
+
+from agent_runtime.errors import FlagError, LaunchError
+
+
+class Cgroups(Protocol):
+    def path(self, controller: str, cgroup: str) -> str: ...
+    def create(self, controller: str, cgroup: str) -> str: ...
+    def write(self, controller: str, cgroup: str, control: str, value: str) -> None: ...
+    def read(self, controller: str, cgroup: str, control: str) -> str: ...
+    def children(self, controller: str, cgroup: str) -> list[str]: ...
+    def procs(self, controller: str, cgroup: str) -> list[int]: ...
+    def kill_all(self, controller: str, cgroup: str, timeout: float = 5.0) -> None: ...
+    def remove(self, controller: str, cgroup: str) -> None: ...
+
+
+class CgroupsV1:
+    def __init__(self, hierarchy: str) -> None:
+        self.hierarchy = hierarchy
+
+    def path(self, controller: str, cgroup: str) -> str:
+        return os.path.join(self.hierarchy, controller, cgroup)
+
+    def create(self, controller: str, cgroup: str) -> str:
+        path = self.path(controller, cgroup)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise LaunchError(f"Failed to create cgroup {path}: {exc}") from exc
+        return path
+
+    def write(self, controller: str, cgroup: str, control: str, value: str) -> None:
+        path = os.path.join(self.path(controller, cgroup), control)
+        try:
+            with open(path, "w") as file:
+                file.write(value)
+        except OSError as exc:
+            raise LaunchError(f"Failed to write {value!r} to {path}: {exc}") from exc
+
+    def read(self, controller: str, cgroup: str, control: str) -> str:
+        with open(os.path.join(self.path(controller, cgroup), control)) as file:
+            return file.read()
+
+    def children(self, controller: str, cgroup: str) -> list[str]:
+        try:
+            return sorted(entry.name for entry in os.scandir(self.path(controller, cgroup))
+                          if entry.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def procs(self, controller: str, cgroup: str) -> list[int]:
+        try:
+            return [int(line) for line in self.read(controller, cgroup, "cgroup.procs").split()]
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self, controller: str, cgroup: str, timeout: float = 5.0) -> None:
+        """SIGKILL every process in the cgroup until it is empty: a process forking meanwhile
+        lands in the same cgroup and is found on the next pass. (No freezer: fine for forks at
+        human speed, a fork bomb needs the freezer, an open item.)"""
+        deadline = time.monotonic() + timeout
+        while pids := self.procs(controller, cgroup):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                raise LaunchError(f"Processes {pids} survive SIGKILL in {cgroup}")
+            time.sleep(0.005)
+
+    def remove(self, controller: str, cgroup: str) -> None:
+        """rmdir, idempotent; a cgroup whose last process is still exiting is busy a moment."""
+        path = self.path(controller, cgroup)
+        for _ in range(200):
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise LaunchError(f"Failed to remove cgroup {path}: {exc}") from exc
+                time.sleep(0.01)
+        raise LaunchError(f"cgroup {path} stays busy")
+
+
+def select_backend(hierarchy: str) -> Cgroups:
+    """The one place that picks a cgroup version."""
+    if os.path.exists(os.path.join(hierarchy, "cgroup.controllers")):
+        raise FlagError(f"--cgroups_hierarchy={hierarchy} is a cgroup v2 (unified) hierarchy; "
+                        "only cgroup v1 is supported so far")
+    if not os.path.isdir(hierarchy):
+        raise FlagError(f"--cgroups_hierarchy={hierarchy}: no such directory")
+    return CgroupsV1(hierarchy)
+
+
+def require_controller(cgroups: Cgroups, controller: str, root: str) -> None:
+    """Fail at start-up, with the flag named, when a controller is not mounted or not ours."""
+    base = cgroups.path(controller, "")
+    if not os.path.isdir(base):
+        raise FlagError(f"cgroup controller {controller!r} is not mounted at {base}")
+    try:
+        cgroups.create(controller, root)
+    except LaunchError as exc:
+        raise FlagError(f"--cgroups_root={root}: {exc}") from exc

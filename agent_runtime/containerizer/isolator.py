@@ -1,0 +1,88 @@
+"""What an isolator is: one module per ``--isolation`` name, behind this Protocol (STYLE rule 1).
+
+Isolators return data; only the launcher forks. The Mesos containerizer drives them::
+
+    recover(known)                          once, at agent start
+    prepare(id, config) -> LaunchInfo        in --isolation order, before the launch
+    isolate(id, pid)                         the executor runs (already inside its cgroups)
+    watch(id) -> Future[Limitation]          resolves when the container breaks a limit
+    update / usage / status                  while it runs
+    cleanup(id)                              in reverse order, idempotent
+
+Every method has a no-op default, so an isolator writes only what it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import Resources
+
+if TYPE_CHECKING:
+    from agent_runtime.containerizer.containerizer import ContainerConfig
+
+
+@dataclass(frozen=True)
+class LaunchInfo:
+    """What an isolator adds to the launch; the containerizer merges these in order."""
+
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # ``cgroup.procs`` files the launcher writes the executor's pid into before it execs.
+    cgroup_procs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limitation:
+    """A limit the container broke: the containerizer destroys it, the agent reports this."""
+
+    reason: int  # a mesos_pb2.TaskStatus.Reason
+    message: str
+
+
+class Isolator(Protocol):
+    async def recover(self, known: Collection[str]) -> None:
+        """Keep what belongs to ``known`` containers, remove everything else of ours."""
+        return None
+
+    async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
+        """Set the container up before its executor exists; return what the launch needs."""
+        return None
+
+    async def isolate(self, container_id: str, pid: int) -> None:
+        """The executor ``pid`` exists."""
+        return None
+
+    def watch(self, container_id: str) -> asyncio.Future[Limitation] | None:
+        """A future that resolves when the container breaks a limit, or None: never."""
+        return None
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        """The container's resources changed."""
+        return None
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
+        return None
+
+    async def status(self, container_id: str) -> mesos_pb2.ContainerStatus | None:
+        return None
+
+    async def cleanup(self, container_id: str) -> None:
+        """Remove what ``prepare`` made; idempotent (it may run again after a crash)."""
+        return None
+
+
+def container_resources(config: ContainerConfig) -> Resources:
+    """The executor's and its tasks' resources together: what the container is limited to.
+
+    The command executor's ExecutorInfo already carries its task's resources (the agent adds the
+    executor's own share to them); a custom executor's tasks come on top of its own.
+    """
+    total = Resources.from_proto(config.executor_info.resources)
+    if not config.command_executor:
+        for task in config.tasks:
+            total = total + Resources.from_proto(task.resources)
+    return total

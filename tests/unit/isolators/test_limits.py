@@ -1,0 +1,78 @@
+"""Resources to cgroup limits: cpu.shares, CFS quota, memory.limit_in_bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.containerizer.cgroups import select_backend
+from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolation import parse
+from agent_runtime.containerizer.isolator import container_resources
+from agent_runtime.errors import FlagError
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import Resources
+from isolators.cgroups_cpu import cpu_controls
+from isolators.cgroups_mem import memory_limit_bytes
+
+
+def test_cpu_shares_are_1024_per_cpu_with_a_floor_of_2() -> None:
+    assert cpu_controls(1.0, False) == {"cpu.shares": "1024"}
+    assert cpu_controls(0.6, False) == {"cpu.shares": "614"}
+    assert cpu_controls(0.0, False) == {"cpu.shares": "2"}
+    assert cpu_controls(0.001, False) == {"cpu.shares": "2"}
+
+
+def test_cfs_quota_is_cpus_times_the_period() -> None:
+    assert cpu_controls(0.5, True) == {
+        "cpu.shares": "512", "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"}
+    assert cpu_controls(2.0, True)["cpu.cfs_quota_us"] == "200000"
+    assert cpu_controls(0.001, True)["cpu.cfs_quota_us"] == "1000"  # the kernel's minimum
+
+
+def test_memory_limit_is_mem_megabytes_at_least_32() -> None:
+    assert memory_limit_bytes(96) == 96 * 1024 * 1024
+    assert memory_limit_bytes(10) == 32 * 1024 * 1024
+    assert memory_limit_bytes(64.7) == 64 * 1024 * 1024
+
+
+def _config(executor: Resources, tasks: list[Resources], command: bool) -> ContainerConfig:
+    info = mesos_pb2.ExecutorInfo()
+    info.resources.extend(executor.to_proto())
+    task_infos = []
+    for resources in tasks:
+        task = mesos_pb2.TaskInfo()
+        task.resources.extend(resources.to_proto())
+        task_infos.append(task)
+    return ContainerConfig("c", "a", mesos_pb2.FrameworkInfo(), info, tuple(task_infos),
+                           command, "/tmp", {})
+
+
+def test_container_resources_add_tasks_to_a_custom_executor_only() -> None:
+    task = Resources.scalar_of("cpus", 0.5) + Resources.scalar_of("mem", 64)
+    own = Resources.scalar_of("cpus", 0.1) + Resources.scalar_of("mem", 32)
+    # The command executor's ExecutorInfo already holds its task's resources plus its own.
+    command = container_resources(_config(task + own, [task], command=True))
+    assert command.scalar("cpus") == pytest.approx(0.6)
+    assert command.scalar("mem") == 96
+    custom = container_resources(_config(own, [task, task], command=False))
+    assert custom.scalar("cpus") == pytest.approx(1.1)
+    assert custom.scalar("mem") == 160
+
+
+def test_isolation_flag_names_are_checked() -> None:
+    assert parse("posix/cpu, posix/mem") == ["posix/cpu", "posix/mem"]
+    assert parse("cgroups/cpu,cgroups/mem,cgroups/cpu") == ["cgroups/cpu", "cgroups/mem"]
+    with pytest.raises(FlagError, match="namespaces/pid"):
+        parse("cgroups/cpu,namespaces/pid")
+
+
+def test_a_unified_hierarchy_is_refused_with_the_flag_named(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    with pytest.raises(FlagError, match=r"--cgroups_hierarchy=.*v2"):
+        select_backend(str(tmp_path))
+    with pytest.raises(FlagError, match="no such directory"):
+        select_backend(str(tmp_path) + "/missing")
+    assert AgentConfig().isolation == "posix/cpu,posix/mem"
