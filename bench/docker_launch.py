@@ -53,7 +53,6 @@ from tests.cluster import Cluster  # noqa: E402
 Event = scheduler_pb2.Event
 TARGET_RATIO = 1.1
 STARTING, RUNNING = mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING
-TERMINAL = TERMINAL_STATES
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -150,7 +149,7 @@ class Scheduler:
         sent = time.time()
         await self.client.accept([o.id.value for o in offers], [task], refuse_seconds=0)
         states = self.received.setdefault(task_id, {})
-        await self.until(lambda: TERMINAL & states.keys(), 60, f"task {task_id} to end")
+        await self.until(lambda: TERMINAL_STATES & states.keys(), 60, f"task {task_id} to end")
         if RUNNING not in states:
             raise RuntimeError(f"task {task_id} did not run: {self.messages.get(task_id)}")
         return states[RUNNING] - sent

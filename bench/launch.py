@@ -57,7 +57,6 @@ from tests.cluster import Cluster  # noqa: E402
 
 Event = scheduler_pb2.Event
 TaskState = int
-TERMINAL = TERMINAL_STATES
 TARGET_P50_MS = 50.0
 TARGET_100_TASKS_S = 10.0
 
@@ -157,7 +156,7 @@ class BenchScheduler:
             times.received.setdefault(status.state, now)
             if status.HasField("timestamp"):
                 times.stamped.setdefault(status.state, status.timestamp)
-            if status.state in TERMINAL and times.terminal is None:
+            if status.state in TERMINAL_STATES and times.terminal is None:
                 times.terminal = status.state
                 times.message = status.message
         if status.uuid:

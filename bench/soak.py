@@ -40,7 +40,6 @@ from tests.integration.test_master_ha import HACluster
 from tests.zookeeper import zookeeper_server
 
 Event = scheduler_pb2.Event
-TERMINAL = TERMINAL_STATES
 
 
 @dataclass
@@ -51,13 +50,13 @@ class Ledger:
 
     def record(self, status: mesos_pb2.TaskStatus) -> None:
         if status.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION and (
-                status.state not in TERMINAL and status.state != mesos_pb2.TASK_UNKNOWN):
+                status.state not in TERMINAL_STATES and status.state != mesos_pb2.TASK_UNKNOWN):
             return  # "still running": nothing new
         self.states.setdefault(status.task_id.value, []).append(status.state)
 
     def final(self, task_id: str) -> int | None:
         ended = [s for s in self.states.get(task_id, [])
-                 if s in TERMINAL or s == mesos_pb2.TASK_UNKNOWN]
+                 if s in TERMINAL_STATES or s == mesos_pb2.TASK_UNKNOWN]
         return ended[-1] if ended else None
 
     def started(self, task_id: str) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
-from agent_runtime.agent.model import TERMINAL, Executor, ExecutorState, FrameworkRecord
+from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.recovery import checkpoint_stream
 from agent_runtime.agent.status_updates import StatusUpdateManager
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
@@ -23,6 +23,7 @@ from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import BadRequest, LaunchError
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
+from agent_runtime.task_states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ class Agent:
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.send_to_master: Callable[[internal_pb2.AgentMessage], None] = lambda m: None
         self.checkpointer = Checkpointer(config.work_dir)
+        self._launches: set[asyncio.Task[None]] = set()
+        # Runs whose executor ended while updates of its tasks are still unacknowledged: their
+        # sentinel waits for the last acknowledgement (a crash before it must resend them).
+        self._unfinished_runs: dict[str, tuple[FrameworkRecord, Executor, set[str]]] = {}
         self.updates = StatusUpdateManager(
             self._forward_update, changed=lambda fid, tid: checkpoint_stream(self, fid, tid))
         self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
@@ -82,9 +87,11 @@ class Agent:
     def handle(self, message: internal_pb2.MasterMessage) -> None:
         kind = message.WhichOneof("kind")
         if kind == "run_task":
-            asyncio.get_running_loop().create_task(
+            launch = asyncio.get_running_loop().create_task(
                 self.run_task(message.run_task.framework_info, message.run_task.task)
             )
+            self._launches.add(launch)  # held until done: the loop keeps only weak references
+            launch.add_done_callback(self._launches.discard)
         elif kind == "kill_task":
             self.kill_task(message.kill_task)
         elif kind == "acknowledge":
@@ -134,13 +141,13 @@ class Agent:
             executor.queued[task.task_id.value] = task
             try:
                 await self._launch_executor(framework, executor)
-            except LaunchError as exc:
+            except (LaunchError, OSError) as exc:  # OSError: the sandbox or a checkpoint
                 log.warning("executor %s failed to launch: %s", executor.id, exc)
                 # The executor may have its task already (it subscribes while the container
                 # starts): fail it here, with the reason, before the executor's exit would.
                 self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
                 for launched in list(executor.launched.values()):
-                    if launched.state not in TERMINAL:
+                    if launched.state not in TERMINAL_STATES:
                         self._agent_update(framework_id, launched, mesos_pb2.TASK_FAILED,
                                            Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc),
                                            executor)
@@ -307,7 +314,7 @@ class Agent:
             self._send_launch(executor, task)
         for task_id in executor.killed:  # kills that came while a recovered executor was away
             launched = executor.launched.get(task_id)
-            if launched is not None and launched.state not in TERMINAL:
+            if launched is not None and launched.state not in TERMINAL_STATES:
                 kill = Event(type=Event.KILL)
                 kill.kill.task_id.value = task_id
                 stream.send(kill)
@@ -345,7 +352,7 @@ class Agent:
         if status.HasField("executor_id") and status.executor_id.value != executor.id:
             raise BadRequest("'status.executor_id' does not match the subscribed executor")
         known = executor.launched.get(status.task_id.value)
-        if known is not None and known.state in TERMINAL:
+        if known is not None and known.state in TERMINAL_STATES:
             # As Mesos's status update stream: nothing follows a terminal update (the agent may
             # have sent one itself, e.g. when the container failed to start).
             log.info("dropping %s for terminal task %s", mesos_pb2.TaskState.Name(status.state),
@@ -388,6 +395,7 @@ class Agent:
         status = self.updates.acknowledge(framework_id, task_id, uuid_bytes)
         if status is None:
             return
+        self._maybe_finish_run(framework_id, task_id)
         framework = self.frameworks.get(framework_id)
         if framework is None:
             return
@@ -400,7 +408,7 @@ class Agent:
                 event.acknowledged.task_id.value = task_id
                 event.acknowledged.uuid = uuid_bytes
                 executor.stream.send(event)
-            if status.state in TERMINAL:
+            if status.state in TERMINAL_STATES:
                 executor.completed.append(executor.launched.pop(task_id))
             break
 
@@ -436,7 +444,7 @@ class Agent:
             task = executor.launched.get(task_id)
             if task is None:
                 continue
-            if task.state in TERMINAL:
+            if task.state in TERMINAL_STATES:
                 return
             executor.killed.add(task_id)
             if executor.stream is not None:
@@ -455,6 +463,7 @@ class Agent:
         framework = self.frameworks.get(framework_id)
         if framework is None:
             return
+        framework.removed = True
         for executor in list(framework.executors.values()):
             executor.killed.update(executor.launched)
             for task in list(executor.queued.values()):
@@ -473,13 +482,11 @@ class Agent:
         # SIGTERM-to-SIGKILL escalation inside it.
         grace = _shutdown_grace(self.config, executor)
         if executor.process is not None:
-            process = executor.process
             asyncio.get_running_loop().call_later(
                 grace + 1.0, lambda: self._destroy_if_alive(executor)
             )
             if executor.stream is None:
                 self._destroy(executor, grace)
-            del process
 
     def _destroy_if_alive(self, executor: Executor) -> None:
         if executor.process is not None and not executor.process.exited.done():
@@ -499,6 +506,16 @@ class Agent:
             self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED, reason,
                                message)
         executor.queued.clear()
+
+    def _maybe_finish_run(self, framework_id: str, task_id: str) -> None:
+        for container_id, (framework, executor, pending) in list(self._unfinished_runs.items()):
+            if framework.id != framework_id or task_id not in pending:
+                continue
+            if not self.updates.pending(framework_id, task_id):
+                pending.discard(task_id)
+            if not pending:
+                del self._unfinished_runs[container_id]
+                self.checkpointer.run_done(self.id, framework_id, executor.id, container_id)
 
     # Recovery ----------------------------------------------------------------------------
     def executor_exited(self, executor: Executor, status: int) -> None:
@@ -530,7 +547,7 @@ class Agent:
         # A container destroyed for breaking a limit fails its tasks with that limit's reason.
         limitation = self.containerizer.limitation(executor.container_id)
         for task in list(executor.launched.values()):
-            if task.state in TERMINAL:
+            if task.state in TERMINAL_STATES:
                 continue
             if limitation is not None:
                 self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
@@ -543,7 +560,13 @@ class Agent:
                                executor)
         framework = self.frameworks.get(executor.framework_id)
         if framework is not None and framework.info.checkpoint:
-            self.checkpointer.run_done(self.id, framework.id, executor.id, executor.container_id)
+            pending = {t for t in executor.launched
+                       if self.updates.pending(framework.id, t)}
+            if pending:
+                self._unfinished_runs[executor.container_id] = (framework, executor, pending)
+            else:
+                self.checkpointer.run_done(self.id, framework.id, executor.id,
+                                           executor.container_id)
         if framework is not None:
             framework.executors.pop(executor.id, None)
             framework.completed_executors.append(executor)
@@ -551,6 +574,8 @@ class Agent:
                 self.frameworks.pop(framework.id, None)
                 self.completed_frameworks.append(framework)
                 del self.completed_frameworks[:-50]
+                if framework.removed:  # the master forgot it: nobody will acknowledge
+                    self.updates.forget_framework(framework.id)
         asyncio.get_running_loop().create_task(self.containerizer.cleanup(executor.container_id))
         exited = internal_pb2.AgentMessage()
         exited.executor_exited.framework_id.value = executor.framework_id
@@ -579,6 +604,13 @@ class Agent:
                     task.executor_id.value = executor.id
                     task.agent_id.value = self.id
                     task.resources.extend(queued.resources)
+        # Ended executors whose tasks' last updates are unacknowledged: the master must not take
+        # those tasks for lost while the updates are still on their way.
+        for framework, executor, pending in self._unfinished_runs.values():
+            state = register.executors.add()
+            state.framework_info.CopyFrom(framework.info)
+            state.executor_info.CopyFrom(executor.info)
+            state.tasks.extend(executor.launched[t] for t in pending if t in executor.launched)
         return register
 
     def registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:

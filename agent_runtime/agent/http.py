@@ -11,13 +11,14 @@ from agent_runtime import __version__
 from agent_runtime.agent import files
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.executor_api import ExecutorAPI
-from agent_runtime.agent.model import TERMINAL, Executor, FrameworkRecord
+from agent_runtime.agent.model import Executor, FrameworkRecord
 from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import MAX_BODY, Handler, error_middleware, json_response
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
+from agent_runtime.task_states import TERMINAL_STATES
 
 # What /version answers (both daemons, as Mesos); the build keys are empty outside a release.
 VERSION: dict[str, Any] = {
@@ -59,7 +60,7 @@ def _allocated(executor: Executor) -> Resources:
     if executor.command_executor:
         return total  # its ExecutorInfo already holds the task's resources (see agent.py)
     for task in executor.launched.values():
-        if task.state not in TERMINAL:
+        if task.state not in TERMINAL_STATES:
             total = total + Resources.from_proto(task.resources)
     for queued in executor.queued.values():
         total = total + Resources.from_proto(queued.resources)
@@ -92,14 +93,15 @@ def _executor_json(executor: Executor) -> dict[str, Any]:
         "resources": _allocated(executor).flat(),
         **({"role": role} if role is not None else {}),
         "type": "DEFAULT" if executor.command_executor else "CUSTOM",
-        "tasks": [_task_json(t) for t in executor.launched.values() if t.state not in TERMINAL],
+        "tasks": [_task_json(t) for t in executor.launched.values()
+                  if t.state not in TERMINAL_STATES],
         "queued_tasks": [
             {"id": t.task_id.value, "name": t.name} for t in executor.queued.values()
         ],
         "completed_tasks": [
             _task_json(t)
             for t in [*executor.completed,
-                      *(t for t in executor.launched.values() if t.state in TERMINAL)]
+                      *(t for t in executor.launched.values() if t.state in TERMINAL_STATES)]
         ],
     }
 

@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.streams import EventStream
-from agent_runtime.task_states import TERMINAL_STATES
-
-TERMINAL = TERMINAL_STATES
 
 
 class ExecutorState(enum.Enum):
@@ -65,8 +62,6 @@ class Executor:
             raise ValueError(f"executor {self.id}: illegal move {self.state} -> {state}")
         self.state = state
 
-    def task(self, task_id: str) -> mesos_pb2.Task | None:
-        return self.launched.get(task_id)
 
 
 @dataclass(slots=True)
@@ -76,6 +71,7 @@ class FrameworkRecord:
     completed_executors: collections.deque[Executor] = field(
         default_factory=lambda: collections.deque(maxlen=50)
     )
+    removed: bool = False  # shut down by the master, which will acknowledge nothing more
 
     @property
     def id(self) -> str:

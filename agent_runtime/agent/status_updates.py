@@ -27,7 +27,8 @@ class _Stream:
     pending: collections.deque[internal_pb2.StatusUpdate] = field(
         default_factory=collections.deque
     )
-    seen: collections.deque[bytes] = field(default_factory=lambda: collections.deque(maxlen=64))
+    seen: collections.deque[bytes] = field(
+        default_factory=lambda: collections.deque(maxlen=MAX_SEEN))
     timer: asyncio.TimerHandle | None = None
     backoff: float = RETRY_MIN
 

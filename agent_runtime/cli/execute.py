@@ -24,7 +24,6 @@ from agent_runtime.resources import Resources, parse
 from agent_runtime.scheduler.client import SchedulerClient
 from agent_runtime.task_states import TERMINAL_STATES
 
-TERMINAL = TERMINAL_STATES
 Capability = mesos_pb2.FrameworkInfo.Capability
 
 
@@ -169,7 +168,7 @@ async def run(config: ExecuteConfig) -> int:
                 status = event.update.status
                 print_update(status)
                 await client.acknowledge(status)
-                if status.task_id.value == task.task_id.value and status.state in TERMINAL:
+                if status.task_id.value == task.task_id.value and status.state in TERMINAL_STATES:
                     await client.teardown()
                     return 0 if status.state == mesos_pb2.TASK_FINISHED else 1
             elif event.type == Event.ERROR:

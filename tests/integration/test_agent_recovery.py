@@ -133,3 +133,23 @@ async def test_non_checkpointing_framework_loses_its_executor(cluster: Cluster) 
         assert _agent_state(cluster)["frameworks"] == []
         await framework.stop()
         del task_id
+
+
+async def test_terminal_update_of_an_ended_executor_survives_agent_restart(
+        cluster: Cluster) -> None:
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=True)) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        (offer,) = await framework.offers()
+        task_id = await framework.running(offer, "true", "done-early")
+        finished = await framework.update(task_id, mesos_pb2.TASK_FINISHED, ack=False)
+        time.sleep(3)  # the executor gives up waiting for the acknowledgement and exits
+        _restart_agent(cluster)
+        again = await framework.update(task_id, mesos_pb2.TASK_FINISHED, timeout=20)
+        assert again.uuid == finished.uuid
+        # Never reported lost: the restarted agent told the master the task's update was due.
+        states = [e.update.status.state for e in framework.events
+                  if e.type == scheduler_pb2.Event.UPDATE
+                  and e.update.status.task_id.value == task_id]
+        assert mesos_pb2.TASK_LOST not in states and mesos_pb2.TASK_GONE not in states
+        await framework.stop()
