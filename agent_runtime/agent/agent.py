@@ -21,6 +21,7 @@ from agent_runtime.containerizer.containerizer import ContainerConfig, Container
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import BadRequest, LaunchError
+from agent_runtime.ids import id_error
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
 from agent_runtime.task_states import TERMINAL_STATES
@@ -118,7 +119,7 @@ class Agent:
         framework_id = framework_info.id.value
         executor_info = self._executor_info(framework_id, task)
         executor_id = executor_info.executor_id.value
-        if not _valid_executor_id(executor_id):
+        if id_error(executor_id) is not None:
             # The executor ID names the sandbox directory: never let it leave the work_dir.
             self._agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
                                Status.REASON_TASK_INVALID,
@@ -621,12 +622,6 @@ class Agent:
             self.checkpointer.agent(self.info)
         self.updates.resend_all()
 
-
-def _valid_executor_id(value: str) -> bool:
-    """As Mesos's ``validateID``: not empty, not ``.`` or ``..``, no slashes or control chars."""
-    return bool(value) and len(value) <= 255 and value not in (".", "..") and not any(
-        c in "/\\" or ord(c) < 32 or c == "\x7f" for c in value
-    )
 
 
 def _shutdown_grace(config: AgentConfig, executor: Executor) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest, RuntimeErrorBase
+from agent_runtime.ids import id_error
 from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Offer, Task
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
@@ -20,11 +21,6 @@ Operation = mesos_pb2.Offer.Operation
 Status = mesos_pb2.TaskStatus
 DEFAULT_REFUSE_SECONDS = 5.0
 
-
-def _valid_id(value: str) -> bool:
-    return bool(value) and value not in (".", "..") and "/" not in value and not any(
-        c.isspace() or ord(c) < 32 for c in value
-    )
 
 
 class TaskLauncher:
@@ -123,8 +119,9 @@ class TaskLauncher:
     def _task_error(self, framework: Framework, task: mesos_pb2.TaskInfo,
                     pool: Resources, agent: Agent | None) -> tuple[str | None, Resources]:
         task_id = task.task_id.value
-        if not _valid_id(task_id):
-            return f"Task ID '{task_id}' is invalid", Resources()
+        problem = id_error(task_id)
+        if problem is not None:
+            return f"Task ID '{task_id}' is invalid: {problem}", Resources()
         existing = framework.tasks.get(task_id)
         if existing is not None and existing.state not in TERMINAL_STATES:
             return f"Task has duplicate ID: {task_id}", Resources()
@@ -135,8 +132,9 @@ class TaskLauncher:
                    "ExecutorInfo present", Resources()
         if task.HasField("executor"):
             executor_id = task.executor.executor_id.value
-            if not _valid_id(executor_id) or "\\" in executor_id or len(executor_id) > 255:
-                return f"Executor ID '{executor_id}' is invalid", Resources()
+            problem = id_error(executor_id)
+            if problem is not None:
+                return f"Executor ID '{executor_id}' is invalid: {problem}", Resources()
         try:
             resources = Resources.from_proto(task.resources)
             if task.HasField("executor"):
