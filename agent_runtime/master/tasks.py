@@ -454,12 +454,8 @@ class TaskLauncher:
                                         f"Agent {agent.id} re-registered")
                     continue
                 state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                task.state = state
-                self.free_task(task)
-                self._master_update(framework, task_id, agent.id, state,
-                                    Status.REASON_AGENT_REREGISTERED,
-                                    f"Agent {agent.id} re-registered without this task")
-                self.forget_task(task)
+                self._end_task(framework, task, state, Status.REASON_AGENT_REREGISTERED,
+                               f"Agent {agent.id} re-registered without this task")
 
     def agent_reregistered(self, agent: Agent,
                            executors: Iterable[internal_pb2.ExecutorState]) -> None:
@@ -478,12 +474,17 @@ class TaskLauncher:
                         else mesos_pb2.TASK_GONE
                 else:
                     state = mesos_pb2.TASK_LOST
-                task.state = state
-                self.free_task(task)
-                self._master_update(framework, task_id, agent.id, state,
-                                    Status.REASON_AGENT_RESTARTED,
-                                    f"Agent {agent.id} re-registered without this task")
-                self.forget_task(task)
+                self._end_task(framework, task, state, Status.REASON_AGENT_RESTARTED,
+                               f"Agent {agent.id} re-registered without this task")
+
+    def _end_task(self, framework: Framework, task: Task, state: int, reason: int,
+                  message: str, *, free: bool = True) -> None:
+        """The master ends a task its agent can no longer speak for, and says so."""
+        task.state = state
+        if free:
+            self.free_task(task)
+        self._master_update(framework, task.task_id, task.agent_id, state, reason, message)
+        self.forget_task(task)
 
     def agent_removed(self, agent: Agent) -> None:
         for framework_id, task_ids in agent.tasks.items():
@@ -495,10 +496,9 @@ class TaskLauncher:
                 if task is None or task.state in TERMINAL_STATES:
                     continue
                 state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                task.state = state
-                self._master_update(framework, task_id, agent.id, state,
-                                    Status.REASON_AGENT_REMOVED, "Agent removed")
-                self.forget_task(task)
+                # No free: the allocator drops the whole agent, and its allocations with it.
+                self._end_task(framework, task, state, Status.REASON_AGENT_REMOVED,
+                               "Agent removed", free=False)
         for key in [k for k in self._executors if k[0] == agent.id]:
             del self._executors[key]
 
