@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
     Json = Any
 
+# Set by the agent for a task with an image: JSON for rootfs.py (see there).
+TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
+ROOTFS_ARGV = [sys.executable, "-S", "-c",
+               "import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
+               "sys.exit(rootfs.main())",
+               os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when no kill policy says otherwise
 ACK_WAIT = 2.0
 NANOS = 1_000_000_000
@@ -294,6 +300,11 @@ class CommandExecutor:
         for variable in command.get("environment", {}).get("variables", []):
             if variable.get("type", "VALUE") == "VALUE":
                 env[str(variable["name"])] = str(variable.get("value", ""))
+        launch_info = env.pop(TASK_LAUNCH_INFO, None)
+        if launch_info is not None:
+            # An image: the agent worked out the command (docker/runtime) and the rootfs
+            # (filesystem/linux); the helper enters the rootfs and execs it there.
+            argv, executable = [*ROOTFS_ARGV, launch_info], None
         try:
             self.process = subprocess.Popen(
                 argv, executable=executable, env=env, cwd=self.sandbox,

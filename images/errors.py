@@ -21,3 +21,19 @@ class UnsafeEntry(BadArchive):
 
 class AptError(ImageError):
     """apt could not resolve or download a Debian package."""
+
+
+class ImageNotFound(ImageError):
+    """No archive or registry manifest answers to the image reference."""
+
+
+class RegistryError(ImageError):
+    """A Docker registry could not be reached or refused a request."""
+
+
+class DigestMismatch(BadArchive):
+    """A blob or layer's content does not hash to the digest its manifest records."""
+
+
+class ProvisionError(ImageError):
+    """A container's root filesystem could not be set up or torn down (mounts, copies)."""

@@ -1,11 +1,20 @@
-"""``cgroups/cpu``: cpu.shares 1024 per cpu, and a CFS quota with ``--cgroups_enable_cfs``."""
+"""``cgroups/cpu``: cpu.shares 1024 per cpu, and a CFS quota with ``--cgroups_enable_cfs``.
+
+Usage comes from ``cpuacct.stat`` (user and system time) and, with CFS, ``cpu.stat``
+(throttling). Where cpuacct is a hierarchy of its own (as on this machine; a distribution may
+co-mount it with cpu) the container gets a cgroup there too, as Mesos's cgroups/cpu does.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
+
 from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
+from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed, require_controller
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import LaunchInfo, container_resources
+from agent_runtime.proto import mesos_pb2
 
 from .cgroup import CgroupIsolator
 
@@ -13,6 +22,8 @@ CPU_SHARES_PER_CPU = 1024
 MIN_CPU_SHARES = 2  # the kernel's own floor
 CFS_PERIOD_US = 100_000
 MIN_CFS_QUOTA_US = 1_000  # the kernel refuses less
+CPUACCT = "cpuacct"
+USER_HZ = os.sysconf("SC_CLK_TCK")  # the unit of cpuacct.stat
 
 
 def cpu_controls(cpus: float, enable_cfs: bool) -> dict[str, str]:
@@ -24,12 +35,26 @@ def cpu_controls(cpus: float, enable_cfs: bool) -> dict[str, str]:
     return controls
 
 
+
 class CpuIsolator(CgroupIsolator):
     controller = "cpu"
 
     def __init__(self, cgroups: Cgroups, root: str, enable_cfs: bool) -> None:
         super().__init__(cgroups, root)
         self.enable_cfs = enable_cfs
+        # A cpuacct hierarchy apart from cpu's needs a cgroup of its own (v2 and co-mounted v1
+        # resolve both to one directory, which then serves both).
+        self.separate_cpuacct = (os.path.realpath(cgroups.path(CPUACCT, ""))
+                                 != os.path.realpath(cgroups.path(self.controller, "")))
+        if self.separate_cpuacct:
+            require_controller(cgroups, CPUACCT, root)
+        # The cpus each container was given: its exact cpus_limit (cpu.shares rounds it). After
+        # an agent restart it is read back from the cgroup instead.
+        self._cpus: dict[str, float] = {}
+
+    @property
+    def stats_controller(self) -> str:
+        return CPUACCT if self.separate_cpuacct else self.controller
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         cgroup = self.cgroup(container_id)
@@ -37,7 +62,64 @@ class CpuIsolator(CgroupIsolator):
         cpus = container_resources(config).scalar("cpus")
         for control, value in cpu_controls(cpus, self.enable_cfs).items():
             self.cgroups.write(self.controller, cgroup, control, value)
-        return LaunchInfo(cgroup_procs=(self.procs_file(container_id),))
+        self._cpus[container_id] = cpus
+        procs = [self.procs_file(container_id)]
+        if self.separate_cpuacct:
+            self.cgroups.create(CPUACCT, cgroup)
+            procs.append(self.cgroups.path(CPUACCT, f"{cgroup}/cgroup.procs"))
+        return LaunchInfo(cgroup_procs=tuple(procs))
+
+    async def recover(self, known: Collection[str]) -> None:
+        await super().recover(known)
+        if self.separate_cpuacct:
+            for name in self.cgroups.children(CPUACCT, self.root):
+                if name not in known:
+                    self._remove_cpuacct(name)
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
+        cgroup = self.cgroup(container_id)
+        try:
+            times = flat_keyed(self.cgroups.read(self.stats_controller, cgroup, "cpuacct.stat"))
+            procs = self.cgroups.read(self.stats_controller, cgroup, "cgroup.procs").split()
+        except FileNotFoundError:
+            return None  # not ours, or already cleaned up
+        out = mesos_pb2.ResourceStatistics(
+            cpus_user_time_secs=times.get("user", 0) / USER_HZ,
+            cpus_system_time_secs=times.get("system", 0) / USER_HZ,
+            cpus_limit=self._cpus_limit(container_id),
+            processes=len(procs),
+        )
+        if self.enable_cfs:
+            stat = flat_keyed(self.cgroups.read(self.controller, cgroup, "cpu.stat"))
+            out.cpus_nr_periods = stat.get("nr_periods", 0)
+            out.cpus_nr_throttled = stat.get("nr_throttled", 0)
+            out.cpus_throttled_time_secs = stat.get("throttled_time", 0) / 1e9
+        return out
+
+    def _cpus_limit(self, container_id: str) -> float:
+        cpus = self._cpus.get(container_id)
+        if cpus is not None:
+            return cpus
+        cgroup = self.cgroup(container_id)
+        if self.enable_cfs:
+            quota = int(self.cgroups.read(self.controller, cgroup, "cpu.cfs_quota_us"))
+            period = int(self.cgroups.read(self.controller, cgroup, "cpu.cfs_period_us"))
+            if quota > 0 and period > 0:
+                return quota / period
+        shares = int(self.cgroups.read(self.controller, cgroup, "cpu.shares"))
+        return round(shares / CPU_SHARES_PER_CPU, 2)
+
+    async def cleanup(self, container_id: str) -> None:
+        self._cpus.pop(container_id, None)
+        await super().cleanup(container_id)
+        if self.separate_cpuacct:
+            self._remove_cpuacct(container_id)
+
+    def _remove_cpuacct(self, container_id: str) -> None:
+        # Its processes are those of the cpu cgroup, killed already; a stray is killed anyway.
+        cgroup = self.cgroup(container_id)
+        self.cgroups.kill_all(CPUACCT, cgroup)
+        self.cgroups.remove(CPUACCT, cgroup)
 
 
 def create(config: AgentConfig, cgroups: Cgroups) -> CpuIsolator:

@@ -5,16 +5,27 @@ no polling. Unlike Mesos we also set ``oom_kill_disable``: a container over its 
 by the kernel instead of losing one process at random, so the command executor cannot race us
 with its own "terminated by SIGKILL" TASK_FAILED; the containerizer then destroys it whole and
 the agent reports REASON_CONTAINER_LIMITATION_MEMORY.
+
+On cgroup v2 neither file exists: the watch is inotify on ``memory.events``, whose ``oom_kill``
+counter going up is the OOM, and ``memory.oom.group`` makes the kernel kill the whole container
+(v2 cannot pause it). The watch and the executor's exit then race: the agent usually learns of
+the limitation first, but a command executor may report its task killed before. The kind of
+watch is picked by the files the cgroup has, so the backend seam stays the one place that knows
+the version.
+
+Usage is Mesos's: ``memory.usage_in_bytes`` is the total, ``memory.stat``'s hierarchical
+``total_*`` counters the detail (rss also as anon, cache also as file, as Mesos keeps both).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 
 from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
+from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import LaunchInfo, Limitation, container_resources
 from agent_runtime.proto import mesos_pb2
@@ -23,6 +34,17 @@ from .cgroup import CgroupIsolator
 
 MB = 1024 * 1024
 MIN_MEMORY_MB = 32
+# A limit this high is "none": v1 shows PAGE_COUNTER_MAX pages, v2's "max" is translated to it.
+UNLIMITED = 1 << 62
+# memory.stat's hierarchical counters and the ResourceStatistics fields they fill.
+MEMORY_STAT_FIELDS = {
+    "total_rss": ("mem_rss_bytes", "mem_anon_bytes"),
+    "total_cache": ("mem_cache_bytes", "mem_file_bytes"),
+    "total_mapped_file": ("mem_mapped_file_bytes",),
+    "total_swap": ("mem_swap_bytes",),
+    "total_unevictable": ("mem_unevictable_bytes",),
+}
+IN_MODIFY = 0x2
 
 
 def memory_limit_bytes(mem_mb: float) -> int:
@@ -30,10 +52,25 @@ def memory_limit_bytes(mem_mb: float) -> int:
 
 
 class _Watch:
-    def __init__(self, eventfd: int, control_fd: int, future: asyncio.Future[Limitation]) -> None:
-        self.eventfd = eventfd
-        self.control_fd = control_fd
+    def __init__(self, reader: int, fds: tuple[int, ...], future: asyncio.Future[Limitation]
+                 ) -> None:
+        self.reader = reader  # the fd the event loop watches
+        self.fds = fds  # every fd to close, the reader included
         self.future = future
+
+
+def _inotify(path: str) -> int:
+    """A non-blocking inotify fd reporting writes to ``path`` (no inotify in the standard
+    library, and a package for two calls is not worth it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+    if libc.inotify_add_watch(fd, os.fsencode(path), IN_MODIFY) < 0:
+        errno = ctypes.get_errno()
+        os.close(fd)
+        raise OSError(errno, f"inotify_add_watch {path}: {os.strerror(errno)}")
+    return fd
 
 
 class MemIsolator(CgroupIsolator):
@@ -48,15 +85,19 @@ class MemIsolator(CgroupIsolator):
         path = self.cgroups.create(self.controller, cgroup)
         limit = memory_limit_bytes(container_resources(config).scalar("mem"))
         self.cgroups.write(self.controller, cgroup, "memory.limit_in_bytes", str(limit))
-        self.cgroups.write(self.controller, cgroup, "memory.oom_control", "1")
-        self._arm(container_id, path, limit)
+        if os.path.exists(os.path.join(path, "memory.oom_control")):
+            self.cgroups.write(self.controller, cgroup, "memory.oom_control", "1")
+            self._arm(container_id, path, limit)
+        else:
+            self.cgroups.write(self.controller, cgroup, "memory.oom.group", "1")
+            self._arm_v2(container_id, path, limit)
         return LaunchInfo(cgroup_procs=(self.procs_file(container_id),))
 
     def _arm(self, container_id: str, path: str, limit: int) -> None:
         loop = asyncio.get_running_loop()
         control_fd = os.open(os.path.join(path, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
         eventfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        watch = _Watch(eventfd, control_fd, loop.create_future())
+        watch = _Watch(eventfd, (eventfd, control_fd), loop.create_future())
         self._watches[container_id] = watch
         self.cgroups.write(self.controller, self.cgroup(container_id), "cgroup.event_control",
                            f"{eventfd} {control_fd}")
@@ -69,6 +110,36 @@ class MemIsolator(CgroupIsolator):
             watch.future.set_result(self._limitation(container_id, limit))
 
         loop.add_reader(eventfd, notified)
+
+    def _arm_v2(self, container_id: str, path: str, limit: int) -> None:
+        """v2: the kernel notifies a write to ``memory.events`` whenever a counter moves; the
+        OOM is ``oom_kill`` above what it was when armed."""
+        loop = asyncio.get_running_loop()
+        cgroup = self.cgroup(container_id)
+
+        def oom_kills() -> int:
+            return flat_keyed(self.cgroups.read(self.controller, cgroup, "memory.events")
+                              ).get("oom_kill", 0)
+
+        baseline = oom_kills()
+        fd = _inotify(os.path.join(path, "memory.events"))
+        watch = _Watch(fd, (fd,), loop.create_future())
+        self._watches[container_id] = watch
+
+        def notified() -> None:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(fd, 4096):  # drain: one check covers every queued event
+                    pass
+            if watch.future.done():
+                return
+            try:
+                killed = oom_kills() > baseline
+            except OSError:
+                return  # the cgroup is gone: cleanup, not an OOM
+            if killed:
+                watch.future.set_result(self._limitation(container_id, limit))
+
+        loop.add_reader(fd, notified)
 
     def _limitation(self, container_id: str, limit: int) -> Limitation:
         cgroup = self.cgroup(container_id)
@@ -86,12 +157,33 @@ class MemIsolator(CgroupIsolator):
         watch = self._watches.get(container_id)
         return None if watch is None else watch.future
 
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
+        cgroup = self.cgroup(container_id)
+        read = self.cgroups.read
+        try:
+            out = mesos_pb2.ResourceStatistics(
+                mem_total_bytes=int(read(self.controller, cgroup, "memory.usage_in_bytes")))
+            limit = int(read(self.controller, cgroup, "memory.limit_in_bytes"))
+            soft = int(read(self.controller, cgroup, "memory.soft_limit_in_bytes"))
+            stat = flat_keyed(read(self.controller, cgroup, "memory.stat"))
+        except FileNotFoundError:
+            return None  # not ours, or already cleaned up
+        if limit < UNLIMITED:
+            out.mem_limit_bytes = limit
+        if 0 < soft < UNLIMITED:
+            out.mem_soft_limit_bytes = soft
+        for key, fields in MEMORY_STAT_FIELDS.items():
+            if key in stat:
+                for name in fields:
+                    setattr(out, name, stat[key])
+        return out
+
     async def cleanup(self, container_id: str) -> None:
         watch = self._watches.pop(container_id, None)
         if watch is not None:
-            asyncio.get_running_loop().remove_reader(watch.eventfd)
-            os.close(watch.eventfd)
-            os.close(watch.control_fd)
+            asyncio.get_running_loop().remove_reader(watch.reader)
+            for fd in watch.fds:
+                os.close(fd)
             if not watch.future.done():
                 watch.future.cancel()
         await super().cleanup(container_id)

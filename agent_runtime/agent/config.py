@@ -56,6 +56,18 @@ class AgentConfig:
     cgroups_root: str = flag("mesos", "cgroup under which containers are placed")
     cgroups_hierarchy: str = flag("/sys/fs/cgroup", "Where cgroup hierarchies are mounted")
     cgroups_enable_cfs: bool = flag(False, "Hard-limit cpus with CFS quota")
+    allowed_devices: str | None = flag(
+        None, "JSON DeviceWhitelist of devices cgroups/devices allows on top of its defaults"
+    )
+    container_ports_watch_interval: Duration = flag(
+        Duration(30.0), "How often network/ports scans the containers' listening sockets"
+    )
+    check_agent_port_range_only: bool = flag(
+        False, "network/ports checks only listening ports inside the agent's ports resource"
+    )
+    enforce_container_ports: bool = flag(
+        False, "network/ports kills a container listening on a port it was not given"
+    )
     quiet: bool = flag(False, "Log warnings only")
     log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
     http_command_executor: bool = flag(True, "Command executors speak the HTTP API")

@@ -1,4 +1,5 @@
-"""The agent's HTTP server: the executor API, ``/state`` and the sandbox file endpoints."""
+"""The agent's HTTP server: the executor API, ``/state``, container usage (``/monitor/statistics``,
+``/containers``) and the sandbox file endpoints."""
 
 from __future__ import annotations
 
@@ -67,6 +68,30 @@ def _allocated(executor: Executor) -> Resources:
     return total
 
 
+
+
+MB = 1024 * 1024
+
+
+def _with_allocation(usage: mesos_pb2.ResourceStatistics, executor: Executor
+                     ) -> mesos_pb2.ResourceStatistics:
+    """The limits a containerizer did not report are the allocation, as Mesos's containerizer
+    sets ``cpus_limit`` and ``mem_limit_bytes`` from the container's resources (posix isolation
+    enforces nothing, yet the limit is still what the container was given)."""
+    allocated = _allocated(executor)
+    if not usage.HasField("cpus_limit") and allocated.scalar("cpus"):
+        usage.cpus_limit = allocated.scalar("cpus")
+    if not usage.HasField("mem_limit_bytes") and allocated.scalar("mem"):
+        usage.mem_limit_bytes = int(allocated.scalar("mem") * MB)
+    return usage
+
+
+def _container_status(executor: Executor) -> mesos_pb2.ContainerStatus:
+    status = mesos_pb2.ContainerStatus()
+    status.container_id.value = executor.container_id
+    if executor.process is not None:
+        status.executor_pid = executor.process.pid
+    return status
 
 
 def _role(executor: Executor) -> str | None:
@@ -205,22 +230,51 @@ def make_app(agent: Agent) -> web.Application:
                           query.get("offset"), query.get("length"))
         return json_response(data, request)
 
-    async def statistics(request: web.Request) -> web.Response:
-        executors = [e for f in agent.frameworks.values() for e in f.executors.values()]
-        usages = await asyncio.gather(
+    async def usages(executors: list[Executor]) -> list[mesos_pb2.ResourceStatistics | None]:
+        # Concurrent: a Docker container's figures are a round trip to the engine each.
+        found = await asyncio.gather(
             *(agent.containerizer.usage(e.container_id) for e in executors))
+        return [None if usage is None else _with_allocation(usage, executor)
+                for executor, usage in zip(executors, found, strict=True)]
+
+    def identity(executor: Executor) -> dict[str, Any]:
+        return {"executor_id": executor.id, "executor_name": executor.info.name,
+                "framework_id": executor.framework_id, "source": executor.info.source}
+
+    async def statistics(request: web.Request) -> web.Response:
+        """Mesos's ResourceMonitor: containers whose usage cannot be told are left out."""
+        executors = [e for f in agent.frameworks.values() for e in f.executors.values()]
         return json_response([
-            {"executor_id": e.id, "executor_name": e.info.name, "framework_id": e.framework_id,
-             "source": e.info.source, "statistics": to_dict(usage)}
-            for e, usage in zip(executors, usages, strict=True) if usage is not None
+            {**identity(e), "statistics": to_dict(usage)}
+            for e, usage in zip(executors, await usages(executors), strict=True)
+            if usage is not None
         ], request)
+
+    async def containers(request: web.Request) -> web.Response:
+        """Every running container, filtered by the query's ``container_id``, ``framework_id``
+        and ``executor_id``; ``statistics`` is absent when its usage cannot be told (Mesos)."""
+        query = request.query
+        executors = [
+            e for f in agent.frameworks.values() for e in f.executors.values()
+            if query.get("container_id", e.container_id) == e.container_id
+            and query.get("framework_id", e.framework_id) == e.framework_id
+            and query.get("executor_id", e.id) == e.id
+        ]
+        out = []
+        for executor, usage in zip(executors, await usages(executors), strict=True):
+            entry = {**identity(executor), "container_id": executor.container_id,
+                     "status": to_dict(_container_status(executor))}
+            if usage is not None:
+                entry["statistics"] = to_dict(usage)
+            out.append(entry)
+        return json_response(out, request)
 
     routes: dict[str, Handler] = {
         "/state": state,
         "/flags": flags,
         "/health": health,
         "/monitor/statistics": statistics,
-        "/containers": statistics,
+        "/containers": containers,
     }
     gets: dict[str, Handler] = {
         "/state.json": state,

@@ -1,8 +1,9 @@
 """The cgroup seam (STYLE rules 6 and 7): one backend, chosen once at agent start.
 
-v1 only for now: this machine mounts one hierarchy per controller under ``--cgroups_hierarchy``.
-A unified (v2) hierarchy is refused with a FlagError naming it; a v2 backend plugs in behind
-:class:`Cgroups`. Containers live at ``<hierarchy>/<controller>/<cgroups_root>/<container_id>``.
+v1 (:class:`CgroupsV1`) mounts one hierarchy per controller under ``--cgroups_hierarchy``;
+containers live at ``<hierarchy>/<controller>/<cgroups_root>/<container_id>``. A unified (v2)
+hierarchy gets :class:`~.cgroups_v2.CgroupsV2` behind the same :class:`Cgroups`, which translates
+the v1 control names the isolators use.
 
 Why plain file I/O and not cgroupspy (the issue suggested it): cgroupspy builds its tree by
 walking the whole hierarchy when constructed, which sits on the launch path we benchmark, ships
@@ -101,13 +102,27 @@ class CgroupsV1:
         raise LaunchError(f"cgroup {path} stays busy")
 
 
+def flat_keyed(text: str) -> dict[str, int]:
+    """A flat keyed cgroup file (cpuacct.stat, cpu.stat, memory.stat, memory.events): one
+    ``key value`` a line."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
 def select_backend(hierarchy: str) -> Cgroups:
-    """The one place that picks a cgroup version."""
-    if os.path.exists(os.path.join(hierarchy, "cgroup.controllers")):
-        raise FlagError(f"--cgroups_hierarchy={hierarchy} is a cgroup v2 (unified) hierarchy; "
-                        "only cgroup v1 is supported so far")
+    """The one place that picks a cgroup version: only a unified hierarchy's root has
+    ``cgroup.controllers``."""
     if not os.path.isdir(hierarchy):
         raise FlagError(f"--cgroups_hierarchy={hierarchy}: no such directory")
+    if os.path.exists(os.path.join(hierarchy, "cgroup.controllers")):
+        # Imported here: cgroups_v2 builds on CgroupsV1 from this module.
+        from agent_runtime.containerizer.cgroups_v2 import CgroupsV2
+
+        return CgroupsV2(hierarchy)
     return CgroupsV1(hierarchy)
 
 

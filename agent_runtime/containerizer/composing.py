@@ -12,10 +12,12 @@ from collections.abc import Collection
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
+from agent_runtime.containerizer.forkserver import ForkServer
 from agent_runtime.containerizer.isolation import create_isolators
 from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.containerizer.mesos import MesosContainerizer
+from agent_runtime.containerizer.provisioning import create_provisioner, providers
 from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.proto import mesos_pb2
 
@@ -100,7 +102,10 @@ async def create_containerizer(config: AgentConfig) -> ComposingContainerizer:
     members: dict[str, Containerizer] = {}
     for name in dict.fromkeys(names):
         if name == "mesos":
-            members[name] = MesosContainerizer(launcher, create_isolators(config))
+            image_providers = providers(config)
+            members[name] = MesosContainerizer(
+                launcher, create_isolators(config, image_providers),
+                provisioner=create_provisioner(config), fork_server=ForkServer(launcher))
             continue
         # Imported here: the Docker SDK costs start-up time that agents without Docker skip.
         from agent_runtime.containerizer.docker import DockerContainerizer

@@ -27,6 +27,17 @@ from agent_runtime.proto import mesos_pb2
 
 
 @dataclass(frozen=True)
+class ImageRuntime:
+    """What an image says to run, in Docker's terms (``docker/runtime`` applies it)."""
+
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()  # "NAME=value"
+    working_dir: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     container_id: str
     agent_id: str
@@ -41,6 +52,9 @@ class ContainerConfig:
     # an agent that dies meanwhile still finds the executor (Mesos's ``pidCheckpointPath``).
     forked: Callable[[Process], None] = field(default=lambda process: None, repr=False,
                                               compare=False)
+    # Set by the Mesos containerizer once the provisioner has made the image's rootfs.
+    rootfs: str | None = None
+    image: ImageRuntime | None = None
 
 
 class Containerizer(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
@@ -33,6 +33,12 @@ class LaunchInfo:
     environment: Mapping[str, str] = field(default_factory=dict)
     # ``cgroup.procs`` files the launcher writes the executor's pid into before it execs.
     cgroup_procs: tuple[str, ...] = ()
+    # New namespaces for the container: "mount", "pid".
+    namespaces: frozenset[str] = frozenset()
+    # For a container with an image: what ``executors/rootfs.py`` needs to enter it (rootfs,
+    # sandbox and mount point from filesystem/linux; argv, environment, working_dir and user
+    # from docker/runtime), merged key by key.
+    rootfs_launch: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psutil
@@ -23,6 +23,20 @@ from agent_runtime.errors import LaunchError
 # them and no child it forks can escape. A shell and not ``preexec_fn``: preexec_fn is unsafe
 # with threads and rules out vfork; writing after the spawn would race the executor's forks.
 _JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 127; shift; done; shift; exec "$@"'
+
+
+def unshare_argv(namespaces: Collection[str]) -> list[str]:
+    """util-linux ``unshare``: new namespaces for the command after it; with a pid namespace
+    the command is pid 1 there and gets its own /proc, and dies with unshare (--kill-child)."""
+    argv = ["unshare"]
+    if "mount" in namespaces:
+        argv.append("--mount")
+        argv.append("--propagation=slave")
+    if "pid" in namespaces:
+        argv += ["--pid", "--fork", "--kill-child"]
+        if "mount" in namespaces:
+            argv.append("--mount-proc")
+    return [*argv, "--"]
 
 
 @dataclass(slots=True)
@@ -55,10 +69,15 @@ class PosixLauncher:
         stderr_path: str,
         stdin_pipe: bool = False,
         cgroup_procs: Sequence[str] = (),
+        namespaces: Collection[str] = (),
     ) -> Process:
         """Spawn; ``stdin_pipe`` gives the child a pipe (``process.popen.stdin``) to talk to;
-        the process joins the ``cgroup_procs`` files' cgroups before it execs ``argv``."""
+        the process joins the ``cgroup_procs`` files' cgroups before it execs ``argv``, in new
+        ``namespaces`` ("mount", "pid") when asked (command executors come from the fork
+        server instead, see forkserver.py)."""
         loop = asyncio.get_running_loop()
+        if namespaces:
+            argv = [*unshare_argv(namespaces), *argv]
         if cgroup_procs:
             argv = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *cgroup_procs, "--", *argv]
         try:
@@ -75,7 +94,7 @@ class PosixLauncher:
         except psutil.Error:
             start_time = 0.0
         process = Process(popen.pid, start_time, loop.create_future(), popen)
-        self._watch(loop, process)
+        self.watch(process)
         return process
 
     def adopt(self, pid: int, start_time: float) -> Process | None:
@@ -91,10 +110,12 @@ class PosixLauncher:
             return None
         loop = asyncio.get_running_loop()
         process = Process(pid, start_time, loop.create_future(), adopted=True)
-        self._watch(loop, process)
+        self.watch(process)
         return process
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, process: Process) -> None:
+    def watch(self, process: Process) -> None:
+        """Resolve ``process.exited`` when it ends, whoever its parent is."""
+        loop = asyncio.get_running_loop()
         try:
             pidfd = os.pidfd_open(process.pid)
         except ProcessLookupError:

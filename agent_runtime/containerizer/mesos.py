@@ -1,24 +1,32 @@
-"""The Mesos containerizer: executors as host processes (posix launcher), isolated by the
-isolators ``--isolation`` names (``isolation.py``).
+"""The Mesos containerizer: executors as host processes, isolated by the isolators
+``--isolation`` names (``isolation.py``), with a root filesystem from an image when asked.
 
-Launch: every isolator's ``prepare`` in order, the launcher spawns with the merged result (the
-executor joins its cgroups before it execs), ``isolate``, then ``watch``: a limitation destroys
-the container and is kept for the agent to report. Cleanup runs the isolators in reverse.
-Images and namespaces (the linux launcher) are open items of issue 3.
+Launch: the provisioner makes the image's rootfs (``provisioning.py``), every isolator's
+``prepare`` runs in order, and the merged result is spawned: a command executor is forked by
+the fork server (``forkserver.py``), anything else started by the posix launcher; either way
+the executor joins its cgroups and namespaces before its first instruction. Then ``isolate``
+and ``watch``: a limitation destroys the container and is kept for the agent to report.
+Cleanup runs the isolators in reverse, then removes the rootfs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import sys
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.forkserver import ForkServer
 from agent_runtime.containerizer.isolator import Isolator, Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
+from agent_runtime.containerizer.provisioning import Provisioner, image_name, image_of, runtime
+from agent_runtime.errors import LaunchError, RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -27,6 +35,10 @@ log = logging.getLogger(__name__)
 _COMMAND_SPEC = importlib.util.find_spec("agent_runtime.executors.command")
 assert _COMMAND_SPEC is not None and _COMMAND_SPEC.origin is not None
 COMMAND_EXECUTOR: str = _COMMAND_SPEC.origin
+# The rootfs entry helper (executors/rootfs.py), and how a command executor is told to use it.
+ROOTFS_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
+               "sys.exit(rootfs.main())")
+TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
 # Imported rather than run as a script so its bytecode is cached; `-S` skips site-packages (the
 # executor needs the standard library only), which keeps its start-up, i.e. launch latency, low.
 _COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; import command; "
@@ -44,34 +56,44 @@ def executor_argv(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> list[
 
 
 class MesosContainerizer:
-    def __init__(self, launcher: PosixLauncher, isolators: Sequence[Isolator] = ()) -> None:
+    def __init__(self, launcher: PosixLauncher, isolators: Sequence[Isolator] = (),
+                 provisioner: Provisioner | None = None,
+                 fork_server: ForkServer | None = None) -> None:
         self.launcher = launcher
         self.isolators = tuple(isolators)
+        self.provisioner = provisioner
+        self.fork_server = fork_server
         self._processes: dict[str, Process] = {}
         self._limitations: dict[str, Limitation] = {}
 
     async def recover(self, known: Collection[str]) -> None:
         # Executors are plain processes in their own sessions, adopted by the agent from its
-        # checkpoints; the isolators remove what they hold for any other container.
+        # checkpoints; the isolators and the provisioner remove what they hold for any other
+        # container.
+        if self.fork_server is not None:
+            self.fork_server.start()  # warm before the first launch
         for isolator in self.isolators:
             await isolator.recover(known)
+        if self.provisioner is not None:
+            await self.provisioner.recover(known)
 
     async def launch(self, config: ContainerConfig) -> Process:
         container_id = config.container_id
         environment = dict(config.environment)
         cgroup_procs: list[str] = []
+        namespaces: set[str] = set()
+        rootfs_launch: dict[str, Any] = {}
         try:
+            config = await self._provision(config)
             for isolator in self.isolators:
                 info = await isolator.prepare(container_id, config)
                 if info is not None:
                     environment.update(info.environment)
                     cgroup_procs.extend(info.cgroup_procs)
-            process = await self.launcher.launch(
-                executor_argv(config.executor_info, config.command_executor),
-                environment, config.directory,
-                os.path.join(config.directory, "stdout"), os.path.join(config.directory, "stderr"),
-                cgroup_procs=cgroup_procs,
-            )
+                    namespaces |= info.namespaces
+                    rootfs_launch.update(info.rootfs_launch)
+            process = await self._spawn(config, environment, cgroup_procs, namespaces,
+                                        rootfs_launch)
         except BaseException:
             await self.cleanup(container_id)
             raise
@@ -84,6 +106,49 @@ class MesosContainerizer:
                 watch.add_done_callback(
                     lambda future: self._limited(container_id, future))
         return process
+
+    async def _provision(self, config: ContainerConfig) -> ContainerConfig:
+        """The image's rootfs, when the container has an image."""
+        image = image_of(config)
+        if image is None:
+            return config
+        name = image_name(image)
+        if self.provisioner is None:
+            raise LaunchError(f"Cannot run image {name!r}: this agent runs without "
+                              "--image_providers=docker")
+        try:
+            provisioned = await self.provisioner.provision(config.container_id, name)
+        except RuntimeErrorBase as exc:
+            raise LaunchError(f"Failed to provision image {name!r}: {exc}") from exc
+        return dataclasses.replace(config, rootfs=provisioned.rootfs,
+                                   image=runtime(provisioned.config))
+
+    async def _spawn(self, config: ContainerConfig, environment: dict[str, str],
+                     cgroup_procs: list[str], namespaces: set[str],
+                     rootfs_launch: dict[str, Any]) -> Process:
+        stdout = os.path.join(config.directory, "stdout")
+        stderr = os.path.join(config.directory, "stderr")
+        argv = executor_argv(config.executor_info, config.command_executor)
+        if config.rootfs is not None:
+            if "rootfs" not in rootfs_launch:
+                raise LaunchError("A container image needs --isolation to include "
+                                  "filesystem/linux")
+            if config.command_executor:
+                # The executor stays on the host; its task enters the rootfs.
+                task = config.tasks[0].command if config.tasks else mesos_pb2.CommandInfo()
+                rootfs_launch.setdefault("argv", executor_argv(
+                    mesos_pb2.ExecutorInfo(command=task), False))
+                environment[TASK_LAUNCH_INFO] = json.dumps(rootfs_launch)
+            else:
+                rootfs_launch.setdefault("argv", argv)
+                argv = [sys.executable, "-S", "-c", ROOTFS_STUB,
+                        os.path.dirname(os.path.dirname(COMMAND_EXECUTOR)),
+                        json.dumps(rootfs_launch)]
+        if config.command_executor and self.fork_server is not None:
+            return await self.fork_server.spawn(environment, config.directory, stdout, stderr,
+                                                cgroup_procs, namespaces)
+        return await self.launcher.launch(argv, environment, config.directory, stdout, stderr,
+                                          cgroup_procs=cgroup_procs, namespaces=namespaces)
 
     def _limited(self, container_id: str, future: asyncio.Future[Limitation]) -> None:
         process = self._processes.get(container_id)
@@ -101,7 +166,8 @@ class MesosContainerizer:
         await self.launcher.destroy(process, grace)
 
     async def cleanup(self, container_id: str) -> None:
-        """Isolators in reverse order; each kills what is left in its cgroups first."""
+        """Isolators in reverse order (each kills what is left in its cgroups first), then
+        the rootfs."""
         self._processes.pop(container_id, None)
         self._limitations.pop(container_id, None)
         for isolator in reversed(self.isolators):
@@ -110,9 +176,40 @@ class MesosContainerizer:
             except Exception:
                 log.exception("cleanup of container %s by %s failed", container_id,
                               type(isolator).__name__)
+        if self.provisioner is not None:
+            try:
+                await self.provisioner.destroy(container_id)
+            except Exception:
+                log.exception("removing the rootfs of container %s failed", container_id)
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
-        return None
+        """Every isolator's statistics merged (Mesos's ``_usage``); the executor's process tree
+        fills in what none reported (posix/cpu, posix/mem). None for a container with neither:
+        unknown here, or adopted after a restart with no cgroups isolator on."""
+        # Imported here only to keep this change inside usage() while launch() is reworked.
+        import time
+
+        from agent_runtime.containerizer import posix_usage
+
+        result = mesos_pb2.ResourceStatistics()
+        # Concurrent: each is a few file reads, but a busy host can make them slow.
+        for statistics in await asyncio.gather(
+                *(isolator.usage(container_id) for isolator in self.isolators)):
+            if statistics is not None:
+                result.MergeFrom(statistics)
+        process = self._processes.get(container_id)
+        # The walk reads all of /proc: only when a cpu or memory figure is missing.
+        if process is not None and not (result.HasField("cpus_user_time_secs")
+                                        and result.HasField("mem_rss_bytes")):
+            tree = await asyncio.to_thread(
+                posix_usage.process_tree_usage, process.pid, process.start_time)
+            if tree is not None:
+                posix_usage.fill_missing(result, tree)
+        if not result.ListFields():
+            return None
+        result.timestamp = time.time()
+        return result
 
     async def close(self) -> None:
-        return None
+        if self.fork_server is not None:
+            await self.fork_server.close()

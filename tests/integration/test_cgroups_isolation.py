@@ -27,7 +27,7 @@ from tests.integration.framework import TestFramework, command_task, framework_i
 pytestmark = pytest.mark.cgroups
 Status = mesos_pb2.TaskStatus
 HIERARCHY = "/sys/fs/cgroup"
-CONTROLLERS = ("cpu", "memory")
+CONTROLLERS = ("cpu", "cpuacct", "memory")
 
 
 def _cgroups_usable() -> str | None:

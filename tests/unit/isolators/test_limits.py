@@ -8,8 +8,9 @@ import pytest
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import select_backend
+from agent_runtime.containerizer.cgroups_v2 import CgroupsV2
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolation import parse
+from agent_runtime.containerizer.isolation import check, parse
 from agent_runtime.containerizer.isolator import container_resources
 from agent_runtime.errors import FlagError
 from agent_runtime.proto import mesos_pb2
@@ -65,14 +66,26 @@ def test_container_resources_add_tasks_to_a_custom_executor_only() -> None:
 def test_isolation_flag_names_are_checked() -> None:
     assert parse("posix/cpu, posix/mem") == ["posix/cpu", "posix/mem"]
     assert parse("cgroups/cpu,cgroups/mem,cgroups/cpu") == ["cgroups/cpu", "cgroups/mem"]
-    with pytest.raises(FlagError, match="namespaces/pid"):
-        parse("cgroups/cpu,namespaces/pid")
+    assert parse("process,cgroups") == ["posix/cpu", "posix/mem", "cgroups/cpu", "cgroups/mem"]
+    with pytest.raises(FlagError, match="network/cni"):
+        parse("cgroups/cpu,network/cni")
 
 
-def test_a_unified_hierarchy_is_refused_with_the_flag_named(tmp_path: Path) -> None:
+def test_isolation_combinations_mesos_refuses_are_refused() -> None:
+    with pytest.raises(FlagError, match="namespaces/pid needs filesystem/linux"):
+        check(["namespaces/pid"], [])
+    with pytest.raises(FlagError, match="only one filesystem isolator"):
+        check(["filesystem/linux", "filesystem/posix"], [])
+    with pytest.raises(FlagError, match="docker/runtime"):
+        check(["filesystem/linux"], ["docker"])
+    with pytest.raises(FlagError, match="filesystem/linux and docker/runtime"):
+        check(["posix/cpu"], ["appc", "docker"])
+    check(["filesystem/linux", "docker/runtime", "namespaces/pid"], ["appc", "docker"])
+
+
+def test_a_unified_hierarchy_gets_the_v2_backend(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
-    with pytest.raises(FlagError, match=r"--cgroups_hierarchy=.*v2"):
-        select_backend(str(tmp_path))
+    assert isinstance(select_backend(str(tmp_path)), CgroupsV2)
     with pytest.raises(FlagError, match="no such directory"):
         select_backend(str(tmp_path) + "/missing")
     assert AgentConfig().isolation == "posix/cpu,posix/mem"

@@ -1,0 +1,184 @@
+"""The fork server: command executors forked from one warm Python, not started afresh.
+
+A Python start costs ~25 ms of CPU and ~5 MB of private memory per executor; a fork of a process
+that already imported the executor costs about a millisecond and shares those pages copy-on-write
+(``gc.freeze`` keeps the collector from touching, and so copying, them). The agent starts one
+zygote and talks to it over its stdin and stdout, a JSON object a line::
+
+    agent -> zygote   {"id": 7, "environment": {...}, "directory": "/sandbox",
+                       "stdout": "/sandbox/stdout", "stderr": "/sandbox/stderr",
+                       "cgroup_procs": [".../cgroup.procs", ...], "namespaces": ["mount", "pid"]}
+    zygote -> agent   {"id": 7, "pid": 4242}          the executor runs (pid as the host sees it)
+                      {"id": 7, "error": "..."}       it could not be started
+                      {"exited": 4242, "status": 0}   an executor ended (-N: killed by signal N)
+
+The child joins its cgroups and namespaces before it runs a line of the executor. A new pid
+namespace only takes effect for the children of whoever unshares it, so for one a middle process
+unshares, forks the executor (pid 1 inside), reports its pid and exits; the zygote is a child
+subreaper, so the executor is re-parented to it and its exit is still reported. The zygote exits
+when its stdin closes (the agent is gone); executors live on in their own sessions, for a
+restarted agent to adopt.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+
+from executors import command, linux
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+def _send(message: dict[str, Any]) -> None:
+    # One write per line: lines from the zygote and from middle processes never interleave.
+    os.write(1, (json.dumps(message) + "\n").encode())
+
+
+def _status(raw: int) -> int:
+    return -os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw)
+
+
+def _join(request: dict[str, Any]) -> None:
+    """Cgroups and a new mount namespace, in the calling process."""
+    pid = str(os.getpid())
+    for procs in request.get("cgroup_procs", ()):
+        with open(procs, "w") as file:
+            file.write(pid)
+    namespaces = request.get("namespaces", ())
+    if "mount" in namespaces:
+        linux.unshare(linux.CLONE_NEWNS)
+        # Our mounts stay ours; the host's later mounts and unmounts still reach us (slave).
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
+
+
+def _run_executor(request: dict[str, Any]) -> int:
+    """In the executor process: its files, environment and sandbox, then the executor."""
+    os.setsid()
+    if "pid" in request.get("namespaces", ()) and "mount" in request.get("namespaces", ()):
+        # Our own /proc: the container sees its own processes only.
+        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for fd, target in ((null, 0), (out, 1), (err, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["directory"])
+    os.environ.clear()
+    os.environ.update(request["environment"])
+    code: int = command.main()
+    return code
+
+
+def _child(request: dict[str, Any], in_middle: bool) -> None:
+    """Never returns: runs the executor (or, for a pid namespace, forks it) and exits."""
+    code = 127
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if in_middle:
+            _join(request)
+            linux.unshare(linux.CLONE_NEWPID)
+            pid = os.fork()
+            if pid:
+                _send({"id": request["id"], "pid": pid})
+                os._exit(0)
+        code = _run_executor(request)
+    except BaseException as exc:
+        if in_middle and not isinstance(exc, SystemExit):
+            traceback.print_exc()
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class Zygote:
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.middles: set[int] = set()  # middle processes: their exits are nobody's business
+        self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def launch(self, request: dict[str, Any]) -> None:
+        namespaces = request.get("namespaces", ())
+        middle = "pid" in namespaces
+        pid = os.fork()
+        if pid == 0:
+            os.close(self.wakeup_r)
+            os.close(self.wakeup_w)
+            if not middle:
+                # Cgroups joined before the executor's first line: nothing it forks escapes.
+                try:
+                    _join(request)
+                except BaseException as exc:
+                    _send({"id": request["id"], "error": f"{type(exc).__name__}: {exc}"})
+                    os._exit(127)
+            _child(request, middle)
+        if middle:
+            self.middles.add(pid)
+        else:
+            _send({"id": request["id"], "pid": pid})
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, raw = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.middles:
+                self.middles.discard(pid)
+                if raw != 0:
+                    # The middle failed before it could report (its traceback is in the log).
+                    _send({"exited": pid, "status": _status(raw), "middle": True})
+                continue
+            _send({"exited": pid, "status": _status(raw)})
+
+    def requests(self, data: bytes) -> list[dict[str, Any]]:
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def serve(self) -> int:
+        linux.set_child_subreaper()
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        gc.freeze()
+        while True:
+            ready, _, _ = select.select([0, self.wakeup_r], [], [])
+            if self.wakeup_r in ready:
+                while True:
+                    try:
+                        if not os.read(self.wakeup_r, 512):
+                            break
+                    except BlockingIOError:
+                        break
+                self.reap()
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    return 0
+                for request in self.requests(data):
+                    try:
+                        self.launch(request)
+                    except OSError as exc:
+                        _send({"id": request.get("id"), "error": str(exc)})
+
+
+def main() -> int:
+    return Zygote().serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

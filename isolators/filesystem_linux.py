@@ -1,0 +1,34 @@
+"""``filesystem/linux``: a mount namespace per container, and the image's root filesystem.
+
+Every container gets its own mount namespace (propagation slave: host mounts still reach it,
+its own do not leak out). A container with an image gets the rootfs the provisioner made: the
+executor of a command task stays on the host's filesystem and its task enters the rootfs
+through ``executors/rootfs.py``, with the sandbox bound at ``--sandbox_directory``
+(``/mnt/mesos/sandbox``) and ``MESOS_SANDBOX`` pointing there, as in Mesos.
+"""
+
+from __future__ import annotations
+
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.containerizer.cgroups import Cgroups
+from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
+
+MOUNT_NAMESPACE = frozenset({"mount"})
+
+
+class LinuxFilesystemIsolator(Isolator):
+    def __init__(self, sandbox_directory: str) -> None:
+        self.sandbox_directory = sandbox_directory
+
+    async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo:
+        if config.rootfs is None:
+            return LaunchInfo(namespaces=MOUNT_NAMESPACE)
+        return LaunchInfo(namespaces=MOUNT_NAMESPACE, rootfs_launch={
+            "rootfs": config.rootfs, "sandbox": config.directory,
+            "mount_point": self.sandbox_directory,
+        })
+
+
+def create(config: AgentConfig, cgroups: Cgroups | None) -> LinuxFilesystemIsolator:
+    return LinuxFilesystemIsolator(config.sandbox_directory)

@@ -1,0 +1,84 @@
+"""``--isolation=...,filesystem/linux,namespaces/pid`` without an image, on this machine's real
+cgroups and namespaces: the container's processes see only each other, a kill ends them all,
+and the container's mounts stay inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.scheduler.client import SchedulerClient
+from tests.cluster import Cluster, running_cluster
+from tests.integration import test_cgroups_isolation
+from tests.integration.framework import framework_info
+from tests.integration.test_cgroups_isolation import _containers, _launch, _terminal, _until
+
+pytestmark = pytest.mark.cgroups
+root = test_cgroups_isolation.root  # the fixture: a --cgroups_root of the test's own
+ISOLATION = "cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid"
+
+
+@pytest.fixture
+def cluster(tmp_path: Any, root: str) -> Iterator[Cluster]:
+    flags = [f"--isolation={ISOLATION}", f"--cgroups_root={root}"]
+    with running_cluster(str(tmp_path), agent_flags=flags) as running:
+        yield running
+
+
+def _sandbox(cluster: Cluster, task_id: str) -> str:
+    for dirpath, _, filenames in os.walk(cluster.work_dir):
+        if "stdout" in filenames and os.path.basename(os.path.dirname(os.path.dirname(
+                dirpath))) == task_id:
+            return dirpath
+    raise AssertionError(f"no sandbox for {task_id} under {cluster.work_dir}")
+
+
+async def test_a_task_sees_its_own_pid_namespace_and_proc(cluster: Cluster, root: str) -> None:
+    command = ("echo $$ > pid; ls /proc | grep -c '^[0-9]' > procs; "
+               "grep -c ' /proc proc ' /proc/self/mounts > proc_mounts")
+    async with SchedulerClient(cluster.master, framework_info()) as client:
+        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
+        status = await _terminal(framework, task_id)
+        assert status.state == mesos_pb2.TASK_FINISHED, status.message
+        sandbox = _sandbox(cluster, task_id)
+
+        def read(name: str) -> int:
+            with open(os.path.join(sandbox, name)) as file:
+                return int(file.read())
+
+        # pid 1 is the executor; the task's shell comes right after it.
+        assert 1 < read("pid") < 10
+        assert read("procs") < 10  # the host has far more processes than the container
+        await _until(lambda: not _containers(root))
+        await framework.stop()
+    # The container's /proc mount never reached the host's mount table.
+    with open("/proc/self/mountinfo") as mounts:
+        assert sum(" /proc " in line for line in mounts) == 1
+
+
+async def test_a_kill_ends_every_process_of_the_namespace(cluster: Cluster, root: str) -> None:
+    marker = f"ns-stray-{uuid.uuid4().hex[:8]}"
+    # A daemonised grandchild in a session of its own, out of the task's process group.
+    command = f"setsid sh -c 'exec -a {marker} sleep 300' & sleep 300"
+    async with SchedulerClient(cluster.master, framework_info()) as client:
+        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
+        await framework.update(task_id, mesos_pb2.TASK_STARTING)
+        await framework.update(task_id, mesos_pb2.TASK_RUNNING)
+
+        def strays() -> list[int]:
+            return [p.pid for p in psutil.process_iter(["cmdline"])
+                    if marker in " ".join(p.info["cmdline"] or [])]
+
+        await _until(lambda: bool(strays()))
+        await client.kill(task_id)
+        assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
+        await _until(lambda: not strays())
+        await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
+        await framework.stop()
