@@ -1,0 +1,206 @@
+"""The Mesos containerizer's provisioner: a container's image becomes a root filesystem.
+
+::
+
+    provisioner = Provisioner(work_dir, store_dir, registry="/var/lib/mesos/images")
+    await provisioner.recover(known=running_container_ids)
+    provisioned = await provisioner.provision(container_id, "redis")
+    provisioned.rootfs       # a directory to pivot_root into; provisioned.config: Cmd, Env...
+    await provisioner.destroy(container_id)
+
+The image comes from the :class:`~.store.Store` (pulled once, layers shared), through one puller
+picked from ``--docker_registry``: a directory of ``docker save`` archives (Mesos's tar puller,
+:class:`ArchivePuller`) or a Registry v2 URL (:class:`~.registry.RegistryPuller`). The rootfs is
+then stacked by one backend, chosen once (:func:`~.backend.choose_backend`). Disk layout, as in
+Mesos::
+
+    <work_dir>/provisioner/containers/<container_id>/backends/<backend>/rootfses/<uuid>
+    <work_dir>/provisioner/containers/<container_id>/backends/<backend>/scratch/<uuid>/
+
+With the overlay backend the rootfs is a mount point; with copy it is a plain directory.
+:meth:`Provisioner.destroy` unmounts whatever is mounted under the container's directory before
+deleting it, whichever backend made it, so a restart with another backend still cleans up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import tarfile
+import time
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from .archive import DockerArchive
+from .backend import BACKENDS, Backend, choose_backend, remove_tree
+from .errors import BadArchive, ImageError, ImageNotFound, ProvisionError
+from .image_config import RuntimeConfig
+from .layer import clean_name
+from .reference import Reference
+from .registry import DOCKER_HUB, RegistryPuller
+from .store import LayerSource, Manifest, Progress, Puller, Store, unpack_layer
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Provisioned:
+    rootfs: str  # the image's root filesystem: an overlay mount point, or a copied directory
+    config: RuntimeConfig
+
+
+class ArchivePuller:
+    """Images from ``<directory>/<reference>.tar`` (Mesos's ``image_tar_puller``).
+
+    The reference is used as the user wrote it (``busybox:latest`` -> ``busybox:latest.tar``,
+    ``library/redis`` -> ``library/redis.tar``), then normalised, with the tag and without it,
+    so ``redis``, ``redis:latest`` and ``library/redis`` all find ``redis.tar``."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = os.path.realpath(directory)
+
+    def candidates(self, reference: Reference, given: str) -> list[str]:
+        names = [given.strip(), f"{reference.name}:{reference.tag}", reference.name]
+        if not reference.registry and "/" not in reference.repository:
+            names += [f"library/{reference.repository}:{reference.tag}",
+                      f"library/{reference.repository}"]
+        paths: list[str] = []
+        for name in names:
+            path = os.path.normpath(os.path.join(self.directory, f"{name}.tar"))
+            # A registry part such as ".." would climb out of the directory.
+            if path.startswith(self.directory + os.sep) and path not in paths:
+                paths.append(path)
+        return paths
+
+    def resolve(self, reference: Reference, given: str) -> Manifest:
+        paths = self.candidates(reference, given)
+        path = next((p for p in paths if os.path.isfile(p)), None)
+        if path is None:
+            tried = ", ".join(os.path.relpath(p, self.directory) for p in paths)
+            raise ImageNotFound(f"image {given!r} not found: no {tried} in {self.directory}")
+        try:
+            with DockerArchive(path) as archive:
+                image = archive.image(given)
+        except BadArchive as exc:
+            raise BadArchive(f"image {given!r}: {exc}") from exc
+        layers = tuple(LayerSource(id=layer.diff_id.partition(":")[2] if layer.diff_id
+                                   else layer.id, locator=layer.member, diff_id=layer.diff_id)
+                       for layer in image.layers)
+        return Manifest(reference=given, origin=path, layers=layers, config=image.config)
+
+    def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
+              progress: Progress) -> None:
+        what = f"image {manifest.reference!r}: layer {layer.locator} of {manifest.origin}"
+        try:
+            with tarfile.open(manifest.origin) as archive:
+                member = next((m for m in archive.getmembers()
+                               if clean_name(m.name) == layer.locator and m.isreg()), None)
+                source = archive.extractfile(member) if member is not None else None
+                if source is None:
+                    raise BadArchive(f"{what}: no such file in the archive")
+                with source:
+                    unpack_layer(source, rootfs, layer.diff_id, what, progress.add)
+        except tarfile.TarError as exc:
+            raise BadArchive(f"{what}: {exc}") from exc
+
+
+def make_puller(registry: str | None, docker_config: str | None) -> Puller:
+    if registry is None:
+        return RegistryPuller(DOCKER_HUB, docker_config)
+    if registry.startswith("/"):
+        return ArchivePuller(registry)
+    if registry.startswith(("http://", "https://")):
+        return RegistryPuller(registry, docker_config)
+    if "://" in registry:
+        raise ProvisionError(f"--docker_registry {registry!r}: only a directory, http:// "
+                             "and https:// are supported")
+    return RegistryPuller(f"https://{registry}", docker_config)
+
+
+def _check_container_id(container_id: str) -> None:
+    if not container_id or "/" in container_id or container_id in (".", "..") \
+            or "\0" in container_id:
+        raise ProvisionError(f"container id {container_id!r} cannot name a directory")
+
+
+class Provisioner:
+    def __init__(self, work_dir: str, store_dir: str, registry: str | None,
+                 backend: str | None = None, docker_config: str | None = None) -> None:
+        if backend is not None and backend not in BACKENDS:
+            raise ProvisionError(f"unknown provisioner backend {backend!r} "
+                                 f"(known: {', '.join(BACKENDS)})")
+        self.root = os.path.join(work_dir, "provisioner")
+        self.containers_dir = os.path.join(self.root, "containers")
+        self.store_dir = store_dir
+        self.store = Store(store_dir, make_puller(registry, docker_config))
+        self._backend_name = backend
+        self._backend: Backend | None = None  # chosen on first use: the probe mounts
+        self._backend_lock = asyncio.Lock()
+
+    async def backend(self) -> Backend:
+        """The backend, chosen (and overlay probed) once."""
+        async with self._backend_lock:
+            if self._backend is None:
+                self._backend = await asyncio.to_thread(
+                    choose_backend, self._backend_name, self.root, self.store_dir)
+                log.info("provisioner backend: %s", self._backend.name)
+            return self._backend
+
+    def container_dir(self, container_id: str) -> str:
+        _check_container_id(container_id)
+        return os.path.join(self.containers_dir, container_id)
+
+    async def provision(self, container_id: str, image: str) -> Provisioned:
+        """Pull ``image`` if needed and stack it into a new rootfs for ``container_id``."""
+        started = time.monotonic()
+        container_dir = self.container_dir(container_id)
+        try:
+            stored = await self.store.get(image)
+        except OSError as exc:
+            raise ProvisionError(f"image {image!r}: {exc.strerror or exc} "
+                                 f"({exc.filename or self.store_dir})") from exc
+        backend = await self.backend()
+        rootfs_id = str(uuid.uuid4())
+        backend_dir = os.path.join(container_dir, "backends", backend.name)
+        rootfs = os.path.join(backend_dir, "rootfses", rootfs_id)
+        scratch = os.path.join(backend_dir, "scratch", rootfs_id)
+        try:
+            await asyncio.to_thread(self._stack, backend, stored.layers, rootfs, scratch)
+        except (ImageError, OSError) as exc:
+            await asyncio.to_thread(remove_tree, rootfs)
+            await asyncio.to_thread(remove_tree, scratch)
+            raise ProvisionError(f"image {image!r} for container {container_id}: {exc}") from exc
+        log.info("provisioned %s for container %s with %s in %.2fs", image, container_id,
+                 backend.name, time.monotonic() - started)
+        return Provisioned(rootfs=rootfs, config=stored.config)
+
+    @staticmethod
+    def _stack(backend: Backend, layers: tuple[str, ...], rootfs: str, scratch: str) -> None:
+        os.makedirs(scratch, exist_ok=True)
+        os.makedirs(rootfs, exist_ok=True)
+        backend.provision(layers, rootfs, scratch)
+
+    async def destroy(self, container_id: str) -> None:
+        """Unmount and delete every rootfs of ``container_id``; idempotent."""
+        container_dir = self.container_dir(container_id)
+        await asyncio.to_thread(remove_tree, container_dir)
+
+    async def recover(self, known: Collection[str]) -> None:
+        """Load the store's index and destroy the rootfses of containers not in ``known``."""
+        await self.store.recover()
+        try:
+            present = await asyncio.to_thread(os.listdir, self.containers_dir)
+        except FileNotFoundError:
+            return
+        for container_id in sorted(set(present) - set(known)):
+            log.info("removing the rootfses of unknown container %s", container_id)
+            await self.destroy(container_id)
+
+    def status(self) -> dict[str, Any]:
+        containers = os.listdir(self.containers_dir) if os.path.isdir(self.containers_dir) \
+            else []
+        return {"backend": self._backend.name if self._backend else self._backend_name,
+                "containers": len(containers), **self.store.status()}
