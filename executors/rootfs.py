@@ -36,6 +36,7 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
            ("urandom", 1, 9), ("tty", 5, 0))
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 QUIET = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
@@ -115,6 +116,18 @@ def _switch_user(user: str) -> None:
     os.setuid(uid)
 
 
+def _which(program: str, path: str) -> str:
+    """execvp's search, by hand: ``os.execvpe`` imports modules that the image, now our root,
+    does not have."""
+    if "/" in program:
+        return program
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(f"{program!r} is not in PATH={path}")
+
+
 def main() -> int:
     launch = json.loads(sys.argv[-1])
     environment = dict(os.environ)
@@ -134,7 +147,7 @@ def main() -> int:
             step = f"switching to user {launch['user']!r}"
             _switch_user(launch["user"])
         step = f"executing {argv[0]!r}"
-        os.execvpe(argv[0], argv, environment)
+        os.execve(_which(argv[0], environment.get("PATH", DEFAULT_PATH)), argv, environment)
     except OSError as exc:
         print(f"Failed {step} {launch['rootfs']}: {exc}", file=sys.stderr)
     return 127

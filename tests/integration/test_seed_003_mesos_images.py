@@ -1,0 +1,135 @@
+"""Seed 003: the Mesos containerizer runs Docker images with no Docker engine involved.
+
+The agent starts with the post's flags (``--containerizers=mesos --image_providers=appc,docker
+--isolation=filesystem/linux,docker/runtime``, then the second agent's ``--executor_...``
+flags and ports) plus ``--docker_registry`` pointing at the offline images ``mesos-images``
+builds; ``mesos-execute --docker_image=library/redis --shell=false`` runs the image's own Cmd
+from its own root filesystem, a client on the host gets PONG, and a kill leaves no process,
+no mount and no rootfs behind. Real mounts, namespaces and cgroups: root is needed, and CI
+fails rather than skips without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.cluster import Cluster
+from tests.integration.test_docker import VENV_BIN, sandbox_file
+from tests.registry import offline_images
+
+pytestmark = [pytest.mark.cgroups, pytest.mark.slow]
+REDIS_PORT = 6379  # the image's own config: the seed's redis-cli talks to the default port
+SEED_FLAGS = ["--containerizers=mesos", "--image_providers=appc,docker",
+              "--executor_environment_variables={}", "--executor_registration_timeout=60mins",
+              "--resources=cpus:2;mem:2048;disk:4096;ports:[40001-44000]"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("seed 003 in CI needs root (mounts and namespaces)")
+        pytest.skip("needs root")
+    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+
+
+def _cluster(tmp_path: Any, images: str, isolation: str, *extra: str) -> Iterator[Cluster]:
+    flags = [*SEED_FLAGS, f"--isolation={isolation}", f"--docker_registry={images}",
+             f"--docker_store_dir={tmp_path}/store", *extra]
+    cluster = Cluster(str(tmp_path), agent_flags=flags)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Any, images: str) -> Iterator[Cluster]:
+    yield from _cluster(tmp_path, images, "filesystem/linux,docker/runtime")
+
+
+def _execute(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", *args],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def _states(output: str, task: str) -> list[str]:
+    return [line.split()[3] for line in output.splitlines()
+            if line.startswith("Received status update") and f"'{task}'" in line]
+
+
+def _ping(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64)
+
+
+def _mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line.split()[4] for line in mountinfo if line.split()[4].startswith(path)]
+
+
+def _processes(name: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+def test_a_busybox_task_sees_the_image_root_and_its_sandbox(cluster: Cluster) -> None:
+    command = ("cat /etc/os-release > $MESOS_SANDBOX/os-release; ls / > $MESOS_SANDBOX/root; "
+               "echo $MESOS_SANDBOX; pwd; id -u")
+    done = _execute(cluster, "--name=look", "--docker_image=busybox", f"--command={command}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _states(done.stdout, "look") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+    sandbox_out = sandbox_file(cluster, "look", "stdout").split()
+    assert sandbox_out == ["/mnt/mesos/sandbox", "/mnt/mesos/sandbox", "0"]
+    root = sandbox_file(cluster, "look", "root").split()
+    assert "work" not in root and "bin" in root and "mnt" in root  # not the host's /
+    assert "ID=debian" in sandbox_file(cluster, "look", "os-release")
+    assert not _mounts_under(cluster.work_dir)  # the rootfs went with the container
+
+
+def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
+        cluster: Cluster) -> None:
+    with contextlib.suppress(OSError):
+        _ping(REDIS_PORT)
+        pytest.fail(f"something already listens on {REDIS_PORT}; the seed's redis needs it")
+    before = {p.pid for p in _processes("redis-server")}
+    execute = subprocess.Popen(
+        [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", "--name=test",
+         "--docker_image=library/redis", "--shell=false", "--kill_after=6secs"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        answer = b""
+        while time.monotonic() < deadline and answer != b"+PONG\r\n":
+            with contextlib.suppress(OSError):
+                answer = _ping(REDIS_PORT)
+            time.sleep(0.1)
+        assert answer == b"+PONG\r\n", "redis from the image did not answer"
+        [redis] = [p for p in _processes("redis-server") if p.pid not in before]
+        # It runs in the image's root, as the image's user, in the image's WorkingDir.
+        assert not os.path.exists(f"/proc/{redis.pid}/root/work")
+        assert os.path.exists(f"/proc/{redis.pid}/root/etc/redis/redis.conf")
+        assert redis.uids().real == 999 and redis.cwd() == f"/proc/{redis.pid}/root/data" \
+            or redis.cwd() == "/data"
+        output, _ = execute.communicate(timeout=60)
+    finally:
+        if execute.poll() is None:
+            execute.kill()
+    assert _states(output, "test")[-1] == "TASK_KILLED", output
+    deadline = time.monotonic() + 10
+    while [p for p in _processes("redis-server") if p.pid not in before] or \
+            _mounts_under(cluster.work_dir):
+        assert time.monotonic() < deadline, "a process or a mount outlived the kill"
+        time.sleep(0.05)
+    containers = os.path.join(cluster.work_dir, "agent0", "provisioner", "containers")
+    assert not os.path.isdir(containers) or not os.listdir(containers)
