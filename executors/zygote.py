@@ -22,6 +22,7 @@ restarted agent to adopt.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -34,6 +35,7 @@ from executors import command, linux
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 def _send(message: dict[str, Any]) -> None:
@@ -45,25 +47,38 @@ def _status(raw: int) -> int:
     return -os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw)
 
 
-def _join(request: dict[str, Any]) -> None:
-    """Cgroups and a new mount namespace, in the calling process."""
-    pid = str(os.getpid())
+def _join_cgroups(pid: int, request: dict[str, Any]) -> None:
     for procs in request.get("cgroup_procs", ()):
         with open(procs, "w") as file:
-            file.write(pid)
-    namespaces = request.get("namespaces", ())
-    if "mount" in namespaces:
-        linux.unshare(linux.CLONE_NEWNS)
-        # Our mounts stay ours; the host's later mounts and unmounts still reach us (slave).
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
+            file.write(str(pid))
+
+
+def _own_group(pid: int) -> None:
+    """Make ``pid`` lead its process group before anyone hears of it: the agent signals the
+    group, and the child's own setsid may not have run yet. (Parent and child both try, the
+    old job-control idiom; whoever comes second fails harmlessly.)"""
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
+
+
+def _unshare_mount() -> None:
+    linux.unshare(linux.CLONE_NEWNS)
+    # Our mounts stay ours; the host's later mounts and unmounts still reach us (slave).
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
 
 
 def _run_executor(request: dict[str, Any]) -> int:
     """In the executor process: its files, environment and sandbox, then the executor."""
-    os.setsid()
-    if "pid" in request.get("namespaces", ()) and "mount" in request.get("namespaces", ()):
-        # Our own /proc: the container sees its own processes only.
-        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    namespaces = request.get("namespaces", ())
+    if "mount" in namespaces:
+        if "pid" in namespaces:
+            # Our own /proc: the container sees its own processes only.
+            linux.mount("proc", "/proc", "proc",
+                        linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        else:
+            _unshare_mount()
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -77,24 +92,35 @@ def _run_executor(request: dict[str, Any]) -> int:
     return code
 
 
-def _child(request: dict[str, Any], in_middle: bool) -> None:
-    """Never returns: runs the executor (or, for a pid namespace, forks it) and exits."""
-    code = 127
+def _middle(request: dict[str, Any]) -> int:
+    """For a pid namespace: join, unshare, fork the executor (pid 1 inside), report it."""
+    try:
+        _join_cgroups(os.getpid(), request)
+        if "mount" in request.get("namespaces", ()):
+            _unshare_mount()
+        linux.unshare(linux.CLONE_NEWPID)
+        pid = os.fork()
+    except OSError as exc:
+        _send({"id": request["id"], "error": str(exc)})
+        return 127
+    if pid == 0:
+        _exit_with(_run_executor, request)
+    _own_group(pid)
+    _send({"id": request["id"], "pid": pid})
+    return 0
+
+
+def _exit_with(run: Callable[[dict[str, Any]], int], request: dict[str, Any]) -> None:
+    """Never returns: runs ``run`` in this forked child and exits with its status."""
+    code = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        if in_middle:
-            _join(request)
-            linux.unshare(linux.CLONE_NEWPID)
-            pid = os.fork()
-            if pid:
-                _send({"id": request["id"], "pid": pid})
-                os._exit(0)
-        code = _run_executor(request)
-    except BaseException as exc:
-        if in_middle and not isinstance(exc, SystemExit):
-            traceback.print_exc()
-        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        code = run(request)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
     finally:
         try:
             sys.stdout.flush()
@@ -106,28 +132,42 @@ def _child(request: dict[str, Any], in_middle: bool) -> None:
 class Zygote:
     def __init__(self) -> None:
         self.buffer = b""
-        self.middles: set[int] = set()  # middle processes: their exits are nobody's business
+        # Children whose exits are not executors': middle processes (by request id, so one
+        # that dies before it reports still fails its launch) and children killed at launch.
+        self.unreported: dict[int, Any] = {}
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def launch(self, request: dict[str, Any]) -> None:
-        namespaces = request.get("namespaces", ())
-        middle = "pid" in namespaces
+        middle = "pid" in request.get("namespaces", ())
+        # The child holds until its cgroups are joined: a cgroup migration can wait out an RCU
+        # grace period (milliseconds), and an executor let go at once could subscribe, get its
+        # task and fork it outside the cgroups meanwhile.
+        hold, go = os.pipe2(os.O_CLOEXEC) if not middle else (-1, -1)
         pid = os.fork()
         if pid == 0:
             os.close(self.wakeup_r)
             os.close(self.wakeup_w)
             if not middle:
-                # Cgroups joined before the executor's first line: nothing it forks escapes.
-                try:
-                    _join(request)
-                except BaseException as exc:
-                    _send({"id": request["id"], "error": f"{type(exc).__name__}: {exc}"})
+                os.close(go)
+                if os.read(hold, 1) != b"1":
                     os._exit(127)
-            _child(request, middle)
+                os.close(hold)
+            _exit_with(_middle if middle else _run_executor, request)
         if middle:
-            self.middles.add(pid)
-        else:
-            _send({"id": request["id"], "pid": pid})
+            self.unreported[pid] = request["id"]  # it reports, or fails, on its own
+            return
+        os.close(hold)
+        try:
+            _join_cgroups(pid, request)
+        except OSError as exc:
+            os.close(go)  # the child exits
+            self.unreported[pid] = None
+            _send({"id": request["id"], "error": str(exc)})
+            return
+        _own_group(pid)
+        os.write(go, b"1")
+        os.close(go)
+        _send({"id": request["id"], "pid": pid})
 
     def reap(self) -> None:
         while True:
@@ -137,11 +177,11 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            if pid in self.middles:
-                self.middles.discard(pid)
-                if raw != 0:
-                    # The middle failed before it could report (its traceback is in the log).
-                    _send({"exited": pid, "status": _status(raw), "middle": True})
+            if pid in self.unreported:
+                request_id = self.unreported.pop(pid)
+                if request_id is not None and raw != 0:
+                    # Ignored by the agent when the middle had reported (success or error).
+                    _send({"id": request_id, "error": f"launch helper ended ({_status(raw)})"})
                 continue
             _send({"exited": pid, "status": _status(raw)})
 

@@ -42,7 +42,6 @@ class ForkServer:
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[int]] = {}
         self._processes: dict[int, Process] = {}
-        self._early_exits: dict[int, int] = {}
 
     def start(self) -> None:
         if self._zygote is not None:
@@ -87,10 +86,7 @@ class ForkServer:
         except psutil.Error:
             start_time = 0.0
         process = Process(pid, start_time, loop.create_future())
-        if pid in self._early_exits:
-            process.exited.set_result(self._early_exits.pop(pid))
-        else:
-            self._processes[pid] = process
+        self._processes[pid] = process
         return process
 
     def _readable(self, zygote: subprocess.Popen[bytes]) -> None:
@@ -114,11 +110,10 @@ class ForkServer:
         if "exited" in message:
             pid, status = int(message["exited"]), int(message["status"])
             process = self._processes.pop(pid, None)
-            if process is not None:
-                if not process.exited.done():
-                    process.exited.set_result(status)
-            elif message.get("middle"):
-                log.warning("executor fork server: a launch failed early (status %d)", status)
+            # None: an orphan the zygote reaped as subreaper. (An executor's exit never comes
+            # before its pid: the zygote reports the fork before it can reap the child.)
+            if process is not None and not process.exited.done():
+                process.exited.set_result(status)
             return
         future = self._pending.pop(int(message["id"]), None)
         if future is None or future.done():
