@@ -50,6 +50,10 @@ def _cluster(tmp_path: Any, images: str, isolation: str, *extra: str) -> Iterato
         yield cluster.start()
     finally:
         cluster.stop()
+        # A stopped agent leaves its containers for the next one to recover; a test that
+        # failed half way may leave a rootfs mounted, which would outlive the test's files.
+        for mount in reversed(_mounts_under(str(tmp_path))):
+            subprocess.run(["umount", "-l", mount], check=False)
 
 
 @pytest.fixture
