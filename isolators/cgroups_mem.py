@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+from collections.abc import Collection
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed
@@ -92,6 +93,25 @@ class MemIsolator(CgroupIsolator):
             self.cgroups.write(self.controller, cgroup, "memory.oom.group", "1")
             self._arm_v2(container_id, path, limit)
         return LaunchInfo(cgroup_procs=(self.procs_file(container_id),))
+
+    async def recover(self, known: Collection[str]) -> None:
+        """Unknown containers go; known ones get their OOM watch back. (Without it, a recovered
+        container reaching its limit would stay stopped there for good: the kernel's OOM
+        killer is off for it, v1's ``oom_control``, so that the agent can report the OOM.)"""
+        await super().recover(known)
+        for container_id in self.cgroups.children(self.controller, self.root):
+            if container_id not in known or container_id in self._watches:
+                continue
+            cgroup = self.cgroup(container_id)
+            path = self.cgroups.path(self.controller, cgroup)
+            try:
+                limit = int(self.cgroups.read(self.controller, cgroup, "memory.limit_in_bytes"))
+            except (OSError, ValueError):
+                continue
+            if os.path.exists(os.path.join(path, "memory.oom_control")):
+                self._arm(container_id, path, limit)
+            else:
+                self._arm_v2(container_id, path, limit)
 
     def _arm(self, container_id: str, path: str, limit: int) -> None:
         loop = asyncio.get_running_loop()

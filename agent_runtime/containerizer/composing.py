@@ -42,6 +42,8 @@ class ComposingContainerizer:
         process = self.launcher.adopt(pid, start_time)
         if process is not None:
             self._owner[container_id] = member
+            if isinstance(member, MesosContainerizer):
+                member.adopted(container_id, process)
         return process
 
     def _member_for(self, config: ContainerConfig) -> Containerizer:

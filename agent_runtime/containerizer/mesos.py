@@ -76,6 +76,19 @@ class MesosContainerizer:
             await isolator.recover(known)
         if self.provisioner is not None:
             await self.provisioner.recover(known)
+        for container_id in self._processes:
+            self._watch(container_id)
+
+    def adopted(self, container_id: str, process: Process) -> None:
+        """Agent recovery found this container's executor running (before ``recover``)."""
+        self._processes[container_id] = process
+
+    def _watch(self, container_id: str) -> None:
+        for isolator in self.isolators:
+            watch = isolator.watch(container_id)
+            if watch is not None:
+                watch.add_done_callback(
+                    lambda future: self._limited(container_id, future))
 
     async def launch(self, config: ContainerConfig) -> Process:
         container_id = config.container_id
@@ -101,10 +114,7 @@ class MesosContainerizer:
         config.forked(process)
         for isolator in self.isolators:
             await isolator.isolate(container_id, process.pid)
-            watch = isolator.watch(container_id)
-            if watch is not None:
-                watch.add_done_callback(
-                    lambda future: self._limited(container_id, future))
+        self._watch(container_id)
         return process
 
     async def _provision(self, config: ContainerConfig) -> ContainerConfig:

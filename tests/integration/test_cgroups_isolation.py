@@ -179,3 +179,23 @@ async def test_a_restarted_agent_keeps_known_cgroups_and_removes_orphans(
         assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
         await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
         await framework.stop()
+
+
+async def test_a_recovered_container_over_its_memory_still_fails_with_the_limitation(
+        cluster: Cluster, root: str) -> None:
+    # The OOM killer is off in the container's cgroup (the agent reports the OOM itself), so
+    # without the watch re-armed after a restart the task would hang at its limit for good.
+    command = ("sleep 3; python3 -c 'b = bytearray(200 * 1024 * 1024); "
+               "import time; time.sleep(30)'")
+    async with SchedulerClient(cluster.master, framework_info(checkpoint=True)) as client:
+        framework, task_id = await _launch(client, command, cpus=0.1, mem=32)
+        await framework.update(task_id, mesos_pb2.TASK_STARTING)
+        await framework.update(task_id, mesos_pb2.TASK_RUNNING)
+        cluster.kill("agent0", signal.SIGKILL)
+        cluster.start_agent(0)
+        cluster.wait_agents(1)
+        status = await _terminal(framework, task_id)
+        assert mesos_pb2.TaskState.Name(status.state) == "TASK_FAILED", status.message
+        assert status.reason == Status.REASON_CONTAINER_LIMITATION_MEMORY
+        await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
+        await framework.stop()
