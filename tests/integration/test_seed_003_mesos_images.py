@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -136,3 +137,67 @@ def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
         time.sleep(0.05)
     containers = os.path.join(cluster.work_dir, "agent0", "provisioner", "containers")
     assert not os.path.isdir(containers) or not os.listdir(containers)
+
+
+def test_an_image_the_registry_lacks_fails_its_task_and_names_the_image(cluster: Cluster) -> None:
+    done = _execute(cluster, "--name=missing", "--docker_image=no-such-image:1.0",
+                    "--command=true")
+    states = _states(done.stdout, "missing")
+    assert states and states[-1] == "TASK_FAILED", done.stdout
+    assert "no-such-image" in done.stdout
+    # The agent is fine: the next task runs.
+    done = _execute(cluster, "--name=after", "--docker_image=busybox", "--command=true")
+    assert _states(done.stdout, "after")[-1] == "TASK_FINISHED", done.stdout
+
+
+@pytest.fixture
+def plain_cluster(tmp_path: Any) -> Iterator[Cluster]:
+    cluster = Cluster(str(tmp_path), agent_flags=["--containerizers=mesos"])
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def test_an_agent_without_image_providers_fails_image_tasks_with_the_flag_named(
+        plain_cluster: Cluster) -> None:
+    done = _execute(plain_cluster, "--name=img", "--docker_image=busybox", "--command=true")
+    assert _states(done.stdout, "img")[-1] == "TASK_FAILED", done.stdout
+    assert "--image_providers=docker" in done.stdout
+
+
+def _sleepers(marker: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
+
+
+def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
+        tmp_path: Any, images: str) -> None:
+    """The twin of the seed test: kill -9 the agent under a checkpointed image task; the new
+    agent adopts it (its rootfs stays mounted), and a kill still leaves nothing behind."""
+    marker = str(30000 + os.getpid() % 10000)  # seconds to sleep: names the task's process
+    for cluster in _cluster(tmp_path, images, "filesystem/linux,docker/runtime,namespaces/pid"):
+        execute = subprocess.Popen(
+            [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}",
+             "--name=sleeper", "--docker_image=busybox", "--checkpoint",
+             f"--command=exec sleep {marker}", "--kill_after=8secs"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not _sleepers(marker):
+                assert time.monotonic() < deadline, "the image task did not start"
+                time.sleep(0.05)
+            mounts = _mounts_under(cluster.work_dir)
+            assert mounts  # the rootfs
+            cluster.kill("agent0", signal.SIGKILL)
+            cluster.start_agent(0)
+            cluster.wait_agents(1)
+            assert _mounts_under(cluster.work_dir) == mounts  # recovered, not removed
+            output, _ = execute.communicate(timeout=60)
+        finally:
+            if execute.poll() is None:
+                execute.kill()
+        assert _states(output, "sleeper")[-1] == "TASK_KILLED", output
+        deadline = time.monotonic() + 10
+        while _mounts_under(cluster.work_dir) or _sleepers(marker):
+            assert time.monotonic() < deadline, "a process or a mount outlived the kill"
+            time.sleep(0.05)
