@@ -19,6 +19,7 @@ from tests.cluster import Cluster, running_cluster
 from tests.integration import test_cgroups_isolation
 from tests.integration.framework import framework_info
 from tests.integration.test_cgroups_isolation import _containers, _launch, _terminal, _until
+from tests.integration.test_custom_executor import report_of, scheduler
 
 pytestmark = pytest.mark.cgroups
 root = test_cgroups_isolation.root  # the fixture: a --cgroups_root of the test's own
@@ -82,3 +83,17 @@ async def test_a_kill_ends_every_process_of_the_namespace(cluster: Cluster, root
         await _until(lambda: not strays())
         await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
         await framework.stop()
+
+
+async def test_a_custom_executor_runs_in_a_pid_namespace_of_its_own(cluster: Cluster,
+                                                                   root: str) -> None:
+    # Custom executors are exec'd (through util-linux unshare), not forked by the fork server.
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        await framework.launch(offer, "custom", "run")
+        report = report_of(await framework.update("custom", mesos_pb2.TASK_RUNNING))
+        # pid 1 is the shell its CommandInfo runs under (shell=true); the executor comes next.
+        assert report["pid"] <= 2
+        assert len(_containers(root)) == 1  # and in its cgroups
+        await framework.client.kill("custom", offer.agent_id.value)
+        await framework.update("custom", mesos_pb2.TASK_KILLED)
