@@ -40,7 +40,7 @@ class ForkServer:
         self._zygote: subprocess.Popen[bytes] | None = None
         self._buffer = b""
         self._next_id = 0
-        self._pending: dict[int, asyncio.Future[int]] = {}
+        self._pending: dict[int, asyncio.Future[Process]] = {}
         self._processes: dict[int, Process] = {}
 
     def start(self) -> None:
@@ -68,7 +68,7 @@ class ForkServer:
         loop = asyncio.get_running_loop()
         self._next_id += 1
         request_id = self._next_id
-        future: asyncio.Future[int] = loop.create_future()
+        future: asyncio.Future[Process] = loop.create_future()
         self._pending[request_id] = future
         request = {"id": request_id, "environment": dict(env), "directory": cwd,
                    "stdout": stdout_path, "stderr": stderr_path,
@@ -80,13 +80,10 @@ class ForkServer:
             self._pending.pop(request_id, None)
             self._lost(zygote)
             raise LaunchError(f"The executor fork server is gone: {exc}") from exc
-        pid = await future
-        try:
-            start_time = psutil.Process(pid).create_time()
-        except psutil.Error:
-            start_time = 0.0
-        process = Process(pid, start_time, loop.create_future())
-        self._processes[pid] = process
+        process = await future
+        # It may have ended already (its exit can come in the same read as its pid).
+        with contextlib.suppress(psutil.Error):
+            process.start_time = psutil.Process(process.pid).create_time()
         return process
 
     def _readable(self, zygote: subprocess.Popen[bytes]) -> None:
@@ -111,7 +108,7 @@ class ForkServer:
             pid, status = int(message["exited"]), int(message["status"])
             process = self._processes.pop(pid, None)
             # None: an orphan the zygote reaped as subreaper. (An executor's exit never comes
-            # before its pid: the zygote reports the fork before it can reap the child.)
+            # before its pid; it may come in the same read, before ``spawn`` resumes.)
             if process is not None and not process.exited.done():
                 process.exited.set_result(status)
             return
@@ -120,8 +117,12 @@ class ForkServer:
             return
         if "error" in message:
             future.set_exception(LaunchError(f"Failed to launch the executor: {message['error']}"))
-        else:
-            future.set_result(int(message["pid"]))
+            return
+        pid = int(message["pid"])
+        # Known from here on, so that an exit right behind this line finds it.
+        process = self._processes[pid] = Process(
+            pid, 0.0, asyncio.get_running_loop().create_future())
+        future.set_result(process)
 
     def _lost(self, zygote: subprocess.Popen[bytes]) -> None:
         """The zygote died: fail what waits for it, watch its executors through pidfds."""
