@@ -293,7 +293,6 @@ class CommandExecutor:
             self.task = first
             return
         self.task = task
-        self.update("TASK_STARTING")
         command = task.get("command", {})
         argv, executable = command_argv(command)
         env = dict(self.env)
@@ -305,15 +304,19 @@ class CommandExecutor:
             # An image: the agent worked out the command (docker/runtime) and the rootfs
             # (filesystem/linux); the helper enters the rootfs and execs it there.
             argv, executable = [*ROOTFS_ARGV, launch_info], None
+        # Spawned before TASK_STARTING is sent, not after: the update's round trip to the
+        # agent is then not on the way to TASK_RUNNING. The order of the updates is the same.
         try:
             self.process = subprocess.Popen(
                 argv, executable=executable, env=env, cwd=self.sandbox,
                 stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
             )
         except OSError as exc:
+            self.update("TASK_STARTING")
             self.update("TASK_FAILED", f"Failed to launch {' '.join(argv)}: {exc}")
             return
         threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
+        self.update("TASK_STARTING")
         self.update("TASK_RUNNING")
 
     def _wait_child(self, process: subprocess.Popen[bytes]) -> None:
