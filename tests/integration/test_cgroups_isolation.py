@@ -21,39 +21,17 @@ import pytest
 from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
+from tests.cgroups import CONTROLLERS, HIERARCHY, cgroup_root
 from tests.cluster import Cluster, running_cluster
 from tests.integration.framework import TestFramework, command_task, framework_info
 
 pytestmark = pytest.mark.cgroups
 Status = mesos_pb2.TaskStatus
-HIERARCHY = "/sys/fs/cgroup"
-CONTROLLERS = ("cpu", "cpuacct", "memory")
-
-
-def _cgroups_usable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for controller in CONTROLLERS:
-        if not os.access(os.path.join(HIERARCHY, controller, "cgroup.procs"), os.W_OK):
-            return f"no writable cgroup v1 {controller} hierarchy at {HIERARCHY}"
-    return None
 
 
 @pytest.fixture
 def root() -> Iterator[str]:
-    problem = _cgroups_usable()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cgroups test in CI: {problem}")
-        pytest.skip(problem)
-    name = f"mesos-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    backend = CgroupsV1(HIERARCHY)
-    for controller in CONTROLLERS:  # the agent removes its containers (unless a test failed)
-        for container in backend.children(controller, name):
-            backend.kill_all(controller, f"{name}/{container}")
-            backend.remove(controller, f"{name}/{container}")
-        backend.remove(controller, name)
+    yield from cgroup_root()
 
 
 @pytest.fixture

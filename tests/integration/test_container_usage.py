@@ -11,20 +11,17 @@ import asyncio
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
+from tests.cgroups import HIERARCHY, cgroup_root
 from tests.cluster import Cluster, get_json, running_cluster
 from tests.integration.framework import TestFramework, command_task, framework_info
 
-HIERARCHY = "/sys/fs/cgroup"
-CONTROLLERS = ("cpu", "cpuacct", "memory")
 MB = 1024 * 1024
 ENTRY_KEYS = {"executor_id", "executor_name", "framework_id", "source", "statistics"}
 # Burns a little cpu so the times are above zero, then waits to be killed.
@@ -33,19 +30,7 @@ BUSY = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 300"
 
 @pytest.fixture
 def root() -> Iterator[str]:
-    if os.geteuid() != 0 or not all(
-            os.access(os.path.join(HIERARCHY, c, "cgroup.procs"), os.W_OK) for c in CONTROLLERS):
-        if os.environ.get("CI") == "true":
-            pytest.fail("cgroups test in CI without writable cgroup v1 cpu/cpuacct/memory")
-        pytest.skip("needs root and writable cgroup v1 cpu, cpuacct and memory hierarchies")
-    name = f"mesos-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    backend = CgroupsV1(HIERARCHY)
-    for controller in CONTROLLERS:  # the agent removes its containers (unless a test failed)
-        for container in backend.children(controller, name):
-            backend.kill_all(controller, f"{name}/{container}")
-            backend.remove(controller, f"{name}/{container}")
-        backend.remove(controller, name)
+    yield from cgroup_root()
 
 
 @pytest.fixture

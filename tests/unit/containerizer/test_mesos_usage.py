@@ -9,7 +9,6 @@ import os
 import shlex
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,9 +24,8 @@ from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 from isolators.cgroups_cpu import CpuIsolator
 from isolators.cgroups_mem import MemIsolator
+from tests.cgroups import HIERARCHY, cgroup_root
 
-HIERARCHY = "/sys/fs/cgroup"
-CONTROLLERS = ("cpu", "cpuacct", "memory")
 MB = 1024 * 1024
 ALLOCATION = 100 * MB
 # Touches every page of 100 MB (bytes of b"x", not a lazily mapped bytearray), burns 0.5 s of
@@ -76,19 +74,7 @@ def _burnt_and_held(usage: mesos_pb2.ResourceStatistics) -> bool:
 
 @pytest.fixture
 def root() -> Iterator[str]:
-    if os.geteuid() != 0 or not all(
-            os.access(os.path.join(HIERARCHY, c, "cgroup.procs"), os.W_OK) for c in CONTROLLERS):
-        if os.environ.get("CI") == "true":
-            pytest.fail("cgroups test in CI without writable cgroup v1 cpu/cpuacct/memory")
-        pytest.skip("needs root and writable cgroup v1 cpu, cpuacct and memory hierarchies")
-    name = f"mesos-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    backend = CgroupsV1(HIERARCHY)
-    for controller in CONTROLLERS:  # whatever a failed test left
-        for container in backend.children(controller, name):
-            backend.kill_all(controller, f"{name}/{container}")
-            backend.remove(controller, f"{name}/{container}")
-        backend.remove(controller, name)
+    yield from cgroup_root()
 
 
 @pytest.mark.cgroups

@@ -11,45 +11,16 @@ import asyncio
 import os
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pytest
-
-from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
+from tests.cgroups import HIERARCHY, cgroup_root
 
-HIERARCHY = "/sys/fs/cgroup"
-
-
-def _problem(controllers: Sequence[str]) -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    for controller in controllers:
-        if not os.access(os.path.join(HIERARCHY, controller, "cgroup.procs"), os.W_OK):
-            return f"no writable cgroup v1 {controller} hierarchy at {HIERARCHY}"
-    return None
-
-
-def cgroup_root(controllers: Sequence[str]) -> Iterator[str]:
-    """A fixture body: a fresh root name; afterwards whatever a failed test left is removed."""
-    problem = _problem(controllers)
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cgroups test in CI: {problem}")
-        pytest.skip(problem)
-    name = f"mesos-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    backend = CgroupsV1(HIERARCHY)
-    for controller in controllers:
-        for container in backend.children(controller, name):
-            backend.kill_all(controller, f"{name}/{container}")
-            backend.remove(controller, f"{name}/{container}")
-        backend.remove(controller, name)
+__all__ = ["HIERARCHY", "cgroup_root"]
 
 
 def container_config(container_id: str, resources: Resources, directory: Path,
