@@ -47,6 +47,7 @@ ROOTFS_ARGV = [sys.executable, "-S", "-c",
                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when no kill policy says otherwise
 ACK_WAIT = 2.0
+REAP_INTERVAL = 1.0  # seconds between looks for ended orphans (pid 1 only)
 NANOS = 1_000_000_000
 
 
@@ -244,6 +245,7 @@ class CommandExecutor:
         self.events: queue.Queue[Json] = queue.Queue()
         self.task: dict[str, Json] | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.spawning = threading.Lock()
         self.killing = False
         self.kill_deadline: float | None = None
         self.terminal_uuid: str | None = None
@@ -307,10 +309,11 @@ class CommandExecutor:
         # Spawned before TASK_STARTING is sent, not after: the update's round trip to the
         # agent is then not on the way to TASK_RUNNING. The order of the updates is the same.
         try:
-            self.process = subprocess.Popen(
-                argv, executable=executable, env=env, cwd=self.sandbox,
-                stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-            )
+            with self.spawning:
+                self.process = subprocess.Popen(
+                    argv, executable=executable, env=env, cwd=self.sandbox,
+                    stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                )
         except OSError as exc:
             self.update("TASK_STARTING")
             self.update("TASK_FAILED", f"Failed to launch {' '.join(argv)}: {exc}")
@@ -318,6 +321,25 @@ class CommandExecutor:
         threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
         self.update("TASK_STARTING")
         self.update("TASK_RUNNING")
+
+    def _reap_orphans(self) -> None:
+        """As pid 1 of the container's pid namespace, the executor inherits every orphan in it;
+        without this, each one that ends stays a zombie until the container does. The task
+        itself is left to its own wait (``spawning`` keeps a task being spawned out of reach)."""
+        children = f"/proc/self/task/{os.getpid()}/children"
+        while True:
+            time.sleep(REAP_INTERVAL)
+            try:
+                with open(children) as file:
+                    pids = [int(pid) for pid in file.read().split()]
+            except OSError:
+                return
+            with self.spawning:
+                task = self.process.pid if self.process is not None else None
+                for pid in pids:
+                    if pid != task:
+                        with contextlib.suppress(ChildProcessError):
+                            os.waitpid(pid, os.WNOHANG)
 
     def _wait_child(self, process: subprocess.Popen[bytes]) -> None:
         self.events.put(("exited", process.wait()))
@@ -404,6 +426,8 @@ class CommandExecutor:
         return False
 
     def run(self) -> int:
+        if os.getpid() == 1:
+            threading.Thread(target=self._reap_orphans, daemon=True).start()
         self._subscribe()
         while True:
             timeout = self._next_timeout()

@@ -5,6 +5,8 @@ and the container's mounts stay inside it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -97,3 +99,32 @@ async def test_a_custom_executor_runs_in_a_pid_namespace_of_its_own(cluster: Clu
         assert len(_containers(root)) == 1  # and in its cgroups
         await framework.client.kill("custom", offer.agent_id.value)
         await framework.update("custom", mesos_pb2.TASK_KILLED)
+
+
+async def test_orphans_of_the_namespace_are_reaped_not_left_as_zombies(
+        cluster: Cluster, root: str) -> None:
+    # Five short-lived orphans: their parent subshells exit at once, so they are re-parented
+    # to the executor (pid 1), which has to reap them when they end.
+    command = "for i in 1 2 3 4 5; do (sleep 0.2 &); done; sleep 300"
+    async with SchedulerClient(cluster.master, framework_info()) as client:
+        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
+        await framework.update(task_id, mesos_pb2.TASK_STARTING)
+        await framework.update(task_id, mesos_pb2.TASK_RUNNING)
+        [container] = _containers(root)
+
+        def zombies() -> list[int]:
+            # A zombie has left its cgroups: look for children of the container's processes.
+            with open(f"/sys/fs/cgroup/memory/{root}/{container}/cgroup.procs") as procs:
+                pids = [int(pid) for pid in procs.read().split()]
+            found = []
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    found += [child.pid for child in psutil.Process(pid).children()
+                              if child.status() == psutil.STATUS_ZOMBIE]
+            return found
+
+        await asyncio.sleep(1.0)  # the orphans have ended
+        await _until(lambda: not zombies(), timeout=5)
+        await client.kill(task_id)
+        assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
+        await framework.stop()
