@@ -32,7 +32,7 @@ from agent_runtime.master.tasks import TaskLauncher
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, validate_role
 from agent_runtime.streams import EventStream
-from agent_runtime.zookeeper import ZooKeeper
+from agent_runtime.zookeeper import ZooKeeper, ZooKeeperError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,12 @@ class Master:
         # With --zk a master stands by until elected; `leader` is where the leader is then.
         self.leading = zookeeper is None
         self.leader: str | None = None
+        # Agents the registry admitted that have not re-registered with this master yet (Mesos's
+        # `slaves.recovered`): reconciliation does not answer for them until they come back or
+        # --agent_reregister_timeout after the registry was recovered makes them unreachable.
+        self.recovered_agents: dict[str, mesos_pb2.AgentInfo] = {}
+        self._recovered_timer: asyncio.TimerHandle | None = None
+        self.elected_time: float | None = None
         self.reservations = Reservations(self)
         self.quota = QuotaBook(self)
         hostname = config.hostname or socket.gethostname()
@@ -96,11 +102,67 @@ class Master:
     def start(self) -> None:
         self.registry.recover()
         self.quota.recover()
-        self._allocation_task = asyncio.get_running_loop().create_task(self._allocation_loop())
+        self.elected_time = self.clock()
+        loop = asyncio.get_running_loop()
+        self.recovered_agents = {
+            agent_id: info for agent_id, info in self.registry.state.agents.items()
+            if agent_id not in self.agents and agent_id not in self.registry.state.unreachable
+        }
+        if self.recovered_agents:
+            log.info("%d agents recovered from the registry; waiting %gs for them to re-register",
+                     len(self.recovered_agents), self.config.agent_reregister_timeout)
+            self._recovered_timer = loop.call_later(
+                self.config.agent_reregister_timeout, self._recovered_agents_timeout)
+        self._allocation_task = loop.create_task(self._allocation_loop())
+
+    def _recovered_agents_timeout(self) -> None:
+        """As Mesos's ``recoveredSlavesTimeout``: the recovered agents that did not re-register
+        in time are marked unreachable in the registry."""
+        self._recovered_timer = None
+        late, self.recovered_agents = self.recovered_agents, {}
+        if not late:
+            return
+        now = self.clock()
+        for agent_id in late:
+            log.warning("agent %s did not re-register within %gs; marking it unreachable",
+                        agent_id, self.config.agent_reregister_timeout)
+            self.registry.state.unreachable[agent_id] = now
+        self._save_registry("mark recovered agents unreachable")
+        self.metrics["master/slave_unreachable_completed"] += len(late)
+        for agent_id in late:
+            for framework in self.frameworks.values():
+                failure = scheduler_pb2.Event(type=scheduler_pb2.Event.FAILURE)
+                failure.failure.agent_id.value = agent_id
+                framework.send(failure)
+
+    def _save_registry(self, what: str) -> None:
+        """Registry writes the master cannot refuse to make (timers): a failure is logged; with
+        ZooKeeper it means another master leads, and the contender is about to stop this one."""
+        try:
+            self.registry.save()
+        except ZooKeeperError as exc:
+            log.error("cannot %s in the registry: %s", what, exc)
+
+    def _admit_agent(self, declared: mesos_pb2.AgentInfo, agent_id: str) -> None:
+        """Record an agent as admitted and reachable (Mesos's AdmitSlave / MarkSlaveReachable),
+        with the AgentInfo it declared (dynamic reservations have their own registry entry).
+        Written before the master acts on the registration, so a failed write refuses it."""
+        state = self.registry.state
+        self.recovered_agents.pop(agent_id, None)
+        stored = mesos_pb2.AgentInfo()
+        stored.CopyFrom(declared)
+        stored.id.value = agent_id
+        if state.agents.get(agent_id) == stored and agent_id not in state.unreachable:
+            return
+        state.agents[agent_id] = stored
+        state.unreachable.pop(agent_id, None)
+        self.registry.save()
 
     async def stop(self) -> None:
         if self._allocation_task is not None:
             self._allocation_task.cancel()
+        if self._recovered_timer is not None:
+            self._recovered_timer.cancel()
         for framework in self.frameworks.values():
             if framework.stream is not None:
                 framework.stream.close()
@@ -370,6 +432,11 @@ class Master:
             total = self.reservations.apply_registered(agent_id, total)
             info.ClearField("resources")
             info.resources.extend(total.to_proto())
+        if not agent_id:
+            agent_id = f"{self.id}-S{self._next_agent}"
+            self._next_agent += 1
+            info.id.value = agent_id
+        self._admit_agent(register.agent_info, agent_id)
         if existing is not None:
             if existing.total != total:
                 existing.total = total
@@ -391,10 +458,6 @@ class Master:
             log.info("agent %s re-registered", agent_id)
             self.schedule_allocation()
             return existing
-        if not agent_id:
-            agent_id = f"{self.id}-S{self._next_agent}"
-            self._next_agent += 1
-            info.id.value = agent_id
         agent = Agent(
             agent_id, info, register.pid, total, registered_time=now, outbox=outbox,
             version=register.version, capabilities=[c.type for c in register.capabilities],
@@ -435,6 +498,8 @@ class Master:
             agent.removal_timer.cancel()
             agent.removal_timer = None
         agent.unreachable_time = self.clock()
+        self.registry.state.unreachable[agent_id] = agent.unreachable_time
+        self._save_registry(f"mark agent {agent_id} unreachable")
         agent.active = False
         self.allocator.deactivate_agent(agent_id)
         for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
@@ -454,6 +519,9 @@ class Master:
         if agent is None:
             return
         log.warning("removing agent %s: it did not come back", agent_id)
+        self.registry.state.agents.pop(agent_id, None)
+        self.registry.state.unreachable.pop(agent_id, None)
+        self._save_registry(f"remove agent {agent_id}")
         for offer in [o for o in self.offers.values() if o.agent_id == agent_id]:
             self.rescind_offer(offer.proto.id.value)
         self.launcher.agent_removed(agent)

@@ -13,7 +13,7 @@ from agent_runtime.streams import EventStream
 from agent_runtime.task_states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
-__all__ = ["TERMINAL_STATES", "Agent", "Framework", "Offer", "Task"]
+__all__ = ["TERMINAL_STATES", "Agent", "Executor", "Framework", "Offer", "Task"]
 
 MAX_COMPLETED_TASKS = 1000
 
@@ -46,6 +46,26 @@ class Task:
     @property
     def executor_id(self) -> str:
         return str(self.info.executor.executor_id.value) if self.info.HasField("executor") else ""
+
+
+@dataclass(slots=True)
+class Executor:
+    """A custom executor the master knows on an agent: the ExecutorInfo its first task carried
+    (``framework_id`` and allocation roles filled in), and what it holds besides its tasks.
+    Command executors are the agent's own business and are not kept, as in Mesos."""
+
+    info: mesos_pb2.ExecutorInfo
+    agent_id: str
+    role: str
+    resources: Resources
+
+    @property
+    def framework_id(self) -> str:
+        return str(self.info.framework_id.value)
+
+    @property
+    def executor_id(self) -> str:
+        return str(self.info.executor_id.value)
 
 
 @dataclass(slots=True)

@@ -1,11 +1,18 @@
 """The master's registry: what must outlive the master process.
 
-Weights, quota and dynamic reservations (per agent id) are kept here; everything else the master
-knows comes back from re-registering agents and re-subscribing frameworks, as in Mesos. The
-embedded default is one small JSON document under ``--work_dir``::
+Weights, quota, dynamic reservations (per agent id), the admitted agents (their AgentInfo, as
+Mesos's ``Registry.slaves``) and the agents marked unreachable (with the time, as
+``Registry.unreachable``) are kept here; frameworks and tasks come back from re-registering agents
+and re-subscribing frameworks, as in Mesos. A new leader takes the admitted agents that have not
+re-registered yet as *recovered* until ``--agent_reregister_timeout``. The embedded default is
+one small JSON document under ``--work_dir``::
 
     <work_dir>/registry.json     {"version": 1, "weights": {...}, "quota": {...},
-                                  "reservations": {"<agent id>": [Resource JSON, ...]}}
+                                  "reservations": {"<agent id>": [Resource JSON, ...]},
+                                  "agents": {"<agent id>": AgentInfo JSON},
+                                  "unreachable": {"<agent id>": <seconds since the epoch>}}
+
+(``agents`` and ``unreachable`` are optional: a document without them reads as none.)
 
 Every change rewrites it atomically (tmp, fsync, rename), so a crash leaves the old or the new
 document, never a torn one. Without ``--work_dir`` the registry lives in memory only. With
@@ -53,6 +60,9 @@ class RegistryState:
     quota: dict[str, Quota] = field(default_factory=dict)
     # Dynamically reserved resources per agent id, whole stacks (static base included).
     reservations: dict[str, Resources] = field(default_factory=dict)
+    # Admitted agents by id, and those of them marked unreachable (when, in seconds).
+    agents: dict[str, mesos_pb2.AgentInfo] = field(default_factory=dict)
+    unreachable: dict[str, float] = field(default_factory=dict)
 
 
 def _resources_json(resources: Resources) -> list[dict[str, Any]]:
@@ -105,13 +115,19 @@ class Registry:
                 },
                 reservations={agent: _resources_of(items)
                               for agent, items in data.get("reservations", {}).items()},
+                agents={str(agent): jsonpb.parse_dict(info, mesos_pb2.AgentInfo)
+                        for agent, info in data.get("agents", {}).items()},
+                unreachable={str(agent): float(when)
+                             for agent, when in data.get("unreachable", {}).items()},
             )
         except ZooKeeperError:
             raise
         except (OSError, ValueError, TypeError, AttributeError, RuntimeErrorBase) as exc:
             raise RegistryError(f"cannot recover the registry from {where}: {exc}") from exc
-        log.info("recovered registry: %d weights, %d quotas, reservations on %d agents",
-                 len(self.state.weights), len(self.state.quota), len(self.state.reservations))
+        log.info("recovered registry: %d weights, %d quotas, reservations on %d agents, "
+                 "%d agents (%d unreachable)", len(self.state.weights), len(self.state.quota),
+                 len(self.state.reservations), len(self.state.agents),
+                 len(self.state.unreachable))
         return self.state
 
     def save(self) -> None:
@@ -129,6 +145,8 @@ class Registry:
             },
             "reservations": {agent: _resources_json(resources)
                              for agent, resources in state.reservations.items() if resources},
+            "agents": {agent: jsonpb.to_dict(info) for agent, info in state.agents.items()},
+            "unreachable": state.unreachable,
         }
         if self.zookeeper is not None:
             data = json.dumps(document, sort_keys=True).encode()

@@ -9,7 +9,7 @@ from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Offer, Task
+from agent_runtime.master.model import TERMINAL_STATES, Agent, Executor, Framework, Offer, Task
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 
@@ -51,12 +51,36 @@ def offer_json(offer: Offer) -> dict[str, Any]:
     }
 
 
+def executor_json(executor: Executor) -> dict[str, Any]:
+    """A custom executor as Mesos's ``json(ExecutorInfo)`` (``src/common/http.cpp``) plus the
+    ``slave_id`` the master's framework entry adds."""
+    info = executor.info
+    out: dict[str, Any] = {
+        "executor_id": executor.executor_id,
+        "name": info.name,
+        "framework_id": executor.framework_id,
+        "command": to_dict(info.command),
+        "resources": executor.resources.flat(),
+    }
+    if info.resources:
+        out["role"] = executor.role
+    if info.HasField("labels"):
+        out["labels"] = to_dict(info.labels).get("labels", [])
+    if info.HasField("type"):
+        out["type"] = mesos_pb2.ExecutorInfo.Type.Name(info.type)
+    out["slave_id"] = executor.agent_id
+    return out
+
+
 def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
     info = framework.info
+    executors = master.launcher.executors_of(framework.id)
     used = Resources()
     for task in framework.tasks.values():
         if task.state not in TERMINAL_STATES:
             used = used + task.resources
+    for executor in executors:  # as Mesos's totalUsedResources: executors count too
+        used = used + executor.resources
     offered = Resources()
     for offer in framework.offers.values():
         offered = offered + offer.resources
@@ -84,7 +108,7 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
                               if t.unreachable_time is not None],
         "completed_tasks": [task_json(t) for t in framework.completed_tasks],
         "offers": [offer_json(o) for o in framework.offers.values()],
-        "executors": [],
+        "executors": [executor_json(e) for e in executors],
     }
     if framework.reregistered_time is not None:
         out["reregistered_time"] = framework.reregistered_time
@@ -100,15 +124,7 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
 
 
 def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
-    used = Resources()
-    for framework_id, task_ids in agent.tasks.items():
-        framework = master.frameworks.get(framework_id)
-        if framework is None:
-            continue
-        for task_id in task_ids:
-            task = framework.tasks.get(task_id)
-            if task is not None and task.state not in TERMINAL_STATES:
-                used = used + task.resources
+    used = master.launcher.used_on(agent.id)  # live tasks and custom executors
     offered = Resources()
     for offer in master.offers.values():
         if offer.agent_id == agent.id:
@@ -162,8 +178,24 @@ def slaves_json(master: Master, agent_id: str | None = None) -> dict[str, Any]:
         "slaves": [
             agent_json(master, a) for a in master.agents.values() if agent_id in (None, a.id)
         ],
-        "recovered_slaves": [],
+        "recovered_slaves": [
+            recovered_agent_json(info) for recovered_id, info in master.recovered_agents.items()
+            if agent_id in (None, recovered_id)
+        ],
     }
+
+
+def recovered_agent_json(info: mesos_pb2.AgentInfo) -> dict[str, Any]:
+    """An agent known from the registry only, as Mesos's ``json(SlaveInfo)``."""
+    out: dict[str, Any] = {
+        "id": info.id.value,
+        "hostname": info.hostname,
+        "port": info.port,
+        "attributes": flat_json(info.attributes),
+    }
+    if info.HasField("domain"):
+        out["domain"] = to_dict(info.domain)
+    return out
 
 
 def roles_json(master: Master) -> dict[str, Any]:
@@ -193,6 +225,8 @@ def roles_json(master: Master) -> dict[str, Any]:
         for task in framework.tasks.values():
             if task.state not in TERMINAL_STATES:
                 entry(task.role)["allocated"] += task.resources
+        for executor in master.launcher.executors_of(framework.id):
+            entry(executor.role)["allocated"] += executor.resources
         for offer in framework.offers.values():
             entry(offer.role)["offered"] += offer.resources
     for agent in master.agents.values():
@@ -274,15 +308,14 @@ def state_json(master: Master) -> dict[str, Any]:
     out: dict[str, Any] = {
         **version_json(),
         "start_time": master.start_time,
-        "elected_time": master.start_time,
+        "elected_time": master.elected_time or master.start_time,
         "id": master.id,
         "pid": info.pid,
         "hostname": info.hostname,
         "capabilities": [],
         "activated_slaves": sum(1 for a in master.agents.values() if a.active),
         "deactivated_slaves": sum(1 for a in master.agents.values() if not a.active),
-        "unreachable_slaves": sum(
-            1 for a in master.agents.values() if a.unreachable_time is not None),
+        "unreachable_slaves": len(master.registry.state.unreachable),
         "leader": info.pid,
         "leader_info": to_dict(info),
         "flags": as_strings(master.config),
@@ -307,8 +340,7 @@ def metrics_json(master: Master) -> dict[str, float]:
             1.0 for a in master.agents.values() if not a.connected
         ),
         "master/slaves_inactive": sum(1.0 for a in master.agents.values() if not a.active),
-        "master/slaves_unreachable": sum(
-            1.0 for a in master.agents.values() if a.unreachable_time is not None),
+        "master/slaves_unreachable": float(len(master.registry.state.unreachable)),
         "master/frameworks_active": sum(1.0 for f in master.frameworks.values() if f.active),
         "master/frameworks_connected": sum(
             1.0 for f in master.frameworks.values() if f.connected
@@ -335,10 +367,8 @@ def metrics_json(master: Master) -> dict[str, float]:
     for agent in master.agents.values():
         total = total + agent.total
     used = Resources()
-    for framework in master.frameworks.values():
-        for task in framework.tasks.values():
-            if task.state not in TERMINAL_STATES:
-                used = used + task.resources
+    for agent in master.agents.values():  # as Mesos: what agents' tasks and executors use
+        used = used + master.launcher.used_on(agent.id)
     for resource in ("cpus", "mem", "disk", "gpus"):
         t, u = total.scalar(resource), used.scalar(resource)
         out[f"master/{resource}_total"] = t

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.ids import id_error
-from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Offer, Task
+from agent_runtime.master.model import TERMINAL_STATES, Agent, Executor, Framework, Offer, Task
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
 
@@ -20,7 +20,46 @@ Operation = mesos_pb2.Offer.Operation
 
 Status = mesos_pb2.TaskStatus
 DEFAULT_REFUSE_SECONDS = 5.0
+ExecutorKey = tuple[str, str, str]  # (agent id, framework id, executor id)
 
+
+def generated_for_command_task(info: mesos_pb2.ExecutorInfo) -> bool:
+    """Whether an executor an agent reports is one it made for a command task. Mesos's agent
+    leaves those out of its re-registration; ours reports them (their tasks come with them), as
+    DEFAULT executors named "Command Executor (Task: ...)" (see ``Agent._executor_info``)."""
+    return (info.type == mesos_pb2.ExecutorInfo.DEFAULT
+            and info.name.startswith("Command Executor"))
+
+
+def executor_as_launched(executor: mesos_pb2.ExecutorInfo, framework_id: str,
+                         role: str) -> mesos_pb2.ExecutorInfo:
+    """The ExecutorInfo as the master passes it on: framework id and allocation role set."""
+    info = mesos_pb2.ExecutorInfo()
+    info.CopyFrom(executor)
+    info.framework_id.value = framework_id
+    for resource in info.resources:
+        resource.allocation_info.role = role
+    return info
+
+
+def compatible_executors(a: mesos_pb2.ExecutorInfo, b: mesos_pb2.ExecutorInfo) -> bool:
+    """Mesos's ``ExecutorInfo`` equality (``validateCompatibleExecutorInfo``): every field the
+    same, resources compared as a whole rather than in order."""
+    plain_a, plain_b = mesos_pb2.ExecutorInfo(), mesos_pb2.ExecutorInfo()
+    plain_a.CopyFrom(a)
+    plain_b.CopyFrom(b)
+    plain_a.ClearField("resources")
+    plain_b.ClearField("resources")
+    if plain_a != plain_b:
+        return False
+    # Resources compare without their allocation role; Mesos's Resource equality has it.
+    if (sorted(r.allocation_info.role for r in a.resources)
+            != sorted(r.allocation_info.role for r in b.resources)):
+        return False
+    try:
+        return Resources.from_proto(a.resources) == Resources.from_proto(b.resources)
+    except BadRequest:
+        return False
 
 
 class TaskLauncher:
@@ -28,8 +67,8 @@ class TaskLauncher:
 
     def __init__(self, master: Master) -> None:
         self.master = master
-        # (agent id, framework id, executor id) -> (role, resources) of custom executors
-        self._executors: dict[tuple[str, str, str], tuple[str, Resources]] = {}
+        # The custom executors the master knows, by (agent id, framework id, executor id).
+        self._executors: dict[ExecutorKey, Executor] = {}
 
     # ACCEPT / DECLINE ------------------------------------------------------------------------
     def accept(self, framework: Framework, accept: scheduler_pb2.Call.Accept) -> None:
@@ -116,7 +155,7 @@ class TaskLauncher:
             return "Aggregated offers must be allocated to the same role"
         return None
 
-    def _task_error(self, framework: Framework, task: mesos_pb2.TaskInfo,
+    def _task_error(self, framework: Framework, task: mesos_pb2.TaskInfo, role: str,
                     pool: Resources, agent: Agent | None) -> tuple[str | None, Resources]:
         task_id = task.task_id.value
         problem = id_error(task_id)
@@ -135,6 +174,13 @@ class TaskLauncher:
             problem = id_error(executor_id)
             if problem is not None:
                 return f"Executor ID '{executor_id}' is invalid: {problem}", Resources()
+            # As Mesos: later tasks for an executor the agent already has must carry the same
+            # ExecutorInfo; the first one's is what the executor was started with.
+            executor = self._executors.get((agent.id, framework.id, executor_id))
+            if executor is not None and not compatible_executors(
+                    executor_as_launched(task.executor, framework.id, role), executor.info):
+                return ("ExecutorInfo is not compatible with existing ExecutorInfo with same "
+                        f"ExecutorID '{executor_id}'"), Resources()
         try:
             resources = Resources.from_proto(task.resources)
             if task.HasField("executor"):
@@ -153,7 +199,7 @@ class TaskLauncher:
     def _launch(self, framework: Framework, agent: Agent | None, role: str,
                 task: mesos_pb2.TaskInfo, pool: Resources) -> Resources:
         master = self.master
-        error, resources = self._task_error(framework, task, pool, agent)
+        error, resources = self._task_error(framework, task, role, pool, agent)
         if error is not None or agent is None:
             self._master_update(framework, task.task_id.value, task.agent_id.value,
                                 mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
@@ -164,12 +210,11 @@ class TaskLauncher:
         for res in info.resources:
             res.allocation_info.role = role
         if info.HasField("executor"):
-            info.executor.framework_id.value = framework.id
-            for res in info.executor.resources:
-                res.allocation_info.role = role
+            info.executor.CopyFrom(executor_as_launched(task.executor, framework.id, role))
             key = (agent.id, framework.id, info.executor.executor_id.value)
             if key not in self._executors:
-                self._executors[key] = (role, Resources.from_proto(task.executor.resources))
+                self._executors[key] = Executor(info.executor, agent.id, role,
+                                                Resources.from_proto(task.executor.resources))
         record = Task(info, framework.id, agent.id, role, Resources.from_proto(task.resources),
                       user=framework.info.user)
         framework.tasks[record.task_id] = record
@@ -299,13 +344,7 @@ class TaskLauncher:
         framework.send(event)
 
     def executor_exited(self, agent: Agent, exited: internal_pb2.ExecutorExited) -> None:
-        key = (agent.id, exited.framework_id.value, exited.executor_id.value)
-        owned = self._executors.pop(key, None)
-        if owned is not None:
-            self.master.allocator.recover(
-                key[1], owned[0], agent.id, owned[1], now=self.master.clock()
-            )
-            self.master.schedule_allocation()
+        self._remove_executor((agent.id, exited.framework_id.value, exited.executor_id.value))
         framework = self.master.frameworks.get(exited.framework_id.value)
         if framework is not None:
             event = scheduler_pb2.Event(type=scheduler_pb2.Event.FAILURE)
@@ -324,19 +363,56 @@ class TaskLauncher:
                 task = framework.tasks.get(task_id) if framework else None
                 if task is not None and task.state not in TERMINAL_STATES:
                     used = used + task.resources
-        for (aid, _, _), (_, resources) in self._executors.items():
-            if aid == agent_id:
-                used = used + resources
+        for executor in self._executors.values():
+            if executor.agent_id == agent_id:
+                used = used + executor.resources
         return used
 
     def executors_on(self, agent: Agent) -> set[str]:
+        """Ids of the frameworks with a custom executor on the agent."""
         return {fid for (aid, fid, _) in self._executors if aid == agent.id}
+
+    def executors_of(self, framework_id: str) -> list[Executor]:
+        return [e for (_, fid, _), e in self._executors.items() if fid == framework_id]
 
     def forget_framework_executors(self, framework_id: str) -> None:
         for key in [k for k in self._executors if k[1] == framework_id]:
-            role, resources = self._executors.pop(key)
-            self.master.allocator.recover(framework_id, role, key[0], resources,
+            self._remove_executor(key)
+
+    def _remove_executor(self, key: ExecutorKey) -> None:
+        """Forget a custom executor and give back what it held (its tasks are not touched)."""
+        executor = self._executors.pop(key, None)
+        if executor is not None:
+            self.master.allocator.recover(key[1], executor.role, key[0], executor.resources,
                                           now=self.master.clock())
+            self.master.schedule_allocation()
+
+    def _adopt_executor(self, agent: Agent, info: mesos_pb2.ExecutorInfo) -> None:
+        """A custom executor an agent reports that this master did not launch (it failed over,
+        or the agent was away): account for it as if launched here."""
+        key = (agent.id, info.framework_id.value, info.executor_id.value)
+        if generated_for_command_task(info) or key in self._executors:
+            return
+        record = mesos_pb2.ExecutorInfo()
+        record.CopyFrom(info)
+        resources = Resources.from_proto(record.resources)
+        role = next((r.allocation_info.role for r in record.resources
+                     if r.allocation_info.role), "*")
+        self._executors[key] = Executor(record, agent.id, role, resources)
+        if resources:
+            self.master.allocator.allocate_resources(key[1], role, agent.id, resources)
+
+    def _sync_executors(self, agent: Agent,
+                        executors: Iterable[internal_pb2.ExecutorState]) -> None:
+        """As Mesos on re-registration: executors the master has but the agent does not report
+        are removed (their resources go back); those it reports are adopted."""
+        reported = [state.executor_info for state in executors]
+        keys = {(agent.id, i.framework_id.value, i.executor_id.value) for i in reported}
+        for key in [k for k in self._executors if k[0] == agent.id and k not in keys]:
+            self._remove_executor(key)
+        for info in reported:
+            if info.framework_id.value in self.master.frameworks:
+                self._adopt_executor(agent, info)
 
     # Reconciliation --------------------------------------------------------------------------
     def reconcile(self, framework: Framework, reconcile: scheduler_pb2.Call.Reconcile) -> None:
@@ -344,26 +420,59 @@ class TaskLauncher:
             for task in framework.tasks.values():
                 self._reconcile_update(framework, task.task_id, task.agent_id,
                                        task.reported_state(framework.partition_aware),
-                                       task.statuses[-1] if task.statuses else None)
+                                       task.statuses[-1] if task.statuses else None,
+                                       unreachable_time=task.unreachable_time)
             return
         for item in reconcile.tasks:
             known = framework.tasks.get(item.task_id.value)
             if known is not None:
                 self._reconcile_update(framework, known.task_id, known.agent_id,
                                        known.reported_state(framework.partition_aware),
-                                       known.statuses[-1] if known.statuses else None)
+                                       known.statuses[-1] if known.statuses else None,
+                                       unreachable_time=known.unreachable_time)
                 continue
             agent_id = item.agent_id.value if item.HasField("agent_id") else ""
-            if agent_id and agent_id in self.master.agents:
-                state = mesos_pb2.TASK_GONE
-            else:
-                state = mesos_pb2.TASK_UNKNOWN
+            answer = self._unknown_task_state(agent_id)
+            if answer is None:
+                log.info("framework %s: not answering the reconciliation of task %s: %s not "
+                         "re-registered yet", framework.id, item.task_id.value,
+                         f"agent {agent_id} has" if agent_id else "some agents have")
+                continue
+            state, unreachable_time = answer
             if not framework.partition_aware:
                 state = mesos_pb2.TASK_LOST
-            self._reconcile_update(framework, item.task_id.value, agent_id, state, None)
+            self._reconcile_update(framework, item.task_id.value, agent_id, state, None,
+                                   unreachable_time=unreachable_time)
+
+    def _unknown_task_state(self, agent_id: str) -> tuple[int, float | None] | None:
+        """Mesos's explicit reconciliation of a task the master does not know (``master.cpp``,
+        ``Master::reconcile``), by what is known of the agent named (``agent_id``, may be empty):
+
+            agent recovered from the registry, not re-registered yet  -> no answer (retry)
+            no agent named, and some agent is still recovered          -> no answer (retry)
+            agent registered                                           -> TASK_GONE
+            agent unreachable                                          -> TASK_UNREACHABLE
+            agent unknown (or none named)                              -> TASK_UNKNOWN
+
+        with the time the agent became unreachable. (No MARK_AGENT_GONE here, so never
+        TASK_GONE_BY_OPERATOR.) Frameworks that are not PARTITION_AWARE get TASK_LOST instead.
+        """
+        master = self.master
+        recovered = master.recovered_agents
+        if (agent_id in recovered) if agent_id else bool(recovered):
+            return None
+        agent = master.agents.get(agent_id) if agent_id else None
+        if agent is not None and agent.unreachable_time is None:
+            return mesos_pb2.TASK_GONE, None
+        unreachable = (agent.unreachable_time if agent is not None
+                       else master.registry.state.unreachable.get(agent_id))
+        if unreachable is not None:
+            return mesos_pb2.TASK_UNREACHABLE, unreachable
+        return mesos_pb2.TASK_UNKNOWN, None
 
     def _reconcile_update(self, framework: Framework, task_id: str, agent_id: str, state: int,
-                          last: mesos_pb2.TaskStatus | None) -> None:
+                          last: mesos_pb2.TaskStatus | None, *,
+                          unreachable_time: float | None = None) -> None:
         event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE)
         status = event.update.status
         if last is not None:
@@ -372,6 +481,8 @@ class TaskLauncher:
         status.task_id.value = task_id
         if agent_id:
             status.agent_id.value = agent_id
+        if unreachable_time is not None:
+            status.unreachable_time.nanoseconds = int(unreachable_time * 1e9)
         status.state = state  # type: ignore[assignment]
         status.source = Status.SOURCE_MASTER
         status.reason = Status.REASON_RECONCILIATION
@@ -404,6 +515,10 @@ class TaskLauncher:
             master.frameworks[framework_id] = framework
             master.allocator.add_framework(framework_id, framework.roles)
             master.allocator.deactivate_framework(framework_id)
+        custom = state.HasField("executor_info") and not generated_for_command_task(
+            state.executor_info)
+        if custom:
+            self._adopt_executor(agent, state.executor_info)
         for proto in state.tasks:
             if proto.task_id.value in framework.tasks:
                 continue
@@ -413,6 +528,8 @@ class TaskLauncher:
             info.task_id.CopyFrom(proto.task_id)
             info.agent_id.CopyFrom(proto.agent_id)
             info.resources.extend(proto.resources)
+            if custom:
+                info.executor.CopyFrom(state.executor_info)
             task = Task(info, framework_id, agent.id, role or "*", resources, state=proto.state,
                         statuses=list(proto.statuses), user=proto.user)
             framework.tasks[task.task_id] = task
@@ -438,6 +555,8 @@ class TaskLauncher:
     def agent_reachable(self, agent: Agent,
                         executors: Iterable[internal_pb2.ExecutorState]) -> None:
         """The agent is back: its tasks are what it says; those it lost are gone."""
+        executors = list(executors)
+        self._sync_executors(agent, executors)
         reported = {task.task_id.value: task for state in executors for task in state.tasks}
         for framework_id, task_ids in agent.tasks.items():
             framework = self.master.frameworks.get(framework_id)
@@ -461,6 +580,8 @@ class TaskLauncher:
                            executors: Iterable[internal_pb2.ExecutorState]) -> None:
         """Tasks the master placed on the agent that the agent does not report are gone (it
         restarted before it could keep them): say so, rather than leave them STAGING forever."""
+        executors = list(executors)
+        self._sync_executors(agent, executors)
         reported = {task.task_id.value for state in executors for task in state.tasks}
         for framework_id, task_ids in list(agent.tasks.items()):
             framework = self.master.frameworks.get(framework_id)

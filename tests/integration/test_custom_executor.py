@@ -19,8 +19,9 @@ from typing import Any
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster
+from tests.cluster import Cluster, get_json
 from tests.integration.executors import echo_executor
+from tests.integration.framework import command_task
 
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
@@ -386,3 +387,80 @@ async def test_executor_id_that_would_leave_the_sandbox_is_refused(cluster: Clus
         assert not os.path.exists(os.path.join(agent_dir, "escape"))
         sandboxes = [root for root, _, files in os.walk(cluster.work_dir) if "stdout" in files]
         assert sandboxes == []
+
+
+def _framework_state(cluster: Cluster, framework_id: str) -> dict[str, Any]:
+    state = get_json(cluster.master_url + "/master/state")
+    (framework,) = [f for f in state["frameworks"] if f["id"] == framework_id]
+    result: dict[str, Any] = framework
+    return result
+
+
+async def test_master_state_lists_custom_executors_and_counts_what_they_hold(
+        cluster: Cluster) -> None:
+    # As Mesos: /master/state lists a framework's custom executors (ExecutorInfo JSON plus
+    # slave_id), not the agent's command executors; their resources count as used.
+    async with scheduler(cluster) as framework:
+        framework_id = framework.client.framework_id
+        assert framework_id is not None
+        offer = await framework.offer()
+        agent_id = offer.agent_id.value
+        await framework.launch(offer, "listed", "run")
+        await framework.update("listed", mesos_pb2.TASK_RUNNING)
+        offer = await framework.offer()
+        await framework.client.accept([offer.id.value],
+                                      [command_task(offer, "sleep 30", "plain")],
+                                      refuse_seconds=0)
+        await framework.update("plain", mesos_pb2.TASK_RUNNING)
+
+        entry = _framework_state(cluster, framework_id)
+        (executor,) = entry["executors"]
+        assert executor["command"]["value"] == shlex.join([sys.executable,
+                                                            echo_executor.__file__])
+        del executor["command"]
+        assert executor == {
+            "executor_id": EXECUTOR_ID, "name": "echo executor", "framework_id": framework_id,
+            "resources": {"cpus": 0.1, "gpus": 0, "mem": 32, "disk": 0}, "role": "*",
+            "type": "CUSTOM", "slave_id": agent_id,
+        }
+        # Two tasks of 0.1 cpus / 32 MB and the custom executor's own 0.1 / 32.
+        used = {"cpus": 0.3, "gpus": 0, "mem": 96, "disk": 0}
+        assert {k: round(v, 6) for k, v in entry["used_resources"].items()} == used
+        (slave,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert {k: round(v, 6) for k, v in slave["used_resources"].items()} == used
+        metrics = get_json(cluster.master_url + "/metrics/snapshot")
+        assert round(metrics["master/cpus_used"], 6) == 0.3
+
+        call = Call(type=Call.SHUTDOWN)
+        call.shutdown.executor_id.value = EXECUTOR_ID
+        call.shutdown.agent_id.value = agent_id
+        await framework.client.call(call)
+        await framework.failure(EXECUTOR_ID)
+        entry = _framework_state(cluster, framework_id)
+        assert entry["executors"] == []
+        assert round(entry["used_resources"]["cpus"], 6) == 0.1  # the command task's
+
+
+async def test_a_task_with_another_executor_info_for_the_same_executor_is_refused(
+        cluster: Cluster) -> None:
+    # Mesos's validateCompatibleExecutorInfo: TASK_ERROR, and the executor keeps running.
+    async with scheduler(cluster) as framework:
+        offer = await framework.offer()
+        await framework.launch(offer, "first", "run")
+        running = report_of(await framework.update("first", mesos_pb2.TASK_RUNNING))
+        offer = await framework.offer()
+        renamed = custom_task(offer, "renamed", "run")
+        renamed.executor.name = "another name"
+        more_cpus = custom_task(offer, "more-cpus", "run")
+        more_cpus.executor.resources[0].scalar.value = 0.2
+        same = custom_task(offer, "same", "run")
+        await framework.client.accept([offer.id.value], [renamed, more_cpus, same],
+                                      refuse_seconds=0)
+        for task_id in ("renamed", "more-cpus"):
+            error = await framework.update(task_id, mesos_pb2.TASK_ERROR)
+            assert error.source == Status.SOURCE_MASTER
+            assert error.reason == Status.REASON_TASK_INVALID
+            assert "ExecutorInfo is not compatible with existing ExecutorInfo" in error.message
+        # An identical ExecutorInfo is fine: the same executor process runs it.
+        second = report_of(await framework.update("same", mesos_pb2.TASK_RUNNING))
+        assert second["pid"] == running["pid"]
