@@ -301,7 +301,9 @@ class CommandExecutor:
         for variable in command.get("environment", {}).get("variables", []):
             if variable.get("type", "VALUE") == "VALUE":
                 env[str(variable["name"])] = str(variable.get("value", ""))
-        launch_info = env.pop(TASK_LAUNCH_INFO, None)
+        # The agent's word only: a task's own variable of that name is dropped, never obeyed.
+        env.pop(TASK_LAUNCH_INFO, None)
+        launch_info = self.env.get(TASK_LAUNCH_INFO)
         if launch_info is not None:
             # An image: the agent worked out the command (docker/runtime) and the rootfs
             # (filesystem/linux); the helper enters the rootfs and execs it there.

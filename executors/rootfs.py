@@ -10,10 +10,12 @@ execs sees the image::
      "environment": {"PATH": "..."}, "working_dir": "/data", "user": "redis"}
 
 Steps: a mount namespace of its own (so the pivot moves nobody else's root), the rootfs bound
-onto itself (pivot_root wants a mount point), a fresh /proc (it shows the container's pid
-namespace when there is one), read-only /sys, a minimal /dev on tmpfs, the sandbox bound at
-``mount_point``, pivot_root, the old root detached, then the image's user and working
-directory, and exec. The mounts live in this namespace only and vanish with its last process.
+onto itself (pivot_root wants a mount point), pivot_root and the old root detached; then, with
+every path resolving inside the image, a fresh /proc (it shows the container's pid namespace
+when there is one) with the kernel's knobs read-only and its secrets masked, read-only /sys, a
+minimal /dev on tmpfs (plus the devices ``devices`` names: a container's GPUs), the sandbox
+bound at ``mount_point`` (owned by the task's user), the image's user and working directory,
+and exec. The mounts live in this namespace only and vanish with its last process.
 A step that fails prints one line naming it and exits 127: the task fails with that message in
 its stderr.
 """
@@ -37,28 +39,45 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
          ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"))
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+          "/proc/latency_stats", "/proc/acpi", "/proc/scsi", "/sys/firmware")
 QUIET = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
 
-def _inside(rootfs: str, path: str) -> str:
-    target = os.path.join(rootfs, path.lstrip("/"))
-    os.makedirs(target, exist_ok=True)
-    return target
+def _directory(path: str) -> str:
+    """Made after the pivot: it resolves inside the image, whatever links the image holds."""
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
-def _make_dev(rootfs: str) -> None:
-    dev = _inside(rootfs, "/dev")
+def _make_dev(devices: list[list[Any]]) -> None:
+    dev = _directory("/dev")
     linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=755")
-    for name, major, minor in DEVICES:
-        os.mknod(os.path.join(dev, name), stat.S_IFCHR | 0o666, os.makedev(major, minor))
-        os.chmod(os.path.join(dev, name), 0o666)  # mknod's mode is masked by the umask
+    for name, major, minor in [*DEVICES, *devices]:
+        path = os.path.join(dev, name)
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(major, minor))
+        os.chmod(path, 0o666)  # mknod's mode is masked by the umask
     for name, target in LINKS:
         os.symlink(target, os.path.join(dev, name))
-    pts = _inside(dev, "/pts")
-    linux.mount("devpts", pts, "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+    linux.mount("devpts", _directory("/dev/pts"), "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
                 "newinstance,ptmxmode=0666,mode=0620")
-    shm = _inside(dev, "/shm")
-    linux.mount("tmpfs", shm, "tmpfs", QUIET, "mode=1777")
+    linux.mount("tmpfs", _directory("/dev/shm"), "tmpfs", QUIET, "mode=1777")
+
+
+def _harden_proc() -> None:
+    """What a container must not write or read of the kernel through /proc and /sys, as runc
+    and Mesos keep it: read-only knobs, masked files, an empty firmware tree."""
+    for path in READ_ONLY:
+        if os.path.exists(path):
+            linux.mount(path, path, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, path, None,
+                        linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_REC)
+    for path in MASKED:
+        if os.path.isdir(path):
+            linux.mount("tmpfs", path, "tmpfs", QUIET | linux.MS_RDONLY)
+        elif os.path.exists(path):
+            linux.mount("/dev/null", path, None, linux.MS_BIND)
 
 
 def enter(launch: dict[str, Any]) -> None:
@@ -66,16 +85,26 @@ def enter(launch: dict[str, Any]) -> None:
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
-    linux.mount("proc", _inside(rootfs, "/proc"), "proc", QUIET)
-    linux.mount("sysfs", _inside(rootfs, "/sys"), "sysfs", QUIET | linux.MS_RDONLY)
-    _make_dev(rootfs)
+    # The sandbox is bound before the pivot (after it the host's paths are gone) onto a fresh
+    # directory at the top of the rootfs, which is ours: a deeper path could run through the
+    # image's links to the host. It is moved to its place once paths resolve in the image.
+    staging = None
     if launch.get("sandbox"):
-        linux.mount(launch["sandbox"], _inside(rootfs, launch["mount_point"]), None,
-                    linux.MS_BIND | linux.MS_REC)
+        staging = f"/.mesos-sandbox-{os.getpid()}"
+        os.mkdir(rootfs + staging, 0o700)
+        linux.mount(launch["sandbox"], rootfs + staging, None, linux.MS_BIND | linux.MS_REC)
     os.chdir(rootfs)
     linux.pivot_root(".", ".")
     linux.umount2(".", linux.MNT_DETACH)
     os.chdir("/")
+    # From here on every path resolves inside the image: a link in it cannot lead out.
+    linux.mount("proc", _directory("/proc"), "proc", QUIET)
+    linux.mount("sysfs", _directory("/sys"), "sysfs", QUIET | linux.MS_RDONLY)
+    _make_dev(launch.get("devices", []))
+    _harden_proc()
+    if staging is not None:
+        linux.mount(staging, _directory(launch["mount_point"]), None, linux.MS_MOVE)
+        os.rmdir(staging)
 
 
 def _lookup(user: str) -> tuple[int, int]:
@@ -109,13 +138,6 @@ def _lookup(user: str) -> tuple[int, int]:
     return uid, gid
 
 
-def _switch_user(user: str) -> None:
-    uid, gid = _lookup(user)
-    os.setgroups([gid])
-    os.setgid(gid)
-    os.setuid(uid)
-
-
 def _which(program: str, path: str) -> str:
     """execvp's search, by hand: ``os.execvpe`` imports modules that the image, now our root,
     does not have."""
@@ -145,7 +167,13 @@ def main() -> int:
         os.chdir(workdir)
         if launch.get("user"):
             step = f"switching to user {launch['user']!r}"
-            _switch_user(launch["user"])
+            uid, gid = _lookup(launch["user"])
+            if launch.get("sandbox"):
+                # The task's user owns its sandbox, as in Mesos.
+                os.chown(launch["mount_point"], uid, gid)
+            os.setgroups([gid])
+            os.setgid(gid)
+            os.setuid(uid)
         step = f"executing {argv[0]!r}"
         os.execve(_which(argv[0], environment.get("PATH", DEFAULT_PATH)), argv, environment)
     except OSError as exc:

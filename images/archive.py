@@ -128,7 +128,20 @@ class DockerArchive:
             config = self._json(clean_name(entry["Config"]))
             if not isinstance(config, dict):
                 raise BadArchive(f"{entry['Config']} in {self.path} must be an object")
-            diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+            rootfs = config.get("rootfs") or {}
+            if not isinstance(rootfs, dict):
+                raise BadArchive(f"{entry['Config']} in {self.path}: field rootfs must be an "
+                                 f"object, not {rootfs!r:.100}")
+            diff_ids = rootfs.get("diff_ids") or []
+            if not isinstance(diff_ids, list) or \
+                    not all(isinstance(diff_id, str) for diff_id in diff_ids):
+                raise BadArchive(f"{entry['Config']} in {self.path}: field rootfs.diff_ids must "
+                                 f"be a list of strings, not {diff_ids!r:.100}")
+            repo_tags = entry.get("RepoTags") or []
+            if not isinstance(repo_tags, list) or \
+                    not all(isinstance(repo_tag, str) for repo_tag in repo_tags):
+                raise BadArchive(f"manifest.json in {self.path}: field RepoTags must be a list "
+                                 f"of strings, not {repo_tags!r:.100}")
             if len(diff_ids) != len(entry["Layers"]):
                 raise BadArchive(f"{self.path}: {len(entry['Layers'])} layers but "
                                  f"{len(diff_ids)} diff_ids in {entry['Config']}")
@@ -143,7 +156,7 @@ class DockerArchive:
             # "<hex>.json", or "blobs/sha256/<hex>" in the OCI-style archives of Docker >= 25.
             config_hex = posixpath.basename(entry["Config"]).removesuffix(".json")
             images.append(ArchiveImage(
-                repo_tags=tuple(entry.get("RepoTags") or ()), layers=tuple(layers),
+                repo_tags=tuple(repo_tags), layers=tuple(layers),
                 config=RuntimeConfig.from_docker(config.get("config")),
                 architecture=str(config.get("architecture", "")), os=str(config.get("os", "")),
                 image_id=f"sha256:{config_hex}", layout="manifest"))

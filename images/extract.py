@@ -26,7 +26,7 @@ import shutil
 import stat
 import tarfile
 
-from .errors import ImageError, UnsafeEntry
+from .errors import BadArchive, ImageError, UnsafeEntry
 from .layer import clean_name
 
 WHITEOUT_PREFIX = ".wh."
@@ -100,6 +100,11 @@ class _Extractor:
             except OSError as exc:  # a file where a directory should be, a full disk, ...
                 raise ImageError(f"cannot extract {member.name!r} into {self.dest}: "
                                  f"{exc.strerror or exc}") from exc
+            except (OverflowError, ValueError) as exc:
+                # Header values the OS cannot take: a uid, mtime or mode out of range, a NUL
+                # byte in a name. The tar is at fault, not the filesystem.
+                raise BadArchive(f"tar entry {member.name!r} cannot be extracted: {exc}"
+                                 ) from exc
         # Directory mtimes last: writing into a directory changes its mtime.
         for path, mtime in reversed(self.dir_times):
             os.utime(path, (mtime, mtime), follow_symlinks=False)
@@ -126,7 +131,9 @@ class _Extractor:
             if not (os.path.isdir(path) and not os.path.islink(path)):
                 _remove(path)
                 os.mkdir(path)
-            self.dir_times.append((path, int(member.mtime)))
+            mtime = int(member.mtime)  # checked now, so that a bad one names its entry
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
+            self.dir_times.append((path, mtime))
         elif member.isreg():
             self.regular(member, path)
         elif member.issym():

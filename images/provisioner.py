@@ -41,7 +41,7 @@ from .image_config import RuntimeConfig
 from .layer import clean_name
 from .reference import Reference
 from .registry import DOCKER_HUB, RegistryPuller
-from .store import LayerSource, Manifest, Progress, Puller, Store, unpack_layer
+from .store import V1_PREFIX, LayerSource, Manifest, Progress, Puller, Store, unpack_layer
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,11 @@ class ArchivePuller:
                 image = archive.image(given)
         except BadArchive as exc:
             raise BadArchive(f"image {given!r}: {exc}") from exc
+        # A layer without a diff_id (the old layout) keeps the archive's v1 id, which nothing
+        # verifies: in a namespace of its own, so that it can never pose as a verified layer.
         layers = tuple(LayerSource(id=layer.diff_id.partition(":")[2] if layer.diff_id
-                                   else layer.id, locator=layer.member, diff_id=layer.diff_id)
+                                   else f"{V1_PREFIX}{layer.id}", locator=layer.member,
+                                   diff_id=layer.diff_id)
                        for layer in image.layers)
         return Manifest(reference=given, origin=path, layers=layers, config=image.config)
 
@@ -159,9 +162,17 @@ class Provisioner:
         container_dir = self.container_dir(container_id)
         try:
             stored = await self.store.get(image)
+        except ImageError:
+            raise
         except OSError as exc:
             raise ProvisionError(f"image {image!r}: {exc.strerror or exc} "
                                  f"({exc.filename or self.store_dir})") from exc
+        except Exception as exc:
+            # A backstop: image data we did not foresee must still fail the task cleanly,
+            # with an ImageError, not crash the caller. The traceback goes to the log.
+            log.exception("unexpected error pulling image %r", image)
+            raise ProvisionError(f"image {image!r}: cannot pull it: unexpected "
+                                 f"{type(exc).__name__}: {exc}") from exc
         backend = await self.backend()
         rootfs_id = str(uuid.uuid4())
         backend_dir = os.path.join(container_dir, "backends", backend.name)
@@ -169,7 +180,10 @@ class Provisioner:
         scratch = os.path.join(backend_dir, "scratch", rootfs_id)
         try:
             await asyncio.to_thread(self._stack, backend, stored.layers, rootfs, scratch)
-        except (ImageError, OSError) as exc:
+        except Exception as exc:
+            if not isinstance(exc, (ImageError, OSError)):
+                log.exception("unexpected error stacking image %r for container %s", image,
+                              container_id)
             await asyncio.to_thread(remove_tree, rootfs)
             await asyncio.to_thread(remove_tree, scratch)
             raise ProvisionError(f"image {image!r} for container {container_id}: {exc}") from exc

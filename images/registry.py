@@ -13,7 +13,14 @@ checked again while they are unpacked. On Docker Hub a one-component name gets `
 
 Auth: a ``401`` with a ``Bearer`` challenge fetches a token from the realm it names (with the
 ``--docker_config`` credentials for that registry when there are any); a ``Basic`` challenge
-sends those credentials. The calls block: the store runs them in threads.
+sends those credentials. The realm must be an ``http`` or ``https`` URL, and ``https`` when the
+registry is: a registry cannot send us (and the credentials) to ``file://``, ``ftp://`` or to
+plain HTTP. Redirects, too, may only go to ``http`` and ``https``.
+
+What the registry sends is not trusted: manifests, configs and token answers are read up to
+:data:`MAX_DOCUMENT` bytes, every field used is checked for its type and a digest's for its
+form, and anything malformed is a :class:`RegistryError` naming the image and the field. Layer
+blobs are streamed to disk, not held in memory. The calls block: the store runs them in threads.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any
 from .errors import DigestMismatch, ImageError, ImageNotFound, RegistryError
 from .image_config import RuntimeConfig
 from .reference import Reference
-from .store import LayerSource, Manifest, Progress, unpack_layer
+from .store import BLOB_PREFIX, LayerSource, Manifest, Progress, unpack_layer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,55 @@ SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+prettyjws",
            "application/vnd.docker.distribution.manifest.v1+json")
 _ACCEPT = ", ".join((SCHEMA2, OCI_MANIFEST, SCHEMA2_LIST, OCI_INDEX, *SCHEMA1))
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_DOCUMENT = 4 << 20  # bytes of a manifest, an image config or a token answer
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to ``http`` and ``https`` only (urllib's own also allows ``ftp``)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a {scheme or 'relative'}: "
+                                         "URL refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener that speaks only HTTP(S): no ``file:``, ``ftp:`` or ``data:`` handlers."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
+                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                    urllib.request.HTTPDefaultErrorHandler(), _RedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
+
+
+_OPENER = _opener()
+
+
+def _read_capped(response: Any, limit: int, what: str) -> bytes:
+    """The whole body of ``response``, or :class:`RegistryError` when it exceeds ``limit``."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := response.read(min(_CHUNK, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(f"{what} is larger than the {limit} byte limit "
+                                f"({limit >> 20} MiB)")
+    return b"".join(chunks)
+
+
+def _digest(value: Any, given: str, field: str, where: str) -> str:
+    """A ``sha256:<hex>`` digest read from ``field`` of a registry document."""
+    if not isinstance(value, str) or not _DIGEST.fullmatch(value):
+        raise RegistryError(f"image {given!r}: field {field} in {where} is not a sha256 "
+                            f"digest: {value!r:.100}")
+    return value
 
 
 def _credentials(docker_config: str | None, host: str) -> str | None:
@@ -60,7 +116,7 @@ def _credentials(docker_config: str | None, host: str) -> str | None:
     except (OSError, ValueError) as exc:
         raise RegistryError(f"cannot read --docker_config {docker_config}: {exc}") from exc
     auths = config.get("auths") if isinstance(config, dict) else None
-    for key, entry in (auths or {}).items():
+    for key, entry in (auths.items() if isinstance(auths, dict) else ()):
         key_host = urllib.parse.urlsplit(key).netloc if "://" in key else key.split("/")[0]
         if key_host == host or (host in _HUB_HOSTS and key_host in _HUB_HOSTS):
             auth = entry.get("auth") if isinstance(entry, dict) else None
@@ -98,12 +154,14 @@ class RegistryPuller:
                 # Not sent on to a redirect (blob storage may reject or leak it).
                 request.add_unredirected_header("Authorization", token)
             try:
-                return urllib.request.urlopen(request, timeout=_TIMEOUT)
+                return _OPENER.open(request, timeout=_TIMEOUT)
             except urllib.error.HTTPError as exc:
                 if exc.code == 401 and attempt == 0:
                     challenge = exc.headers.get("WWW-Authenticate", "")
                     exc.close()
-                    self._tokens[f"{host} {name}"] = self._authorize(challenge, host, given)
+                    scheme = urllib.parse.urlsplit(url).scheme.lower()
+                    self._tokens[f"{host} {name}"] = self._authorize(challenge, host, given,
+                                                                     scheme)
                     continue
                 exc.close()
                 raise
@@ -113,7 +171,7 @@ class RegistryPuller:
                                     f"{reason}") from exc
         raise AssertionError("unreachable")
 
-    def _authorize(self, challenge: str, host: str, given: str) -> str:
+    def _authorize(self, challenge: str, host: str, given: str, scheme_of_registry: str) -> str:
         scheme, _, params_text = challenge.partition(" ")
         params = dict(_CHALLENGE_PARAM.findall(params_text))
         credentials = _credentials(self.docker_config, host)
@@ -125,16 +183,26 @@ class RegistryPuller:
         if scheme.lower() != "bearer" or "realm" not in params:
             raise RegistryError(f"image {given!r}: unsupported auth challenge from {host}: "
                                 f"{challenge!r}")
+        realm = params["realm"]
+        realm_url = urllib.parse.urlsplit(realm)
+        allowed = ("https",) if scheme_of_registry == "https" else ("http", "https")
+        if realm_url.scheme.lower() not in allowed or not realm_url.netloc:
+            raise RegistryError(f"image {given!r}: the registry {host} names the auth realm "
+                                f"{realm!r:.200}, which is not an {' or '.join(allowed)} URL")
         query = urllib.parse.urlencode({k: v for k, v in params.items() if k != "realm"})
-        request = urllib.request.Request(f"{params['realm']}?{query}")
+        request = urllib.request.Request(f"{realm}?{query}")
         if credentials is not None:
             request.add_header("Authorization", f"Basic {credentials}")
         try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
-                answer = json.load(response)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            with _OPENER.open(request, timeout=_TIMEOUT) as response:
+                answer = json.loads(_read_capped(response, MAX_DOCUMENT,
+                                                 f"the token answer from {realm}"))
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise RegistryError(f"image {given!r}: cannot get a token from "
-                                f"{params['realm']}: {exc}") from exc
+                                f"{realm}: {exc}") from exc
+        if not isinstance(answer, dict):
+            raise RegistryError(f"image {given!r}: the token answer from {realm} is not a "
+                                "JSON object")
         token = answer.get("token") or answer.get("access_token")
         if not isinstance(token, str):
             raise RegistryError(f"image {given!r}: {params['realm']} gave no token")
@@ -143,7 +211,8 @@ class RegistryPuller:
     def _get(self, url: str, accept: str, given: str, name: str, what: str) -> tuple[bytes, str]:
         try:
             with self._open(url, accept, given, name) as response:
-                return response.read(), response.headers.get("Content-Type", "")
+                data = _read_capped(response, MAX_DOCUMENT, f"image {given!r}: {what} {url}")
+                return data, response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise ImageNotFound(f"image {given!r}: {what} not found at {url}") from exc
@@ -196,47 +265,114 @@ class RegistryPuller:
 
     @staticmethod
     def _platform_digest(index: dict[str, Any], given: str, url: str) -> str:
-        for entry in index.get("manifests") or []:
+        entries = index.get("manifests") or []
+        if not isinstance(entries, list):
+            raise RegistryError(f"image {given!r}: field manifests in {url} must be a list, "
+                                f"not {entries!r:.100}")
+        for position, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise RegistryError(f"image {given!r}: field manifests[{position}] in {url} "
+                                    f"must be an object, not {entry!r:.100}")
             platform = entry.get("platform") or {}
+            if not isinstance(platform, dict):
+                raise RegistryError(f"image {given!r}: field manifests[{position}].platform in "
+                                    f"{url} must be an object, not {platform!r:.100}")
             if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-                return str(entry["digest"])
+                return _digest(entry.get("digest"), given, f"manifests[{position}].digest", url)
         raise ImageNotFound(f"image {given!r}: {url} lists no linux/amd64 manifest")
 
     def _schema2(self, manifest: dict[str, Any], given: str, origin: str,
                  name: str) -> Manifest:
-        try:
-            config_digest = str(manifest["config"]["digest"])
-            blobs = [(str(layer["digest"]), int(layer.get("size") or 0))
-                     for layer in manifest["layers"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RegistryError(f"image {given!r}: malformed manifest from {origin}: "
-                                f"missing {exc}") from exc
+        where = f"the manifest from {origin}"
+        config_ref = manifest.get("config")
+        if not isinstance(config_ref, dict):
+            raise RegistryError(f"image {given!r}: field config in {where} must be an object, "
+                                f"not {config_ref!r:.100}")
+        config_digest = _digest(config_ref.get("digest"), given, "config.digest", where)
+        entries = manifest.get("layers")
+        if not isinstance(entries, list):
+            raise RegistryError(f"image {given!r}: field layers in {where} must be a list, "
+                                f"not {entries!r:.100}")
+        blobs: list[tuple[str, int]] = []
+        for position, layer in enumerate(entries):
+            if not isinstance(layer, dict):
+                raise RegistryError(f"image {given!r}: field layers[{position}] in {where} must "
+                                    f"be an object, not {layer!r:.100}")
+            size = layer.get("size") or 0
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise RegistryError(f"image {given!r}: field layers[{position}].size in {where} "
+                                    f"must be a size in bytes, not {size!r:.100}")
+            blobs.append((_digest(layer.get("digest"), given, f"layers[{position}].digest",
+                                  where), size))
         url = f"{origin}/blobs/{config_digest}"
         data, _ = self._get(url, "*/*", given, name, "config blob")
         self._check(data, config_digest, given, url)
         config = self._json(data, given, url)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        rootfs = config.get("rootfs") or {}
+        if not isinstance(rootfs, dict):
+            raise RegistryError(f"image {given!r}: field rootfs in config {config_digest} must "
+                                f"be an object, not {rootfs!r:.100}")
+        diff_ids = rootfs.get("diff_ids") or []
+        if not isinstance(diff_ids, list):
+            raise RegistryError(f"image {given!r}: field rootfs.diff_ids in config "
+                                f"{config_digest} must be a list, not {diff_ids!r:.100}")
         if len(diff_ids) != len(blobs):
             raise RegistryError(f"image {given!r}: {len(blobs)} layers but {len(diff_ids)} "
                                 f"diff_ids in config {config_digest}")
-        layers = tuple(LayerSource(id=str(diff_id).partition(":")[2], locator=digest,
-                                   diff_id=str(diff_id), size=size)
-                       for (digest, size), diff_id in zip(blobs, diff_ids, strict=True))
-        return Manifest(reference=given, origin=origin, layers=layers,
-                        config=RuntimeConfig.from_docker(config.get("config")))
+        layers: list[LayerSource] = []
+        for position, ((digest, size), value) in enumerate(zip(blobs, diff_ids, strict=True)):
+            diff_id = _digest(value, given, f"rootfs.diff_ids[{position}]",
+                              f"config {config_digest}")
+            layers.append(LayerSource(id=diff_id.partition(":")[2], locator=digest,
+                                      diff_id=diff_id, size=size))
+        return Manifest(reference=given, origin=origin, layers=tuple(layers),
+                        config=self._runtime_config(config.get("config"), given,
+                                                    f"config {config_digest}"))
 
     @staticmethod
-    def _schema1(manifest: dict[str, Any], given: str, origin: str, url: str) -> Manifest:
+    def _runtime_config(value: Any, given: str, where: str) -> RuntimeConfig:
         try:
-            blobs = [str(layer["blobSum"]) for layer in manifest["fsLayers"]]
-            top = json.loads(manifest["history"][0]["v1Compatibility"])
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise RegistryError(f"image {given!r}: malformed schema1 manifest {url}") from exc
-        # Schema1 lists layers top first and records no diff_ids: the blob digest names them.
-        layers = tuple(LayerSource(id=digest.partition(":")[2], locator=digest, diff_id=None)
+            return RuntimeConfig.from_docker(value)
+        except ImageError as exc:
+            raise RegistryError(f"image {given!r}: {where}: {exc}") from exc
+
+    @classmethod
+    def _schema1(cls, manifest: dict[str, Any], given: str, origin: str, url: str) -> Manifest:
+        where = f"schema1 manifest {url}"
+        fs_layers = manifest.get("fsLayers")
+        history = manifest.get("history")
+        if not isinstance(fs_layers, list) or not fs_layers:
+            raise RegistryError(f"image {given!r}: field fsLayers in {where} must be a "
+                                f"non-empty list, not {fs_layers!r:.100}")
+        if not isinstance(history, list) or not history or not isinstance(history[0], dict):
+            raise RegistryError(f"image {given!r}: field history in {where} must be a "
+                                f"non-empty list of objects, not {history!r:.100}")
+        blobs = []
+        for position, layer in enumerate(fs_layers):
+            if not isinstance(layer, dict):
+                raise RegistryError(f"image {given!r}: field fsLayers[{position}] in {where} "
+                                    f"must be an object, not {layer!r:.100}")
+            blobs.append(_digest(layer.get("blobSum"), given, f"fsLayers[{position}].blobSum",
+                                 where))
+        compatibility = history[0].get("v1Compatibility")
+        if not isinstance(compatibility, str):
+            raise RegistryError(f"image {given!r}: field history[0].v1Compatibility in {where} "
+                                f"must be a string, not {compatibility!r:.100}")
+        try:
+            top = json.loads(compatibility)
+        except ValueError as exc:
+            raise RegistryError(f"image {given!r}: field history[0].v1Compatibility in {where} "
+                                f"is not JSON: {exc}") from exc
+        if not isinstance(top, dict):
+            raise RegistryError(f"image {given!r}: field history[0].v1Compatibility in {where} "
+                                f"must hold a JSON object, not {top!r:.100}")
+        # Schema1 lists layers top first and records no diff_ids: the blob digest, checked
+        # while downloading, names them, in a namespace of their own (see store.py).
+        layers = tuple(LayerSource(id=BLOB_PREFIX + digest.partition(":")[2], locator=digest,
+                                   diff_id=None)
                        for digest in reversed(blobs))
         return Manifest(reference=given, origin=origin, layers=layers,
-                        config=RuntimeConfig.from_docker(top.get("config")))
+                        config=cls._runtime_config(top.get("config"), given, where))
 
     def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
               progress: Progress) -> None:

@@ -9,10 +9,17 @@
       storedImages                {"version": 1, "images": {reference: {layers, config}}}
 
 A layer's id is the hex of its ``diff_id`` (the sha256 of its uncompressed tar) when the image
-records one, so one layer pulled from an archive or from a registry is extracted once. Images
-without diff_ids (the old ``docker save`` layout, schema1 manifests) use their v1 layer id or blob
-digest. A layer appears in ``layers/`` only complete, by rename, so a crash leaves at worst a
-stale ``staging/`` entry, which :meth:`Store.recover` removes.
+records one, so one layer pulled from an archive or from a registry is extracted once. Only those
+ids are verified: the layer was checked against its diff_id when it was stored, and its ``json``
+says so. Images without diff_ids use ids in namespaces of their own, which a diff_id's 64 hex
+digits can never spell: ``v1-<v1 id>`` for the old ``docker save`` layout (an id the archive
+chooses, checked against nothing, so it must never stand in for a verified layer) and
+``blob-<hex>`` for schema1 manifests (the blob digest, checked while downloading). A verified
+lookup also checks the layer's ``json``, so a directory left under a hex name by an older store
+that did not keep the namespaces apart is fetched again rather than trusted.
+
+A layer appears in ``layers/`` only complete, by rename, so a crash leaves at worst a stale
+``staging/`` entry, which :meth:`Store.recover` removes.
 
 Pulls are shared: a second request for an image, or for a layer, that is already being fetched
 waits for the first one. The index caches by normalised reference; an image is pulled again only
@@ -56,12 +63,15 @@ INDEX_VERSION = 1
 PROGRESS_INTERVAL = 1.0  # seconds between two progress lines of one pull
 _T = TypeVar("_T")
 _LAYER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
+V1_PREFIX = "v1-"  # old-layout layers: the archive's own, unverified, v1 id
+BLOB_PREFIX = "blob-"  # schema1 layers: the hex of the (verified) blob digest
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclasses.dataclass(frozen=True)
 class LayerSource:
-    id: str  # the store's name for it: diff_id hex, else v1 id or blob digest hex
+    id: str  # the store's name for it: diff_id hex, else "v1-<v1 id>" or "blob-<blob hex>"
     locator: str  # where the puller finds it: an archive member, a blob digest
     diff_id: str | None  # "sha256:<hex>" of the uncompressed tar, checked while unpacking
     size: int | None = None  # bytes to fetch, when known
@@ -227,6 +237,24 @@ class StoredImage:
     config: RuntimeConfig
 
 
+def _check_layer_id(layer: LayerSource, given: str, origin: str) -> None:
+    """Keep verified and unverified layers apart in ``layers/``: a layer with a diff_id is
+    named by its hex, any other by an id with a prefix (``v1-``, ``blob-``), never 64 hex."""
+    if not _LAYER_ID.fullmatch(layer.id):  # it names a directory in layers/
+        raise BadArchive(f"image {given!r}: bad layer id {layer.id!r} in {origin}")
+    if layer.diff_id is not None:
+        match = _DIFF_ID.fullmatch(layer.diff_id)
+        if match is None:
+            raise BadArchive(f"image {given!r}: bad diff_id {layer.diff_id!r} in {origin} "
+                             "(not sha256:<64 lowercase hex digits>)")
+        if layer.id != match.group(1):
+            raise BadArchive(f"image {given!r}: layer id {layer.id!r} is not the hex of its "
+                             f"diff_id {layer.diff_id} in {origin}")
+    elif not layer.id.startswith((V1_PREFIX, BLOB_PREFIX)):
+        raise BadArchive(f"image {given!r}: layer {layer.id!r} in {origin} has no diff_id, so "
+                         f"its id must start with {V1_PREFIX!r} or {BLOB_PREFIX!r}")
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     partial = f"{path}.tmp"
     with open(partial, "wb") as handle:
@@ -251,6 +279,20 @@ class Store:
 
     def layer_path(self, layer_id: str) -> str:
         return os.path.join(self.layers_dir, layer_id, "rootfs")
+
+    def _present(self, layer: LayerSource) -> bool:
+        """Whether ``layer`` is in ``layers/``: for one with a diff_id, only when its ``json``
+        records that diff_id, i.e. it was verified against it when it was stored."""
+        if not os.path.isdir(self.layer_path(layer.id)):
+            return False
+        if layer.diff_id is None:
+            return True
+        try:
+            with open(os.path.join(self.layers_dir, layer.id, "json"), "rb") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and meta.get("diff_id") == layer.diff_id
 
     # The index -------------------------------------------------------------------------------
 
@@ -329,11 +371,11 @@ class Store:
     async def _pull(self, reference: Reference, given: str, key: str) -> StoredImage:
         manifest = await asyncio.to_thread(self.puller.resolve, reference, given)
         for layer in manifest.layers:
-            if not _LAYER_ID.fullmatch(layer.id):  # it names a directory in layers/
-                raise BadArchive(f"image {given!r}: bad layer id {layer.id!r} in "
-                                 f"{manifest.origin}")
-        missing = [layer for layer in manifest.layers
-                   if not os.path.isdir(self.layer_path(layer.id))]
+            _check_layer_id(layer, given, manifest.origin)
+        present = await asyncio.to_thread(lambda: [self._present(layer)
+                                                   for layer in manifest.layers])
+        missing = [layer for layer, here in zip(manifest.layers, present, strict=True)
+                   if not here]
         unique = {layer.id: layer for layer in missing}
         progress = Progress(manifest, len(unique))
         results = await asyncio.gather(*(
@@ -352,7 +394,7 @@ class Store:
         return stored
 
     async def _fetch(self, manifest: Manifest, layer: LayerSource, progress: Progress) -> None:
-        if os.path.isdir(self.layer_path(layer.id)):
+        if await asyncio.to_thread(self._present, layer):
             return  # another image's pull brought it in meanwhile
         await asyncio.to_thread(self._fetch_blocking, manifest, layer, progress)
         self.layers_extracted += 1
@@ -371,10 +413,16 @@ class Store:
             with open(os.path.join(staged, "json"), "w") as meta:
                 json.dump({"id": layer.id, "diff_id": layer.diff_id, "source": layer.locator,
                            "image": manifest.reference}, meta)
+            final = os.path.join(self.layers_dir, layer.id)
+            if os.path.lexists(final) and not self._present(layer):
+                # Not verified against this diff_id (left by an older store): set it aside, to
+                # be deleted with the staging directory, rather than use it.
+                log.warning("replacing the unverified layer %s in %s", layer.id, self.layers_dir)
+                os.rename(final, os.path.join(staging, "stale"))
             try:
-                os.rename(staged, os.path.join(self.layers_dir, layer.id))
+                os.rename(staged, final)
             except OSError:
-                if not os.path.isdir(self.layer_path(layer.id)):  # else: another process won
+                if not self._present(layer):  # else: another process won
                     raise
             progress.layer_done()
         finally:

@@ -108,6 +108,7 @@ class GpuIsolator(Isolator):
         self.cgroups = cgroups
         self.root = root
         self.gpus = tuple(sorted(gpus))
+        self.uvm = uvm
         self.controls = control_entries(uvm)
         self._allocated: dict[str, list[Gpu]] = {}
 
@@ -141,7 +142,13 @@ class GpuIsolator(Isolator):
         cgroup = self.cgroup(container_id)
         for entry in (*self.controls, *map(gpu_entry, gpus)):
             self.cgroups.write(CONTROLLER, cgroup, "devices.allow", entry)
-        return LaunchInfo(environment={VISIBLE_DEVICES: _indices(gpus)})
+        # In an image's rootfs, /dev is made afresh: these nodes are made there too.
+        devices = [[f"nvidia{gpu.minor}", NVIDIA_MAJOR, gpu.minor] for gpu in gpus]
+        devices.append(["nvidiactl", NVIDIA_MAJOR, NVIDIACTL_MINOR])
+        if self.uvm is not None:
+            devices += [[UVM_NAME, self.uvm, 0], [f"{UVM_NAME}-tools", self.uvm, 1]]
+        return LaunchInfo(environment={VISIBLE_DEVICES: _indices(gpus)},
+                          rootfs_launch={"devices": devices})
 
     def _take(self, container_id: str, count: int) -> list[Gpu]:
         free = self.free()

@@ -19,7 +19,7 @@ from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
 from tests.cluster import Cluster, running_cluster
 from tests.integration import test_cgroups_isolation
-from tests.integration.framework import framework_info
+from tests.integration.framework import TestFramework, command_task, framework_info
 from tests.integration.test_cgroups_isolation import _containers, _launch, _terminal, _until
 from tests.integration.test_custom_executor import report_of, scheduler
 
@@ -127,4 +127,21 @@ async def test_orphans_of_the_namespace_are_reaped_not_left_as_zombies(
         await _until(lambda: not zombies(), timeout=5)
         await client.kill(task_id)
         assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
+        await framework.stop()
+
+
+async def test_a_task_cannot_hand_itself_rootfs_instructions(cluster: Cluster, root: str) -> None:
+    # MESOS_TASK_LAUNCH_INFO is the agent's to set; a task's own variable of that name would
+    # otherwise have the executor enter any "rootfs" it names, as root.
+    async with SchedulerClient(cluster.master, framework_info()) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        offer = (await framework.offers())[0]
+        task = command_task(offer, 'test -z "$MESOS_TASK_LAUNCH_INFO"')
+        variable = task.command.environment.variables.add()
+        variable.name = "MESOS_TASK_LAUNCH_INFO"
+        variable.value = '{"rootfs": "/nonexistent", "argv": ["false"]}'
+        await client.accept([offer.id.value], [task], refuse_seconds=0)
+        status = await _terminal(framework, task.task_id.value)
+        assert status.state == mesos_pb2.TASK_FINISHED, status.message
         await framework.stop()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from images.errors import ImageError, UnsafeEntry
+from images.errors import BadArchive, ImageError, UnsafeEntry
 from images.extract import extract_layer, secure_join
 
 from .helpers import Item, make_tar, open_tar
@@ -130,3 +130,17 @@ def test_filesystem_errors_name_the_entry(root: str) -> None:
     apply(root, Item("file", data=b"x"))
     with pytest.raises(ImageError, match="cannot extract 'file/inner'"):
         apply(root, Item("file/inner", data=b"y"))
+
+
+@pytest.mark.parametrize("item", [
+    Item("usr/bin/tool", data=b"x", mtime=10**20),
+    Item("usr", kind=DIR, mode=0o755, mtime=10**20),
+    Item("usr/bin/tool", data=b"x", uid=2**40),
+    Item("usr/bin/tool", data=b"x", gid=2**40),
+])
+def test_header_values_out_of_range_are_a_bad_archive_naming_the_entry(root: str,
+                                                                       item: Item) -> None:
+    if (item.uid or item.gid) and os.geteuid() != 0:
+        pytest.skip("ownership is only applied as root")
+    with pytest.raises(BadArchive, match=f"tar entry '{item.name}' cannot be extracted"):
+        apply(root, Item("usr/bin", kind=DIR, mode=0o755), item)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
+import io
 import json
 import logging
 import os
@@ -15,11 +17,12 @@ from typing import Any
 import pytest
 
 from images.docker_save import SavedLayer, write_docker_save
-from images.errors import DigestMismatch, UnsafeEntry
+from images.errors import BadArchive, DigestMismatch, UnsafeEntry
 from images.image_config import RuntimeConfig
 from images.provisioner import ArchivePuller, Provisioner
 from images.store import PROGRESS_INTERVAL as DEFAULT_INTERVAL
-from images.store import Manifest, Progress, Store
+from images.reference import Reference
+from images.store import LayerSource, Manifest, Progress, Store
 from tests.registry import require
 
 from .helpers import Item, make_tar
@@ -156,7 +159,114 @@ async def test_the_old_layout_names_layers_by_their_v1_ids(tmp_path: Any,
     image = await store(tmp_path, old_images_dir).get("busybox")
     with tarfile.open(os.path.join(old_images_dir, "busybox.tar")) as tar:
         ids = {m.name.split("/")[0] for m in tar.getmembers() if "/" in m.name}
-    assert {os.path.basename(os.path.dirname(layer)) for layer in image.layers} == ids
+    # Unverified, so in a namespace of their own: never a diff_id's 64 hex digits.
+    assert {os.path.basename(os.path.dirname(layer)) for layer in image.layers} == \
+        {f"v1-{layer_id}" for layer_id in ids}
+
+
+def old_layout_archive(path: str, name: str, layer_id: str, layer: bytes) -> None:
+    """A one-layer ``docker save`` archive of Docker < 1.10: no diff_id anywhere."""
+    members = {"repositories": json.dumps({name: {"latest": layer_id}}).encode(),
+               f"{layer_id}/json": json.dumps({"id": layer_id, "config": {"Cmd": ["sh"]}}
+                                              ).encode(),
+               f"{layer_id}/layer.tar": layer}
+    with tarfile.open(path, "w") as tar:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+GOOD_BASE = make_tar([Item("bin/sh", data=b"the real shell", mode=0o755)])
+FORGED_BASE = make_tar([Item("bin/sh", data=b"a backdoor", mode=0o755)])
+
+
+def diff_id_hex(layer: bytes) -> str:
+    return hashlib.sha256(layer).hexdigest()
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+async def test_an_old_layout_v1_id_cannot_poison_a_verified_layer(tmp_path: Any) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    save(images, "real", GOOD_BASE)
+    # The archive names its layer with the diff_id hex of the real image's layer, and gives
+    # other contents: nothing can check them, as the old layout records no diff_id.
+    old_layout_archive(str(images / "evil.tar"), "evil", diff_id_hex(GOOD_BASE), FORGED_BASE)
+    layers = store(tmp_path, images)
+    evil = await layers.get("evil")
+    assert read(os.path.join(evil.layers[0], "bin/sh")) == b"a backdoor"
+    real = await layers.get("real")
+    assert real.layers[0] != evil.layers[0]
+    assert read(os.path.join(real.layers[0], "bin/sh")) == b"the real shell"
+    assert layers.layers_extracted == 2
+
+
+async def test_a_layer_an_older_store_left_unverified_is_fetched_again(tmp_path: Any) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    save(images, "real", GOOD_BASE)
+    # What the store wrote before the namespaces were kept apart: a v1 layer under a hex id.
+    poisoned = tmp_path / "store" / "layers" / diff_id_hex(GOOD_BASE)
+    (poisoned / "rootfs" / "bin").mkdir(parents=True)
+    (poisoned / "rootfs" / "bin" / "sh").write_bytes(b"a backdoor")
+    (poisoned / "json").write_text(json.dumps({"id": poisoned.name, "diff_id": None}))
+    layers = store(tmp_path, images)
+    real = await layers.get("real")
+    assert read(os.path.join(real.layers[0], "bin/sh")) == b"the real shell"
+    assert layers.layers_extracted == 1
+    assert os.listdir(tmp_path / "store" / "staging") == []
+
+
+class _FixedPuller:
+    def __init__(self, *layers: LayerSource) -> None:
+        self.layers = layers
+
+    def resolve(self, reference: Reference, given: str) -> Manifest:
+        return Manifest(reference=given, origin="fixed", layers=self.layers, config=CONFIG)
+
+    def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
+              progress: Progress) -> None:
+        raise AssertionError("nothing may be fetched")
+
+
+HEX = "ab" * 32
+
+
+@pytest.mark.parametrize(("layer", "error"), [
+    (LayerSource(id=HEX, locator="x", diff_id=None), "has no diff_id, so its id must start"),
+    (LayerSource(id=HEX.upper(), locator="x", diff_id=f"sha256:{HEX.upper()}"), "bad diff_id"),
+    (LayerSource(id="v1-x", locator="x", diff_id="sha256:v1-x"), "bad diff_id"),
+    (LayerSource(id=HEX, locator="x", diff_id=f"sha256:{'cd' * 32}"), "is not the hex of"),
+    (LayerSource(id="../up", locator="x", diff_id=None), "bad layer id"),
+])
+async def test_layer_ids_keep_verified_and_unverified_apart(tmp_path: Any, layer: LayerSource,
+                                                            error: str) -> None:
+    layers = Store(str(tmp_path / "store"), _FixedPuller(layer))
+    with pytest.raises(BadArchive, match=f"image 'img': .*{error}"):
+        await layers.get("img")
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"rootfs": ["sha256:" + HEX]}, "field rootfs must be an object"),
+    ({"rootfs": {"diff_ids": "sha256:" + HEX}}, "field rootfs.diff_ids must be a list"),
+    ({"rootfs": {"diff_ids": [7]}}, "field rootfs.diff_ids must be a list"),
+])
+async def test_a_malformed_archive_config_is_a_bad_archive(tmp_path: Any, config: Any,
+                                                           field: str) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    good = save(tmp_path, "img", GOOD_BASE)
+    with tarfile.open(good) as tar:
+        config_name = json.loads(tar.extractfile("manifest.json").read())[0]["Config"]  # type: ignore[union-attr]
+    rewrite(good, str(images / "img.tar"), lambda name: True,
+            {config_name: json.dumps(config).encode()})
+    with pytest.raises(BadArchive, match=f"image 'img': .*{field}"):
+        await store(tmp_path, images).get("img")
 
 
 def test_progress_lines_come_at_most_once_an_interval(
