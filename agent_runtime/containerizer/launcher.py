@@ -153,12 +153,37 @@ class PosixLauncher:
                 os.kill(process.pid, signum)
 
     async def destroy(self, process: Process, grace: float = 0.0) -> int:
-        """SIGTERM, wait ``grace`` seconds, then SIGKILL; returns the exit status."""
+        """SIGTERM, wait ``grace`` seconds, then SIGKILL, to the executor's process group and
+        to every process under it (a task runs in a session of its own, and a cgroup or a
+        pid namespace is not always there to catch it); returns the exit status.
+
+        The tree is taken before the executor can die: its orphans are re-parented away from
+        it. A process that left the tree before (a daemon) is out of reach, as with Mesos's
+        posix launcher; cgroups and pid namespaces catch those."""
+        tree = _descendants(process.pid)
         if grace > 0 and not process.exited.done():
             self.signal(process, signal.SIGTERM)
             try:
-                return await asyncio.wait_for(asyncio.shield(process.exited), grace)
+                status = await asyncio.wait_for(asyncio.shield(process.exited), grace)
             except TimeoutError:
                 pass
+            else:
+                _kill(tree)
+                return status
+        tree.update(_descendants(process.pid))
         self.signal(process, signal.SIGKILL)
+        _kill(tree)
         return await process.exited
+
+
+def _descendants(pid: int) -> dict[int, psutil.Process]:
+    try:
+        return {child.pid: child for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return {}
+
+
+def _kill(tree: dict[int, psutil.Process]) -> None:
+    for child in tree.values():
+        with contextlib.suppress(psutil.Error):
+            child.kill()  # psutil checks the pid still names that same process
