@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Collection
 
 from agent_runtime.containerizer.cgroups import Cgroups, require_controller
@@ -29,8 +30,25 @@ class CgroupIsolator(Isolator):
                 await self.cleanup(name)
 
     async def cleanup(self, container_id: str) -> None:
-        cgroup = self.cgroup(container_id)
-        # Blocking but short (a few writes and an rmdir); a thread would cost more than it saves.
-        self.cgroups.kill_all(self.controller, cgroup)
-        await asyncio.sleep(0)
-        self.cgroups.remove(self.controller, cgroup)
+        await remove_cgroup(self.cgroups, self.controller, self.cgroup(container_id))
+
+
+async def remove_cgroup(cgroups: Cgroups, controller: str, cgroup: str) -> None:
+    """Kill what is left and remove the cgroup. Usually it is empty already (the executor has
+    exited) and this is one rmdir, done inline: a thread would cost more than it saves. With
+    processes left, or a cgroup still busy letting go of one, it can take seconds, which must
+    not stall the agent's event loop: that goes to a thread."""
+    if not cgroups.procs(controller, cgroup):
+        try:
+            os.rmdir(cgroups.path(controller, cgroup))
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+
+    def kill_and_remove() -> None:
+        cgroups.kill_all(controller, cgroup)
+        cgroups.remove(controller, cgroup)
+
+    await asyncio.to_thread(kill_and_remove)

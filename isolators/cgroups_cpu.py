@@ -16,7 +16,7 @@ from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import LaunchInfo, container_resources
 from agent_runtime.proto import mesos_pb2
 
-from .cgroup import CgroupIsolator
+from .cgroup import CgroupIsolator, remove_cgroup
 
 CPU_SHARES_PER_CPU = 1024
 MIN_CPU_SHARES = 2  # the kernel's own floor
@@ -74,7 +74,7 @@ class CpuIsolator(CgroupIsolator):
         if self.separate_cpuacct:
             for name in self.cgroups.children(CPUACCT, self.root):
                 if name not in known:
-                    self._remove_cpuacct(name)
+                    await remove_cgroup(self.cgroups, CPUACCT, self.cgroup(name))
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
         cgroup = self.cgroup(container_id)
@@ -113,13 +113,8 @@ class CpuIsolator(CgroupIsolator):
         self._cpus.pop(container_id, None)
         await super().cleanup(container_id)
         if self.separate_cpuacct:
-            self._remove_cpuacct(container_id)
-
-    def _remove_cpuacct(self, container_id: str) -> None:
-        # Its processes are those of the cpu cgroup, killed already; a stray is killed anyway.
-        cgroup = self.cgroup(container_id)
-        self.cgroups.kill_all(CPUACCT, cgroup)
-        self.cgroups.remove(CPUACCT, cgroup)
+            # Its processes are those of the cpu cgroup, killed already; a stray is killed too.
+            await remove_cgroup(self.cgroups, CPUACCT, self.cgroup(container_id))
 
 
 def create(config: AgentConfig, cgroups: Cgroups) -> CpuIsolator:

@@ -144,8 +144,15 @@ class Agent:
             executor.queued[task.task_id.value] = task
             try:
                 await self._launch_executor(framework, executor)
-            except (LaunchError, OSError) as exc:  # OSError: the sandbox or a checkpoint
-                log.warning("executor %s failed to launch: %s", executor.id, exc)
+            except Exception as exc:  # whatever broke, the task hears of it
+                # LaunchError and OSError (the sandbox, a checkpoint) are expected; anything
+                # else is a bug, logged with its traceback, but still fails just this task
+                # instead of leaving it STAGING for good.
+                expected = isinstance(exc, LaunchError | OSError)
+                log.warning("executor %s failed to launch: %s", executor.id, exc,
+                            exc_info=not expected)
+                if not expected:
+                    exc = LaunchError(f"{type(exc).__name__}: {exc}")
                 # The executor may have its task already (it subscribes while the container
                 # starts): fail it here, with the reason, before the executor's exit would.
                 self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
