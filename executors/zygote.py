@@ -16,8 +16,8 @@ The child joins its cgroups and namespaces before it runs a line of the executor
 namespace only takes effect for the children of whoever unshares it, so for one a middle process
 unshares, forks the executor (pid 1 inside), reports its pid and exits; the zygote is a child
 subreaper, so the executor is re-parented to it and its exit is still reported. The zygote exits
-when its stdin closes (the agent is gone); executors live on in their own sessions, for a
-restarted agent to adopt.
+when its stdin closes (the agent is gone); executors live on, each leading a process group of
+its own, for a restarted agent to adopt.
 """
 
 from __future__ import annotations
@@ -143,7 +143,13 @@ class Zygote:
         # grace period (milliseconds), and an executor let go at once could subscribe, get its
         # task and fork it outside the cgroups meanwhile.
         hold, go = os.pipe2(os.O_CLOEXEC) if not middle else (-1, -1)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            if not middle:
+                os.close(hold)
+                os.close(go)
+            raise
         if pid == 0:
             os.close(self.wakeup_r)
             os.close(self.wakeup_w)

@@ -143,7 +143,10 @@ class ForkServer:
                 future.set_exception(LaunchError("The executor fork server died"))
         processes, self._processes = self._processes, {}
         for process in processes.values():
-            self.launcher.watch(process)
+            if _same_process(process):
+                self.launcher.watch(process)
+            elif not process.exited.done():
+                process.exited.set_result(0)  # reaped by the zygote, its status with it
         log.warning("executor fork server exited; %d executors watched by pid", len(processes))
 
     async def close(self) -> None:
@@ -161,3 +164,14 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             zygote.kill()
             await asyncio.to_thread(zygote.wait)
+
+
+def _same_process(process: Process) -> bool:
+    """Whether ``process.pid`` still names that executor (and not a process that got the pid
+    after the dead zygote reaped it)."""
+    try:
+        running = psutil.Process(process.pid)
+        return running.status() != psutil.STATUS_ZOMBIE and \
+            abs(running.create_time() - process.start_time) < 0.01
+    except psutil.Error:
+        return False
