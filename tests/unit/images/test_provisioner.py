@@ -213,3 +213,19 @@ async def test_the_backend_is_chosen_once_overlay_when_it_works(tmp_path: Any,
     assert await prov.backend() is backend
     assert not [name for name in os.listdir(tmp_path / "work" / "provisioner")
                 if name.startswith(".overlay-probe")]
+
+
+async def test_an_unexpected_error_from_a_pull_is_a_provision_error_naming_the_image(
+        tmp_path: Any, images_dir: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(self: ArchivePuller, reference: Reference, given: str) -> Manifest:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(ArchivePuller, "resolve", broken)
+    prov = provisioner(tmp_path, images_dir, "copy")
+    with pytest.raises(ProvisionError, match=r"image 'redis': cannot pull it: unexpected "
+                                             r"KeyError: 'surprise'") as raised:
+        await prov.provision("c1", "redis")
+    assert isinstance(raised.value.__cause__, KeyError)
+    assert "Traceback" in caplog.text and "unexpected error pulling image 'redis'" in caplog.text
+    assert not os.path.exists(tmp_path / "work" / "provisioner" / "containers" / "c1")

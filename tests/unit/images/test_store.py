@@ -20,8 +20,8 @@ from images.docker_save import SavedLayer, write_docker_save
 from images.errors import BadArchive, DigestMismatch, UnsafeEntry
 from images.image_config import RuntimeConfig
 from images.provisioner import ArchivePuller, Provisioner
-from images.store import PROGRESS_INTERVAL as DEFAULT_INTERVAL
 from images.reference import Reference
+from images.store import PROGRESS_INTERVAL as DEFAULT_INTERVAL
 from images.store import LayerSource, Manifest, Progress, Store
 from tests.registry import require
 
