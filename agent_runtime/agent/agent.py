@@ -6,21 +6,19 @@ import asyncio
 import json
 import logging
 import os
-import shlex
 import time
 import uuid
 from collections.abc import Callable
 
-from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.recovery import checkpoint_stream
 from agent_runtime.agent.status_updates import StatusUpdateManager
-from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
-from agent_runtime.containerizer.launcher import Process
+from agent_runtime.agent.supervisor import ExecutorSupervisor, executor_info_for, shutdown_grace
+from agent_runtime.containerizer.containerizer import Containerizer
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
-from agent_runtime.errors import BadRequest, LaunchError
+from agent_runtime.errors import BadRequest
 from agent_runtime.ids import id_error
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
@@ -32,9 +30,6 @@ Status = mesos_pb2.TaskStatus
 Event = executor_pb2.Event
 __all__ = ["COMMAND_EXECUTOR", "Agent"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
-EXECUTOR_CPUS = 0.1
-EXECUTOR_MEM = 32.0
 
 
 class Agent:
@@ -58,9 +53,7 @@ class Agent:
         self.send_to_master: Callable[[internal_pb2.AgentMessage], None] = lambda m: None
         self.checkpointer = Checkpointer(config.work_dir)
         self._launches: set[asyncio.Task[None]] = set()
-        # Runs whose executor ended while updates of its tasks are still unacknowledged: their
-        # sentinel waits for the last acknowledgement (a crash before it must resend them).
-        self._unfinished_runs: dict[str, tuple[FrameworkRecord, Executor, set[str]]] = {}
+        self.supervisor = ExecutorSupervisor(self)
         self.updates = StatusUpdateManager(
             self._forward_update, changed=lambda fid, tid: checkpoint_stream(self, fid, tid))
         self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
@@ -104,7 +97,7 @@ class Agent:
             shutdown = message.shutdown_executor
             executor = self._executor(shutdown.framework_id.value, shutdown.executor_id.value)
             if executor is not None:
-                self.shutdown_executor(executor)
+                self.supervisor.shutdown(executor)
         elif kind == "framework_message":
             self.framework_message(message.framework_message)
         elif kind == "ping":
@@ -119,13 +112,13 @@ class Agent:
         framework_id = framework_info.id.value
         if log.isEnabledFor(logging.DEBUG):  # bench/container_launch.py reads these two lines
             log.debug("task %s: run at %.6f", task.task_id.value, time.time())
-        executor_info = self._executor_info(framework_id, task)
+        executor_info = executor_info_for(framework_id, task)
         executor_id = executor_info.executor_id.value
         if id_error(executor_id) is not None:
             # The executor ID names the sandbox directory: never let it leave the work_dir.
-            self._agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
-                               Status.REASON_TASK_INVALID,
-                               f"Executor ID '{executor_id}' is invalid")
+            self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
+                              Status.REASON_TASK_INVALID,
+                              f"Executor ID '{executor_id}' is invalid")
             return
         framework = self.frameworks.get(framework_id)
         if framework is None:
@@ -136,72 +129,18 @@ class Agent:
         if executor is not None and executor.state in (
             ExecutorState.TERMINATING, ExecutorState.TERMINATED
         ):
-            self._agent_update(framework_id, task, mesos_pb2.TASK_DROPPED,
-                               Status.REASON_EXECUTOR_TERMINATED, "Executor is terminating")
+            self.agent_update(framework_id, task, mesos_pb2.TASK_DROPPED,
+                              Status.REASON_EXECUTOR_TERMINATED, "Executor is terminating")
             return
         if executor is None:
-            executor = self._new_executor(framework, executor_info)
+            executor = self.supervisor.new_executor(framework, executor_info)
             executor.queued[task.task_id.value] = task
-            try:
-                await self._launch_executor(framework, executor)
-            except Exception as exc:  # whatever broke, the task hears of it
-                # LaunchError and OSError (the sandbox, a checkpoint) are expected; anything
-                # else is a bug, logged with its traceback, but still fails just this task
-                # instead of leaving it STAGING for good.
-                expected = isinstance(exc, LaunchError | OSError)
-                log.warning("executor %s failed to launch: %s", executor.id, exc,
-                            exc_info=not expected)
-                if not expected:
-                    exc = LaunchError(f"{type(exc).__name__}: {exc}")
-                # The executor may have its task already (it subscribes while the container
-                # starts): fail it here, with the reason, before the executor's exit would.
-                self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
-                for launched in list(executor.launched.values()):
-                    if launched.state not in TERMINAL_STATES:
-                        self._agent_update(framework_id, launched, mesos_pb2.TASK_FAILED,
-                                           Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc),
-                                           executor)
-                self._executor_terminated(executor, -1)
+            await self.supervisor.launch(framework, executor)
             return
         if executor.state == ExecutorState.RUNNING and executor.stream is not None:
             self._send_launch(executor, task)
         else:
             executor.queued[task.task_id.value] = task
-
-    def _executor_info(self, framework_id: str, task: mesos_pb2.TaskInfo
-                       ) -> mesos_pb2.ExecutorInfo:
-        if task.HasField("executor"):
-            info = mesos_pb2.ExecutorInfo()
-            info.CopyFrom(task.executor)
-            info.framework_id.value = framework_id
-            return info
-        info = mesos_pb2.ExecutorInfo(type=mesos_pb2.ExecutorInfo.DEFAULT)
-        info.executor_id.value = task.task_id.value
-        info.framework_id.value = framework_id
-        command = task.command.value if task.command.shell else shlex.join(
-            task.command.arguments or [task.command.value]
-        )
-        info.name = f"Command Executor (Task: {task.task_id.value}) (Command: sh -c '{command}')"
-        info.source = task.task_id.value
-        info.command.value = COMMAND_EXECUTOR
-        info.resources.extend(
-            (Resources.from_proto(task.resources)
-             + Resources.scalar_of("cpus", EXECUTOR_CPUS)
-             + Resources.scalar_of("mem", EXECUTOR_MEM)).to_proto()
-        )
-        if task.HasField("container"):
-            info.container.CopyFrom(task.container)
-        return info
-
-    def _new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
-                      ) -> Executor:
-        container_id = str(uuid.uuid4())
-        directory = paths.sandbox(self.config.work_dir, self.id, framework.id,
-                                  info.executor_id.value, container_id)
-        executor = Executor(framework.id, info, container_id, directory,
-                            command_executor=info.command.value == COMMAND_EXECUTOR)
-        framework.executors[executor.id] = executor
-        return executor
 
     def executor_env(self, framework: FrameworkRecord, executor: Executor) -> dict[str, str]:
         env = dict(self._extra_env)
@@ -218,7 +157,7 @@ class Agent:
                 "MESOS_CHECKPOINT": "1" if checkpoint else "0",
                 "MESOS_HTTP_COMMAND_EXECUTOR": "1" if self.config.http_command_executor else "0",
                 "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD":
-                    f"{_shutdown_grace(self.config, executor):g}secs",
+                    f"{shutdown_grace(self.config, executor):g}secs",
                 "MESOS_CONTAINER_ID": executor.container_id,
                 "LIBPROCESS_PORT": "0",
                 "LIBPROCESS_IP": self.config.advertise_ip or self.config.ip,
@@ -240,55 +179,6 @@ class Agent:
                 env[variable.name] = variable.value
         env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
         return env
-
-    async def _launch_executor(self, framework: FrameworkRecord, executor: Executor) -> None:
-        os.makedirs(executor.directory, exist_ok=True)
-        latest = os.path.join(os.path.dirname(executor.directory), "latest")
-        try:
-            if os.path.islink(latest):
-                os.unlink(latest)
-            os.symlink(executor.container_id, latest)
-        except OSError:
-            pass
-
-        def forked(process: Process) -> None:
-            # Before the launch completes: a Docker executor has its task while the container
-            # is still being created and started.
-            if framework.info.checkpoint:
-                self.checkpointer.run(self.id, framework.info, executor.info,
-                                      executor.container_id, process.pid, process.start_time)
-
-        executor.process = process = await self.containerizer.launch(ContainerConfig(
-            container_id=executor.container_id, agent_id=self.id, framework_info=framework.info,
-            executor_info=executor.info, tasks=tuple(executor.queued.values()),
-            command_executor=executor.command_executor, directory=executor.directory,
-            environment=self.executor_env(framework, executor), forked=forked,
-        ))
-        process.exited.add_done_callback(
-            lambda fut: self._executor_terminated(executor, fut.result())
-        )
-        # A container may take a while to start (an image to load): a shutdown that came
-        # meanwhile found no process to stop, so it is carried out now.
-        if executor.state == ExecutorState.TERMINATING:
-            self._destroy(executor, 0.0)
-        elif executor.state == ExecutorState.REGISTERING:
-            executor.timer = asyncio.get_running_loop().call_later(
-                self.config.executor_registration_timeout, self._registration_timeout, executor
-            )
-
-    def _registration_timeout(self, executor: Executor) -> None:
-        if executor.state == ExecutorState.REGISTERING:
-            log.warning("executor %s did not subscribe in time; destroying it", executor.id)
-            self._fail_queued(executor, Status.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
-                              "Executor did not register within "
-                              f"{self.config.executor_registration_timeout:g}secs")
-            self._destroy(executor, 0.0)
-
-    def _destroy(self, executor: Executor, grace: float) -> None:
-        if executor.process is not None:
-            asyncio.get_running_loop().create_task(
-                self.containerizer.destroy(executor.container_id, executor.process, grace)
-            )
 
     # Executor API ------------------------------------------------------------------------
     def executor_subscribed(self, executor: Executor, subscribe: executor_pb2.Call.Subscribe,
@@ -408,7 +298,7 @@ class Agent:
         status = self.updates.acknowledge(framework_id, task_id, uuid_bytes)
         if status is None:
             return
-        self._maybe_finish_run(framework_id, task_id)
+        self.supervisor.finish_run(framework_id, task_id)
         framework = self.frameworks.get(framework_id)
         if framework is None:
             return
@@ -425,9 +315,9 @@ class Agent:
                 executor.completed.append(executor.launched.pop(task_id))
             break
 
-    def _agent_update(self, framework_id: str, task: mesos_pb2.TaskInfo | mesos_pb2.Task,
-                      state: int, reason: int, message: str,
-                      executor: Executor | None = None) -> None:
+    def agent_update(self, framework_id: str, task: mesos_pb2.TaskInfo | mesos_pb2.Task,
+                     state: int, reason: int, message: str,
+                     executor: Executor | None = None) -> None:
         status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_AGENT,  # type: ignore[arg-type]
                                       reason=reason, message=message,  # type: ignore[arg-type]
                                       timestamp=self.clock(), uuid=uuid.uuid4().bytes)
@@ -448,11 +338,11 @@ class Agent:
         for executor in framework.executors.values():
             queued = executor.queued.pop(task_id, None)
             if queued is not None:
-                self._agent_update(framework_id, queued, mesos_pb2.TASK_KILLED,
-                                   Status.REASON_TASK_KILLED_DURING_LAUNCH,
-                                   "Killed before delivery to the executor")
+                self.agent_update(framework_id, queued, mesos_pb2.TASK_KILLED,
+                                  Status.REASON_TASK_KILLED_DURING_LAUNCH,
+                                  "Killed before delivery to the executor")
                 if not executor.queued and not executor.launched:
-                    self.shutdown_executor(executor)
+                    self.supervisor.shutdown(executor)
                 return
             task = executor.launched.get(task_id)
             if task is None:
@@ -467,7 +357,7 @@ class Agent:
                     event.kill.kill_policy.CopyFrom(kill.kill_policy)
                 executor.stream.send(event)
             elif executor.state != ExecutorState.REGISTERING:
-                self.shutdown_executor(executor)
+                self.supervisor.shutdown(executor)
             # else: an executor recovered after a restart, not yet back: told when it is.
             return
         log.info("kill of unknown task %s of framework %s", task_id, framework_id)
@@ -480,30 +370,10 @@ class Agent:
         for executor in list(framework.executors.values()):
             executor.killed.update(executor.launched)
             for task in list(executor.queued.values()):
-                self._agent_update(framework_id, task, mesos_pb2.TASK_KILLED,
-                                   Status.REASON_FRAMEWORK_REMOVED, "Framework removed")
+                self.agent_update(framework_id, task, mesos_pb2.TASK_KILLED,
+                                  Status.REASON_FRAMEWORK_REMOVED, "Framework removed")
             executor.queued.clear()
-            self.shutdown_executor(executor)
-
-    def shutdown_executor(self, executor: Executor) -> None:
-        if executor.state in (ExecutorState.TERMINATING, ExecutorState.TERMINATED):
-            return
-        executor.transition(ExecutorState.TERMINATING)
-        if executor.stream is not None:
-            executor.stream.send(Event(type=Event.SHUTDOWN))
-        # The executor gets the grace period to kill its tasks; the small extra covers our own
-        # SIGTERM-to-SIGKILL escalation inside it.
-        grace = _shutdown_grace(self.config, executor)
-        if executor.process is not None:
-            asyncio.get_running_loop().call_later(
-                grace + 1.0, lambda: self._destroy_if_alive(executor)
-            )
-            if executor.stream is None:
-                self._destroy(executor, grace)
-
-    def _destroy_if_alive(self, executor: Executor) -> None:
-        if executor.process is not None and not executor.process.exited.done():
-            self._destroy(executor, 0.0)
+            self.supervisor.shutdown(executor)
 
     def framework_message(self, message: internal_pb2.FrameworkToExecutor) -> None:
         executor = self._executor(message.framework_id.value, message.executor_id.value)
@@ -512,89 +382,6 @@ class Agent:
         event = Event(type=Event.MESSAGE)
         event.message.data = message.data
         executor.stream.send(event)
-
-    # Executor exit -----------------------------------------------------------------------
-    def _fail_queued(self, executor: Executor, reason: int, message: str) -> None:
-        for task in list(executor.queued.values()):
-            self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED, reason,
-                               message)
-        executor.queued.clear()
-
-    def _maybe_finish_run(self, framework_id: str, task_id: str) -> None:
-        for container_id, (framework, executor, pending) in list(self._unfinished_runs.items()):
-            if framework.id != framework_id or task_id not in pending:
-                continue
-            if not self.updates.pending(framework_id, task_id):
-                pending.discard(task_id)
-            if not pending:
-                del self._unfinished_runs[container_id]
-                self.checkpointer.run_done(self.id, framework_id, executor.id, container_id)
-
-    # Recovery ----------------------------------------------------------------------------
-    def executor_exited(self, executor: Executor, status: int) -> None:
-        """An executor adopted after a restart ended (not our child: no exit status)."""
-        self._executor_terminated(executor, status, "terminated (exit status unknown: it was "
-                                                    "adopted after an agent restart)")
-
-    def executor_lost(self, executor: Executor) -> None:
-        """An executor found gone at recovery."""
-        self._executor_terminated(executor, -1, "terminated while the agent was down")
-
-    def destroy_executor(self, executor: Executor) -> None:
-        self._destroy(executor, 0.0)
-
-    def _executor_terminated(self, executor: Executor, status: int,
-                             detail: str | None = None) -> None:
-        if executor.state == ExecutorState.TERMINATED:
-            return
-        executor.transition(ExecutorState.TERMINATED)
-        if executor.timer is not None:
-            executor.timer.cancel()
-        if executor.stream is not None:
-            executor.stream.close()
-            executor.stream = None
-        if detail is None:
-            detail = f"exited with status {status}" if status >= 0 else \
-                f"terminated with signal {-status}"
-        self._fail_queued(executor, Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}")
-        # A container destroyed for breaking a limit fails its tasks with that limit's reason.
-        limitation = self.containerizer.limitation(executor.container_id)
-        for task in list(executor.launched.values()):
-            if task.state in TERMINAL_STATES:
-                continue
-            if limitation is not None:
-                self._agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
-                                   limitation.reason, limitation.message, executor)
-                continue
-            killed = task.task_id.value in executor.killed
-            state = mesos_pb2.TASK_KILLED if killed else mesos_pb2.TASK_FAILED
-            self._agent_update(executor.framework_id, task, state,
-                               Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}",
-                               executor)
-        framework = self.frameworks.get(executor.framework_id)
-        if framework is not None and framework.info.checkpoint:
-            pending = {t for t in executor.launched
-                       if self.updates.pending(framework.id, t)}
-            if pending:
-                self._unfinished_runs[executor.container_id] = (framework, executor, pending)
-            else:
-                self.checkpointer.run_done(self.id, framework.id, executor.id,
-                                           executor.container_id)
-        if framework is not None:
-            framework.executors.pop(executor.id, None)
-            framework.completed_executors.append(executor)
-            if not framework.executors:
-                self.frameworks.pop(framework.id, None)
-                self.completed_frameworks.append(framework)
-                del self.completed_frameworks[:-50]
-                if framework.removed:  # the master forgot it: nobody will acknowledge
-                    self.updates.forget_framework(framework.id)
-        asyncio.get_running_loop().create_task(self.containerizer.cleanup(executor.container_id))
-        exited = internal_pb2.AgentMessage()
-        exited.executor_exited.framework_id.value = executor.framework_id
-        exited.executor_exited.executor_id.value = executor.id
-        exited.executor_exited.status = status
-        self.send_to_master(exited)
 
     # Registration --------------------------------------------------------------------------
     def registration(self) -> internal_pb2.RegisterAgent:
@@ -619,7 +406,7 @@ class Agent:
                     task.resources.extend(queued.resources)
         # Ended executors whose tasks' last updates are unacknowledged: the master must not take
         # those tasks for lost while the updates are still on their way.
-        for framework, executor, pending in self._unfinished_runs.values():
+        for framework, executor, pending in self.supervisor.unfinished_runs.values():
             state = register.executors.add()
             state.framework_info.CopyFrom(framework.info)
             state.executor_info.CopyFrom(executor.info)
@@ -633,11 +420,3 @@ class Agent:
         if first:
             self.checkpointer.agent(self.info)
         self.updates.resend_all()
-
-
-
-def _shutdown_grace(config: AgentConfig, executor: Executor) -> float:
-    """``ExecutorInfo.shutdown_grace_period`` if set, else ``--executor_shutdown_grace_period``."""
-    if executor.info.HasField("shutdown_grace_period"):
-        return max(executor.info.shutdown_grace_period.nanoseconds, 0) / 1e9
-    return float(config.executor_shutdown_grace_period)

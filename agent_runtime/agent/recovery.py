@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 from typing import TYPE_CHECKING
 
 from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import RecoveredRun, RecoveredState
-from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
+from agent_runtime.agent.model import Executor, FrameworkRecord
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 
 if TYPE_CHECKING:
@@ -61,21 +60,14 @@ def recover(agent: Agent, state: RecoveredState, containerizer: ComposingContain
             log.warning("executor %s of framework %s is gone; its tasks end", executor.id,
                         executor.framework_id)
             # Terminated from the event loop, as a live exit would be.
-            asyncio.get_running_loop().call_soon(agent.executor_lost, executor)
+            asyncio.get_running_loop().call_soon(agent.supervisor.lost, executor)
             continue
         known.append(run.container_id)
-        executor.process = process
-        process.exited.add_done_callback(functools.partial(_exited, agent, executor))
-        timeout = agent.config.executor_reregistration_timeout
-        executor.timer = asyncio.get_running_loop().call_later(
-            timeout, _reregistration_timeout, agent, executor, timeout)
+        # Watched as a launched executor is, with the re-registration timeout.
+        agent.supervisor.watch(executor, process, adopted=True)
         log.info("recovered executor %s of framework %s (pid %d)", executor.id,
                  executor.framework_id, run.pid)
     return known
-
-
-def _exited(agent: Agent, executor: Executor, done: asyncio.Future[int]) -> None:
-    agent.executor_exited(executor, done.result())
 
 
 def _executor(agent: Agent, run: RecoveredRun) -> Executor:
@@ -93,13 +85,6 @@ def _executor(agent: Agent, run: RecoveredRun) -> Executor:
         executor.launched[task_id] = task
     framework.executors[executor.id] = executor
     return executor
-
-
-def _reregistration_timeout(agent: Agent, executor: Executor, timeout: float) -> None:
-    if executor.state == ExecutorState.REGISTERING:
-        log.warning("executor %s did not re-subscribe within %gs; destroying it", executor.id,
-                    timeout)
-        agent.destroy_executor(executor)
 
 
 async def clean_up(agent: Agent, state: RecoveredState,

@@ -1,4 +1,10 @@
-"""Tasks in the master: ACCEPT/DECLINE, launching, status updates, kills and reconciliation."""
+"""Tasks in the master: ACCEPT/DECLINE, launching, status updates, acknowledgements, kills,
+shutdowns and framework messages, and the master's own status updates.
+
+:class:`TaskLauncher` is the master's one entry point for tasks; it hands custom executors to
+:mod:`agent_runtime.master.executors`, RECONCILE to :mod:`agent_runtime.master.reconciliation`,
+and agent lifecycle events to :mod:`agent_runtime.master.agent_tasks`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.ids import id_error
+from agent_runtime.master.agent_tasks import AgentTasks
+from agent_runtime.master.executors import CustomExecutors, executor_as_launched
 from agent_runtime.master.model import TERMINAL_STATES, Agent, Executor, Framework, Offer, Task
+from agent_runtime.master.reconciliation import Reconciler
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
 
@@ -20,46 +29,6 @@ Operation = mesos_pb2.Offer.Operation
 
 Status = mesos_pb2.TaskStatus
 DEFAULT_REFUSE_SECONDS = 5.0
-ExecutorKey = tuple[str, str, str]  # (agent id, framework id, executor id)
-
-
-def generated_for_command_task(info: mesos_pb2.ExecutorInfo) -> bool:
-    """Whether an executor an agent reports is one it made for a command task. Mesos's agent
-    leaves those out of its re-registration; ours reports them (their tasks come with them), as
-    DEFAULT executors named "Command Executor (Task: ...)" (see ``Agent._executor_info``)."""
-    return (info.type == mesos_pb2.ExecutorInfo.DEFAULT
-            and info.name.startswith("Command Executor"))
-
-
-def executor_as_launched(executor: mesos_pb2.ExecutorInfo, framework_id: str,
-                         role: str) -> mesos_pb2.ExecutorInfo:
-    """The ExecutorInfo as the master passes it on: framework id and allocation role set."""
-    info = mesos_pb2.ExecutorInfo()
-    info.CopyFrom(executor)
-    info.framework_id.value = framework_id
-    for resource in info.resources:
-        resource.allocation_info.role = role
-    return info
-
-
-def compatible_executors(a: mesos_pb2.ExecutorInfo, b: mesos_pb2.ExecutorInfo) -> bool:
-    """Mesos's ``ExecutorInfo`` equality (``validateCompatibleExecutorInfo``): every field the
-    same, resources compared as a whole rather than in order."""
-    plain_a, plain_b = mesos_pb2.ExecutorInfo(), mesos_pb2.ExecutorInfo()
-    plain_a.CopyFrom(a)
-    plain_b.CopyFrom(b)
-    plain_a.ClearField("resources")
-    plain_b.ClearField("resources")
-    if plain_a != plain_b:
-        return False
-    # Resources compare without their allocation role; Mesos's Resource equality has it.
-    if (sorted(r.allocation_info.role for r in a.resources)
-            != sorted(r.allocation_info.role for r in b.resources)):
-        return False
-    try:
-        return Resources.from_proto(a.resources) == Resources.from_proto(b.resources)
-    except BadRequest:
-        return False
 
 
 class TaskLauncher:
@@ -67,8 +36,9 @@ class TaskLauncher:
 
     def __init__(self, master: Master) -> None:
         self.master = master
-        # The custom executors the master knows, by (agent id, framework id, executor id).
-        self._executors: dict[ExecutorKey, Executor] = {}
+        self.executors = CustomExecutors(master)
+        self.reconciler = Reconciler(master)
+        self.agent_tasks = AgentTasks(self)
 
     # ACCEPT / DECLINE ------------------------------------------------------------------------
     def accept(self, framework: Framework, accept: scheduler_pb2.Call.Accept) -> None:
@@ -88,8 +58,8 @@ class TaskLauncher:
                 for task in _operation_tasks(operation):
                     state = mesos_pb2.TASK_DROPPED if framework.partition_aware else \
                         mesos_pb2.TASK_LOST
-                    self._master_update(framework, task.task_id.value, task.agent_id.value,
-                                        state, Status.REASON_INVALID_OFFERS, error)
+                    self.master_update(framework, task.task_id.value, task.agent_id.value,
+                                       state, Status.REASON_INVALID_OFFERS, error)
             master.schedule_allocation()
             return
         for offer in offers:
@@ -131,9 +101,9 @@ class TaskLauncher:
         name = Operation.Type.Name(kind)
         log.warning("framework %s: operation %s is not supported", framework.id, name)
         for task in _operation_tasks(operation):  # never silently: each task hears why
-            self._master_update(framework, task.task_id.value, task.agent_id.value,
-                                mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
-                                f"Operation {name} is not supported by this master")
+            self.master_update(framework, task.task_id.value, task.agent_id.value,
+                               mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
+                               f"Operation {name} is not supported by this master")
         return pool
 
     def _validate_offers(self, framework: Framework, offer_ids: list[str]) -> str | None:
@@ -174,18 +144,16 @@ class TaskLauncher:
             problem = id_error(executor_id)
             if problem is not None:
                 return f"Executor ID '{executor_id}' is invalid: {problem}", Resources()
-            # As Mesos: later tasks for an executor the agent already has must carry the same
-            # ExecutorInfo; the first one's is what the executor was started with.
-            executor = self._executors.get((agent.id, framework.id, executor_id))
-            if executor is not None and not compatible_executors(
-                    executor_as_launched(task.executor, framework.id, role), executor.info):
-                return ("ExecutorInfo is not compatible with existing ExecutorInfo with same "
-                        f"ExecutorID '{executor_id}'"), Resources()
+            error = self.executors.launch_error(
+                (agent.id, framework.id, executor_id),
+                executor_as_launched(task.executor, framework.id, role))
+            if error is not None:
+                return error, Resources()
         try:
             resources = Resources.from_proto(task.resources)
             if task.HasField("executor"):
                 key = (agent.id, framework.id, task.executor.executor_id.value)
-                if key not in self._executors:
+                if not self.executors.knows(key):
                     resources = resources + Resources.from_proto(task.executor.resources)
         except BadRequest as exc:
             return f"Task has invalid resources: {exc}", Resources()
@@ -201,9 +169,9 @@ class TaskLauncher:
         master = self.master
         error, resources = self._task_error(framework, task, role, pool, agent)
         if error is not None or agent is None:
-            self._master_update(framework, task.task_id.value, task.agent_id.value,
-                                mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
-                                error or "invalid task")
+            self.master_update(framework, task.task_id.value, task.agent_id.value,
+                               mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
+                               error or "invalid task")
             return pool
         info = mesos_pb2.TaskInfo()
         info.CopyFrom(task)
@@ -212,9 +180,9 @@ class TaskLauncher:
         if info.HasField("executor"):
             info.executor.CopyFrom(executor_as_launched(task.executor, framework.id, role))
             key = (agent.id, framework.id, info.executor.executor_id.value)
-            if key not in self._executors:
-                self._executors[key] = Executor(info.executor, agent.id, role,
-                                                Resources.from_proto(task.executor.resources))
+            if not self.executors.knows(key):
+                self.executors.add(Executor(info.executor, agent.id, role,
+                                            Resources.from_proto(task.executor.resources)))
         record = Task(info, framework.id, agent.id, role, Resources.from_proto(task.resources),
                       user=framework.info.user)
         framework.tasks[record.task_id] = record
@@ -344,7 +312,7 @@ class TaskLauncher:
         framework.send(event)
 
     def executor_exited(self, agent: Agent, exited: internal_pb2.ExecutorExited) -> None:
-        self._remove_executor((agent.id, exited.framework_id.value, exited.executor_id.value))
+        self.executors.remove((agent.id, exited.framework_id.value, exited.executor_id.value))
         framework = self.master.frameworks.get(exited.framework_id.value)
         if framework is not None:
             event = scheduler_pb2.Event(type=scheduler_pb2.Event.FAILURE)
@@ -363,134 +331,26 @@ class TaskLauncher:
                 task = framework.tasks.get(task_id) if framework else None
                 if task is not None and task.state not in TERMINAL_STATES:
                     used = used + task.resources
-        for executor in self._executors.values():
-            if executor.agent_id == agent_id:
-                used = used + executor.resources
-        return used
+        return used + self.executors.used_on(agent_id)
 
     def executors_on(self, agent: Agent) -> set[str]:
         """Ids of the frameworks with a custom executor on the agent."""
-        return {fid for (aid, fid, _) in self._executors if aid == agent.id}
+        return self.executors.frameworks_on(agent.id)
 
     def executors_of(self, framework_id: str) -> list[Executor]:
-        return [e for (_, fid, _), e in self._executors.items() if fid == framework_id]
+        return self.executors.of(framework_id)
 
     def forget_framework_executors(self, framework_id: str) -> None:
-        for key in [k for k in self._executors if k[1] == framework_id]:
-            self._remove_executor(key)
+        self.executors.forget_framework(framework_id)
 
-    def _remove_executor(self, key: ExecutorKey) -> None:
-        """Forget a custom executor and give back what it held (its tasks are not touched)."""
-        executor = self._executors.pop(key, None)
-        if executor is not None:
-            self.master.allocator.recover(key[1], executor.role, key[0], executor.resources,
-                                          now=self.master.clock())
-            self.master.schedule_allocation()
-
-    def _adopt_executor(self, agent: Agent, info: mesos_pb2.ExecutorInfo) -> None:
-        """A custom executor an agent reports that this master did not launch (it failed over,
-        or the agent was away): account for it as if launched here."""
-        key = (agent.id, info.framework_id.value, info.executor_id.value)
-        if generated_for_command_task(info) or key in self._executors:
-            return
-        record = mesos_pb2.ExecutorInfo()
-        record.CopyFrom(info)
-        resources = Resources.from_proto(record.resources)
-        role = next((r.allocation_info.role for r in record.resources
-                     if r.allocation_info.role), "*")
-        self._executors[key] = Executor(record, agent.id, role, resources)
-        if resources:
-            self.master.allocator.allocate_resources(key[1], role, agent.id, resources)
-
-    def _sync_executors(self, agent: Agent,
-                        executors: Iterable[internal_pb2.ExecutorState]) -> None:
-        """As Mesos on re-registration: executors the master has but the agent does not report
-        are removed (their resources go back); those it reports are adopted."""
-        reported = [state.executor_info for state in executors]
-        keys = {(agent.id, i.framework_id.value, i.executor_id.value) for i in reported}
-        for key in [k for k in self._executors if k[0] == agent.id and k not in keys]:
-            self._remove_executor(key)
-        for info in reported:
-            if info.framework_id.value in self.master.frameworks:
-                self._adopt_executor(agent, info)
-
-    # Reconciliation --------------------------------------------------------------------------
+    # Reconciliation: see reconciliation.py --------------------------------------------
     def reconcile(self, framework: Framework, reconcile: scheduler_pb2.Call.Reconcile) -> None:
-        if not reconcile.tasks:
-            for task in framework.tasks.values():
-                self._reconcile_update(framework, task.task_id, task.agent_id,
-                                       task.reported_state(framework.partition_aware),
-                                       task.statuses[-1] if task.statuses else None,
-                                       unreachable_time=task.unreachable_time)
-            return
-        for item in reconcile.tasks:
-            known = framework.tasks.get(item.task_id.value)
-            if known is not None:
-                self._reconcile_update(framework, known.task_id, known.agent_id,
-                                       known.reported_state(framework.partition_aware),
-                                       known.statuses[-1] if known.statuses else None,
-                                       unreachable_time=known.unreachable_time)
-                continue
-            agent_id = item.agent_id.value if item.HasField("agent_id") else ""
-            answer = self._unknown_task_state(agent_id)
-            if answer is None:
-                log.info("framework %s: not answering the reconciliation of task %s: %s not "
-                         "re-registered yet", framework.id, item.task_id.value,
-                         f"agent {agent_id} has" if agent_id else "some agents have")
-                continue
-            state, unreachable_time = answer
-            if not framework.partition_aware:
-                state = mesos_pb2.TASK_LOST
-            self._reconcile_update(framework, item.task_id.value, agent_id, state, None,
-                                   unreachable_time=unreachable_time)
+        self.reconciler.reconcile(framework, reconcile)
 
-    def _unknown_task_state(self, agent_id: str) -> tuple[int, float | None] | None:
-        """Mesos's explicit reconciliation of a task the master does not know (``master.cpp``,
-        ``Master::reconcile``), by what is known of the agent named (``agent_id``, may be empty):
-
-            agent recovered from the registry, not re-registered yet  -> no answer (retry)
-            no agent named, and some agent is still recovered          -> no answer (retry)
-            agent registered                                           -> TASK_GONE
-            agent unreachable                                          -> TASK_UNREACHABLE
-            agent unknown (or none named)                              -> TASK_UNKNOWN
-
-        with the time the agent became unreachable. (No MARK_AGENT_GONE here, so never
-        TASK_GONE_BY_OPERATOR.) Frameworks that are not PARTITION_AWARE get TASK_LOST instead.
-        """
-        master = self.master
-        recovered = master.recovered_agents
-        if (agent_id in recovered) if agent_id else bool(recovered):
-            return None
-        agent = master.agents.get(agent_id) if agent_id else None
-        if agent is not None and agent.unreachable_time is None:
-            return mesos_pb2.TASK_GONE, None
-        unreachable = (agent.unreachable_time if agent is not None
-                       else master.registry.state.unreachable.get(agent_id))
-        if unreachable is not None:
-            return mesos_pb2.TASK_UNREACHABLE, unreachable
-        return mesos_pb2.TASK_UNKNOWN, None
-
-    def _reconcile_update(self, framework: Framework, task_id: str, agent_id: str, state: int,
-                          last: mesos_pb2.TaskStatus | None, *,
-                          unreachable_time: float | None = None) -> None:
-        event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE)
-        status = event.update.status
-        if last is not None:
-            status.CopyFrom(last)
-            status.ClearField("uuid")
-        status.task_id.value = task_id
-        if agent_id:
-            status.agent_id.value = agent_id
-        if unreachable_time is not None:
-            status.unreachable_time.nanoseconds = int(unreachable_time * 1e9)
-        status.state = state  # type: ignore[assignment]
-        status.source = Status.SOURCE_MASTER
-        status.reason = Status.REASON_RECONCILIATION
-        status.timestamp = self.master.clock()
-        framework.send(event)
-
-    def _master_update(self, framework: Framework, task_id: str, agent_id: str, state: int,
-                       reason: int, message: str) -> None:
+    # The master's own status updates ------------------------------------------------
+    def master_update(self, framework: Framework, task_id: str, agent_id: str, state: int,
+                      reason: int, message: str) -> None:
+        """Tell the framework of a task state the master decided (source SOURCE_MASTER)."""
         event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE)
         status = event.update.status
         status.task_id.value = task_id
@@ -503,125 +363,23 @@ class TaskLauncher:
         status.timestamp = self.master.clock()
         framework.send(event)
 
-    # Agents ------------------------------------------------------------------------------
+    # Agents: see agent_tasks.py ----------------------------------------------------------
     def recover_executor(self, agent: Agent, state: internal_pb2.ExecutorState) -> None:
-        """A re-registering agent reports what runs on it; adopt it (after a master restart)."""
-        master = self.master
-        framework_id = state.framework_info.id.value
-        framework = master.frameworks.get(framework_id)
-        if framework is None:
-            framework = Framework(framework_id, state.framework_info,
-                                  registered_time=master.clock(), recovered=True)
-            master.frameworks[framework_id] = framework
-            master.allocator.add_framework(framework_id, framework.roles)
-            master.allocator.deactivate_framework(framework_id)
-        custom = state.HasField("executor_info") and not generated_for_command_task(
-            state.executor_info)
-        if custom:
-            self._adopt_executor(agent, state.executor_info)
-        for proto in state.tasks:
-            if proto.task_id.value in framework.tasks:
-                continue
-            resources = Resources.from_proto(proto.resources)
-            role = proto.resources[0].allocation_info.role if proto.resources else "*"
-            info = mesos_pb2.TaskInfo(name=proto.name)
-            info.task_id.CopyFrom(proto.task_id)
-            info.agent_id.CopyFrom(proto.agent_id)
-            info.resources.extend(proto.resources)
-            if custom:
-                info.executor.CopyFrom(state.executor_info)
-            task = Task(info, framework_id, agent.id, role or "*", resources, state=proto.state,
-                        statuses=list(proto.statuses), user=proto.user)
-            framework.tasks[task.task_id] = task
-            agent.tasks.setdefault(framework_id, set()).add(task.task_id)
-            if proto.state not in TERMINAL_STATES:
-                master.allocator.allocate_resources(framework_id, task.role, agent.id, resources)
+        self.agent_tasks.recover_executor(agent, state)
 
     def agent_unreachable(self, agent: Agent, why: str) -> None:
-        """Tell frameworks their tasks there are UNREACHABLE (PARTITION_AWARE) or LOST."""
-        now = self.master.clock()
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if framework is None or task is None or task.state in TERMINAL_STATES:
-                    continue
-                task.unreachable_time = now
-                self._master_update(framework, task_id, agent.id,
-                                    task.reported_state(framework.partition_aware),
-                                    Status.REASON_AGENT_REMOVED,
-                                    f"Agent {agent.id} is unreachable: {why}")
+        self.agent_tasks.unreachable(agent, why)
 
     def agent_reachable(self, agent: Agent,
                         executors: Iterable[internal_pb2.ExecutorState]) -> None:
-        """The agent is back: its tasks are what it says; those it lost are gone."""
-        executors = list(executors)
-        self._sync_executors(agent, executors)
-        reported = {task.task_id.value: task for state in executors for task in state.tasks}
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if framework is None or task is None or task.unreachable_time is None:
-                    continue
-                task.unreachable_time = None
-                known = reported.get(task_id)
-                if known is not None and known.state not in TERMINAL_STATES:
-                    task.state = known.state
-                    self._master_update(framework, task_id, agent.id, known.state,
-                                        Status.REASON_AGENT_REREGISTERED,
-                                        f"Agent {agent.id} re-registered")
-                    continue
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                self._end_task(framework, task, state, Status.REASON_AGENT_REREGISTERED,
-                               f"Agent {agent.id} re-registered without this task")
+        self.agent_tasks.reachable(agent, executors)
 
     def agent_reregistered(self, agent: Agent,
                            executors: Iterable[internal_pb2.ExecutorState]) -> None:
-        """Tasks the master placed on the agent that the agent does not report are gone (it
-        restarted before it could keep them): say so, rather than leave them STAGING forever."""
-        executors = list(executors)
-        self._sync_executors(agent, executors)
-        reported = {task.task_id.value for state in executors for task in state.tasks}
-        for framework_id, task_ids in list(agent.tasks.items()):
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if (framework is None or task is None or task_id in reported
-                        or task.state in TERMINAL_STATES):
-                    continue
-                if framework.partition_aware:
-                    state = mesos_pb2.TASK_DROPPED if task.state == mesos_pb2.TASK_STAGING \
-                        else mesos_pb2.TASK_GONE
-                else:
-                    state = mesos_pb2.TASK_LOST
-                self._end_task(framework, task, state, Status.REASON_AGENT_RESTARTED,
-                               f"Agent {agent.id} re-registered without this task")
-
-    def _end_task(self, framework: Framework, task: Task, state: int, reason: int,
-                  message: str, *, free: bool = True) -> None:
-        """The master ends a task its agent can no longer speak for, and says so."""
-        task.state = state
-        if free:
-            self.free_task(task)
-        self._master_update(framework, task.task_id, task.agent_id, state, reason, message)
-        self.forget_task(task)
+        self.agent_tasks.reregistered(agent, executors)
 
     def agent_removed(self, agent: Agent) -> None:
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            if framework is None:
-                continue
-            for task_id in list(task_ids):
-                task = framework.tasks.get(task_id)
-                if task is None or task.state in TERMINAL_STATES:
-                    continue
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                # No free: the allocator drops the whole agent, and its allocations with it.
-                self._end_task(framework, task, state, Status.REASON_AGENT_REMOVED,
-                               "Agent removed", free=False)
-        for key in [k for k in self._executors if k[0] == agent.id]:
-            del self._executors[key]
+        self.agent_tasks.removed(agent)
 
 
 def _operation_tasks(operation: mesos_pb2.Offer.Operation) -> list[mesos_pb2.TaskInfo]:

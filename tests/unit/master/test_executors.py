@@ -3,7 +3,7 @@ which executors an agent reports are its own command executors."""
 
 from __future__ import annotations
 
-from agent_runtime.master.tasks import (
+from agent_runtime.master.executors import (
     compatible_executors,
     executor_as_launched,
     generated_for_command_task,

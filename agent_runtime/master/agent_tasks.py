@@ -1,0 +1,153 @@
+"""What becomes of an agent's tasks when the agent changes, in the master.
+
+Owns the task side of agent lifecycle events: tasks and custom executors adopted from an agent
+that registers with tasks (after a master failover); tasks reported UNREACHABLE (or LOST) when
+their agent is partitioned; tasks taken back, or ended GONE (or LOST), when it comes back; tasks
+ended when an agent re-registers without them (DROPPED, GONE or LOST) or is removed. The master
+says so with status updates of its own (``TaskLauncher.master_update``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from agent_runtime.master.executors import generated_for_command_task
+from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Task
+from agent_runtime.proto import internal_pb2, mesos_pb2
+from agent_runtime.resources import Resources
+
+if TYPE_CHECKING:
+    from agent_runtime.master.tasks import TaskLauncher
+
+Status = mesos_pb2.TaskStatus
+
+
+class AgentTasks:
+    """The tasks of agents that register, go away, come back, re-register or are removed."""
+
+    def __init__(self, launcher: TaskLauncher) -> None:
+        self.launcher = launcher
+        self.master = launcher.master
+
+    def recover_executor(self, agent: Agent, state: internal_pb2.ExecutorState) -> None:
+        """A re-registering agent reports what runs on it; adopt it (after a master restart)."""
+        master = self.master
+        framework_id = state.framework_info.id.value
+        framework = master.frameworks.get(framework_id)
+        if framework is None:
+            framework = Framework(framework_id, state.framework_info,
+                                  registered_time=master.clock(), recovered=True)
+            master.frameworks[framework_id] = framework
+            master.allocator.add_framework(framework_id, framework.roles)
+            master.allocator.deactivate_framework(framework_id)
+        custom = state.HasField("executor_info") and not generated_for_command_task(
+            state.executor_info)
+        if custom:
+            self.launcher.executors.adopt(agent, state.executor_info)
+        for proto in state.tasks:
+            if proto.task_id.value in framework.tasks:
+                continue
+            resources = Resources.from_proto(proto.resources)
+            role = proto.resources[0].allocation_info.role if proto.resources else "*"
+            info = mesos_pb2.TaskInfo(name=proto.name)
+            info.task_id.CopyFrom(proto.task_id)
+            info.agent_id.CopyFrom(proto.agent_id)
+            info.resources.extend(proto.resources)
+            if custom:
+                info.executor.CopyFrom(state.executor_info)
+            task = Task(info, framework_id, agent.id, role or "*", resources, state=proto.state,
+                        statuses=list(proto.statuses), user=proto.user)
+            framework.tasks[task.task_id] = task
+            agent.tasks.setdefault(framework_id, set()).add(task.task_id)
+            if proto.state not in TERMINAL_STATES:
+                master.allocator.allocate_resources(framework_id, task.role, agent.id, resources)
+
+    def unreachable(self, agent: Agent, why: str) -> None:
+        """Tell frameworks their tasks there are UNREACHABLE (PARTITION_AWARE) or LOST."""
+        now = self.master.clock()
+        for framework_id, task_ids in agent.tasks.items():
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if framework is None or task is None or task.state in TERMINAL_STATES:
+                    continue
+                task.unreachable_time = now
+                self.launcher.master_update(framework, task_id, agent.id,
+                                            task.reported_state(framework.partition_aware),
+                                            Status.REASON_AGENT_REMOVED,
+                                            f"Agent {agent.id} is unreachable: {why}")
+
+    def reachable(self, agent: Agent,
+                  executors: Iterable[internal_pb2.ExecutorState]) -> None:
+        """The agent is back: its tasks are what it says; those it lost are gone."""
+        executors = list(executors)
+        self.launcher.executors.sync(agent, executors)
+        reported = {task.task_id.value: task for state in executors for task in state.tasks}
+        for framework_id, task_ids in agent.tasks.items():
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if framework is None or task is None or task.unreachable_time is None:
+                    continue
+                task.unreachable_time = None
+                known = reported.get(task_id)
+                if known is not None and known.state not in TERMINAL_STATES:
+                    task.state = known.state
+                    self.launcher.master_update(framework, task_id, agent.id, known.state,
+                                                Status.REASON_AGENT_REREGISTERED,
+                                                f"Agent {agent.id} re-registered")
+                    continue
+                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+                self._end_task(framework, task, state, Status.REASON_AGENT_REREGISTERED,
+                               f"Agent {agent.id} re-registered without this task")
+
+    def reregistered(self, agent: Agent,
+                     executors: Iterable[internal_pb2.ExecutorState]) -> None:
+        """Tasks the master placed on the agent that the agent does not report are gone (it
+        restarted before it could keep them): say so, rather than leave them STAGING forever."""
+        executors = list(executors)
+        self.launcher.executors.sync(agent, executors)
+        reported = {task.task_id.value for state in executors for task in state.tasks}
+        for framework_id, task_ids in list(agent.tasks.items()):
+            framework = self.master.frameworks.get(framework_id)
+            for task_id in sorted(task_ids):
+                task = framework.tasks.get(task_id) if framework else None
+                if (framework is None or task is None or task_id in reported
+                        or task.state in TERMINAL_STATES):
+                    continue
+                if framework.partition_aware:
+                    state = mesos_pb2.TASK_DROPPED if task.state == mesos_pb2.TASK_STAGING \
+                        else mesos_pb2.TASK_GONE
+                else:
+                    state = mesos_pb2.TASK_LOST
+                self._end_task(framework, task, state, Status.REASON_AGENT_RESTARTED,
+                               f"Agent {agent.id} re-registered without this task")
+
+    def _end_task(self, framework: Framework, task: Task, state: int, reason: int,
+                  message: str, *, free: bool = True) -> None:
+        """The master ends a task its agent can no longer speak for, and says so."""
+        task.state = state
+        if free:
+            self.launcher.free_task(task)
+        self.launcher.master_update(framework, task.task_id, task.agent_id, state, reason, message)
+        self.launcher.forget_task(task)
+
+    def removed(self, agent: Agent) -> None:
+        """The agent is gone for good: its live tasks end GONE (or LOST); executors forgotten."""
+        for framework_id, task_ids in agent.tasks.items():
+            framework = self.master.frameworks.get(framework_id)
+            if framework is None:
+                continue
+            for task_id in list(task_ids):
+                task = framework.tasks.get(task_id)
+                if task is None or task.state in TERMINAL_STATES:
+                    continue
+                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+                # No free: the allocator drops the whole agent, and its allocations with it.
+                self._end_task(framework, task, state, Status.REASON_AGENT_REMOVED,
+                               "Agent removed", free=False)
+        self.launcher.executors.forget_agent(agent.id)
+
+
+__all__ = ["AgentTasks"]
