@@ -13,7 +13,7 @@ from typing import Protocol
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
-from agent_runtime.errors import FlagError, LaunchError
+from agent_runtime.errors import FlagError, LaunchError, RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
 PROVIDERS = ("docker", "appc")
@@ -58,9 +58,12 @@ def create_provisioner(config: AgentConfig) -> Provisioner | None:
     if "docker" not in providers(config):
         return None
     module = importlib.import_module("agent_runtime.images.provisioner")
-    provisioner: Provisioner = module.Provisioner(
-        config.work_dir, config.docker_store_dir, config.docker_registry,
-        docker_config=config.docker_config)
+    try:
+        provisioner: Provisioner = module.Provisioner(
+            config.work_dir, config.docker_store_dir, config.docker_registry,
+            docker_config=config.docker_config)
+    except RuntimeErrorBase as exc:  # a registry it cannot use, a bad backend: the flags' fault
+        raise FlagError(str(exc)) from exc
     return provisioner
 
 
