@@ -19,8 +19,10 @@ from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.proto import mesos_pb2
 
 
-def _config(tmp_path: Path, **flags: object) -> AgentConfig:
-    return dataclasses.replace(AgentConfig(), work_dir=str(tmp_path), **flags)
+def _config(tmp_path: Path, image_providers: str, docker_registry: str | None = None
+            ) -> AgentConfig:
+    return dataclasses.replace(AgentConfig(), work_dir=str(tmp_path),
+                               image_providers=image_providers, docker_registry=docker_registry)
 
 
 def test_a_registry_the_provisioner_cannot_use_is_a_flag_error(tmp_path: Path) -> None:
