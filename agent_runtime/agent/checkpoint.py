@@ -5,10 +5,18 @@ Only frameworks with ``checkpoint`` set are written, as in Mesos. Every file is 
 protobuf, and written atomically, so a crash mid-write leaves the previous version. A task's
 ``task.updates`` holds its status update stream as the agent last knew it: the updates not yet
 acknowledged, in order, and the uuids already seen (duplicates are dropped after a restart too).
+
+The agent writes through a :class:`CheckpointWriter`, off its event loop: a write is queued with
+its bytes as of the call, and one thread writes the queue in order, a batch per hop, each file
+still tmp, fsync, rename. What a checkpoint records is told to nobody (the master, the executor)
+before :meth:`CheckpointWriter.durable` says it is on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -60,54 +68,153 @@ class CheckpointError(RuntimeErrorBase):
     """A checkpoint cannot be read back and ``--strict`` makes that fatal."""
 
 
+class CheckpointWriter:
+    """Writes checkpoint files on one thread of its own, in the order they were asked for.
+
+    ``write`` only queues (the bytes as of the call). A drain task hands the queue to the thread
+    a batch at a time; what is asked meanwhile makes the next batch, so a batch on disk means
+    everything asked before it is too. Within the queue a later write of a path replaces the
+    earlier one, and a write of the bytes last asked for that path is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._queued: dict[str, bytes] = {}
+        self._queued_done: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self._last: dict[str, bytes] = {}  # what was last asked of each path still of interest
+        # Its own thread: never behind the default executor's long jobs (image layers).
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def write(self, path: str, data: bytes) -> None:
+        if self._last.get(path) == data:
+            return
+        self._last[path] = data
+        self._queued.pop(path, None)  # written where it was last asked for
+        self._queued[path] = data
+        loop = asyncio.get_running_loop()
+        if self._queued_done is None:
+            self._queued_done = loop.create_future()
+        if self._drain is None:
+            self._drain = loop.create_task(self._run())
+
+    def durable(self) -> asyncio.Future[None] | None:
+        """Done once everything asked so far is on disk (an OSError if it could not be);
+        None when nothing is waiting. Shared: await it through ``asyncio.shield``."""
+        return self._queued_done or self._writing
+
+    def forget(self, directory: str) -> None:
+        """Files under ``directory`` are of no more interest: stop remembering their bytes."""
+        prefix = directory + os.sep
+        for path in [p for p in self._last if p.startswith(prefix)]:
+            del self._last[path]
+
+    async def flush(self) -> None:
+        """Wait until everything asked so far is on disk, or failed to be (logged)."""
+        while (done := self.durable()) is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(done)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queued:
+                batch, done = self._queued, self._queued_done
+                assert done is not None
+                self._queued, self._queued_done, self._writing = {}, None, done
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="checkpoint")
+                try:
+                    await loop.run_in_executor(self._pool, _write_all, batch)
+                except Exception as exc:  # OSError; anything else must not hang the waiters
+                    log.error("cannot write checkpoints: %s", exc,
+                              exc_info=not isinstance(exc, OSError))
+                    for path in batch:  # not on disk: the next ask must write them
+                        self._last.pop(path, None)
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._writing = None
+            self._drain = None
+
+
+def _write_all(batch: dict[str, bytes]) -> None:
+    for path, data in batch.items():
+        paths.atomic_write(path, data)
+
+
 class Checkpointer:
-    def __init__(self, work_dir: str, strict: bool = False) -> None:
+    def __init__(self, work_dir: str, strict: bool = False,
+                 writer: CheckpointWriter | None = None) -> None:
         self.work_dir = work_dir
         # --strict (Mesos's default): an unreadable checkpoint stops the agent rather than
         # letting it forget executors that may still run.
         self.strict = strict
+        # None: each write is done before the call returns (tools, tests).
+        self.writer = writer
+        self._open_runs: set[str] = set()  # runs written by this process and not done yet
 
     # Writing ----------------------------------------------------------------------------------
     def agent(self, info: mesos_pb2.AgentInfo) -> None:
         agent_id = info.id.value
-        paths.atomic_write(os.path.join(paths.meta_agent(self.work_dir, agent_id), "slave.info"),
+        self._write(os.path.join(paths.meta_agent(self.work_dir, agent_id), "slave.info"),
                            info.SerializeToString())
-        paths.atomic_write(paths.meta_latest(self.work_dir), agent_id.encode())
-        paths.atomic_write(paths.meta_boot_id(self.work_dir), boot_id().encode())
+        self._write(paths.meta_latest(self.work_dir), agent_id.encode())
+        self._write(paths.meta_boot_id(self.work_dir), boot_id().encode())
 
     def run(self, agent_id: str, framework: mesos_pb2.FrameworkInfo,
             executor: mesos_pb2.ExecutorInfo, container_id: str, pid: int,
             start_time: float) -> None:
         fid, eid = framework.id.value, executor.executor_id.value
         meta = paths.meta_framework(self.work_dir, agent_id, fid)
-        paths.atomic_write(os.path.join(meta, "framework.info"), framework.SerializeToString())
+        self._write(os.path.join(meta, "framework.info"), framework.SerializeToString())
         executor_dir = paths.meta_executor(self.work_dir, agent_id, fid, eid)
-        paths.atomic_write(os.path.join(executor_dir, "executor.info"),
+        self._write(os.path.join(executor_dir, "executor.info"),
                            executor.SerializeToString())
         run = paths.meta_run(self.work_dir, agent_id, fid, eid, container_id)
-        paths.atomic_write(os.path.join(run, "pids", "forked.pid"),
+        self._open_runs.add(run)
+        self._write(os.path.join(run, "pids", "forked.pid"),
                            f"{pid} {start_time!r}".encode())
         latest = os.path.join(executor_dir, "runs", "latest")
-        paths.atomic_write(latest, container_id.encode())
+        self._write(latest, container_id.encode())
 
     def task(self, agent_id: str, framework_id: str, executor_id: str, container_id: str,
              task: mesos_pb2.Task) -> None:
         path = paths.meta_task(self.work_dir, agent_id, framework_id, executor_id, container_id,
                                task.task_id.value)
-        paths.atomic_write(os.path.join(path, "task.info"), task.SerializeToString())
+        self._write(os.path.join(path, "task.info"), task.SerializeToString())
 
     def updates(self, agent_id: str, framework_id: str, executor_id: str, container_id: str,
                 task_id: str, stream: internal_pb2.UpdateStream) -> None:
         path = paths.meta_task(self.work_dir, agent_id, framework_id, executor_id, container_id,
                                task_id)
-        paths.atomic_write(os.path.join(path, "task.updates"), stream.SerializeToString())
+        self._write(os.path.join(path, "task.updates"), stream.SerializeToString())
 
     def run_done(self, agent_id: str, framework_id: str, executor_id: str,
                  container_id: str) -> None:
         """The run ended: a sentinel says so, and recovery skips it from now on."""
         run = paths.meta_run(self.work_dir, agent_id, framework_id, executor_id, container_id)
-        if os.path.isdir(run):
-            paths.atomic_write(os.path.join(run, "executor.sentinel"), b"")
+        if run in self._open_runs or os.path.isdir(run):  # its files may still be queued
+            self._open_runs.discard(run)
+            self._write(os.path.join(run, "executor.sentinel"), b"")
+            if self.writer is not None:
+                self.writer.forget(paths.meta_executor(self.work_dir, agent_id, framework_id,
+                                                       executor_id))
+
+    def _write(self, path: str, data: bytes) -> None:
+        if self.writer is None:
+            paths.atomic_write(path, data)
+        else:
+            self.writer.write(path, data)
 
     # Reading ----------------------------------------------------------------------------------
     def recover(self) -> RecoveredState:

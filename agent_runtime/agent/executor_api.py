@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from aiohttp import web
@@ -50,7 +51,11 @@ class ExecutorAPI:
         if call.type == Call.UPDATE:
             if not call.HasField("update"):
                 raise BadRequest("Expecting 'update' to be present")
-            self.agent.executor_update(executor, call.update.status)
+            checkpointed = self.agent.executor_update(executor, call.update.status)
+            if checkpointed is not None:
+                # Answered once on disk. Shielded: the future is shared, and a caller that
+                # goes away must not cancel it for the others.
+                await asyncio.shield(checkpointed)
         elif call.type == Call.MESSAGE:
             if not call.message.HasField("data"):
                 raise BadRequest("Expecting 'message.data' to be present")

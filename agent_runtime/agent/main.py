@@ -45,6 +45,8 @@ class RunningAgent:
                     executor.stream.close()
         await self.runner.shutdown()
         await self.runner.cleanup()
+        await self.agent.checkpoint_writer.flush()  # what was asked, before we go
+        self.agent.checkpoint_writer.close()
         await self.agent.containerizer.close()
 
 

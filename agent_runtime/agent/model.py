@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass, field
 
 from agent_runtime.containerizer.launcher import Process
-from agent_runtime.proto import mesos_pb2
+from agent_runtime.proto import executor_pb2, mesos_pb2
 from agent_runtime.streams import EventStream
 
 
@@ -52,6 +52,9 @@ class Executor:
     )
     killed: set[str] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
+    # Events held back, in order, until ``gate`` (a checkpoint they depend on) is on disk.
+    held: list[executor_pb2.Event] = field(default_factory=list)
+    gate: asyncio.Future[None] | None = None
 
     @property
     def id(self) -> str:

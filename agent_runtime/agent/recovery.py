@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def checkpoint_stream(agent: Agent, framework_id: str, task_id: str) -> None:
-    """Write a task's update stream (and its latest state) for a checkpointing framework."""
+def checkpoint_stream(agent: Agent, framework_id: str, task_id: str
+                      ) -> asyncio.Future[None] | None:
+    """Write a task's update stream (and its latest state) for a checkpointing framework;
+    returns what to wait for before the change may be told (None: nothing)."""
     framework = agent.frameworks.get(framework_id)
     if framework is None or not framework.info.checkpoint:
-        return
+        return None
     for executor in list(framework.executors.values()):
         task = executor.launched.get(task_id)
         if task is None:
@@ -43,7 +45,8 @@ def checkpoint_stream(agent: Agent, framework_id: str, task_id: str) -> None:
         agent.checkpointer.task(agent.id, framework_id, executor.id, executor.container_id, task)
         agent.checkpointer.updates(agent.id, framework_id, executor.id, executor.container_id,
                                    task_id, agent.updates.snapshot(framework_id, task_id))
-        return
+        break
+    return agent.checkpoint_writer.durable()
 
 
 def recover(agent: Agent, state: RecoveredState, containerizer: ComposingContainerizer

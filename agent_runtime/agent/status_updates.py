@@ -4,17 +4,24 @@ One stream per task. Only the stream's first pending update is forwarded to the 
 re-sent with exponential backoff (10 s doubling up to 10 min, as Mesos) until the scheduler's
 acknowledgement comes back, and only then is the next one forwarded. Updates are deduplicated by
 uuid, so an executor that re-sends after a reconnect does no harm.
+
+A change to a stream is checkpointed before anyone hears of it: the ``changed`` callback
+returns the future of that checkpoint (None: nothing to wait for), and an update is forwarded
+only once it is done, so an update the master has seen survives an agent crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent_runtime.proto import internal_pb2, mesos_pb2
 from agent_runtime.task_states import TERMINAL_STATES
+
+log = logging.getLogger(__name__)
 
 RETRY_MIN = 10.0
 RETRY_MAX = 600.0
@@ -29,8 +36,9 @@ class _Stream:
     )
     seen: collections.deque[bytes] = field(
         default_factory=lambda: collections.deque(maxlen=MAX_SEEN))
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle | None = None  # set while the head is out, until its ack
     backoff: float = RETRY_MIN
+    checkpointing: asyncio.Future[None] | None = None  # the head waits for it to be sent
 
 
 class StatusUpdateManager:
@@ -39,11 +47,11 @@ class StatusUpdateManager:
         forward: Callable[[internal_pb2.StatusUpdate], None],
         retry_min: float = RETRY_MIN,
         retry_max: float = RETRY_MAX,
-        changed: Callable[[str, str], None] | None = None,
+        changed: Callable[[str, str], asyncio.Future[None] | None] | None = None,
     ) -> None:
         self._forward = forward
-        # Told (framework id, task id) after a stream changed, before the change is answered
-        # for: the agent checkpoints the stream there, so an accepted update survives a crash.
+        # Told (framework id, task id) after a stream changed: the agent checkpoints the stream
+        # there and returns when that is on disk, so an accepted update survives a crash.
         self._changed = changed or (lambda framework_id, task_id: None)
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._retry_min = retry_min
@@ -65,9 +73,9 @@ class StatusUpdateManager:
         stream.pending.append(update)
         for queued in stream.pending:
             queued.latest_state = status.state
-        self._changed(*key)
+        checkpointed = self._changed(*key)
         if len(stream.pending) == 1:
-            self._send(key, stream)
+            self._send_when(checkpointed, key, stream)
         return True
 
     def acknowledge(
@@ -83,9 +91,9 @@ class StatusUpdateManager:
             stream.timer.cancel()
             stream.timer = None
         stream.backoff = self._retry_min
-        self._changed(*key)
+        checkpointed = self._changed(*key)
         if stream.pending:
-            self._send(key, stream)
+            self._send_when(checkpointed, key, stream)
         elif acked.status.state in TERMINAL_STATES:
             del self._streams[key]
         return acked.status
@@ -110,6 +118,8 @@ class StatusUpdateManager:
     def resend_all(self) -> None:
         """After (re)connecting to a master: forward every stream's head right away."""
         for key, stream in self._streams.items():
+            if stream.checkpointing is not None and not stream.checkpointing.done():
+                continue  # sent once on disk
             if stream.pending:
                 if stream.timer is not None:
                     stream.timer.cancel()
@@ -125,6 +135,29 @@ class StatusUpdateManager:
             timer = self._streams.pop(key).timer
             if timer is not None:
                 timer.cancel()
+
+    def _send_when(self, checkpointed: asyncio.Future[None] | None, key: tuple[str, str],
+                   stream: _Stream) -> None:
+        """Forward the stream's head once ``checkpointed`` is done, never before."""
+        if checkpointed is None or (checkpointed.done() and not checkpointed.cancelled()
+                                    and checkpointed.exception() is None):
+            stream.checkpointing = None
+            self._send(key, stream)
+            return
+        stream.checkpointing = checkpointed
+        checkpointed.add_done_callback(lambda done: self._checkpointed(key, done))
+
+    def _checkpointed(self, key: tuple[str, str], done: asyncio.Future[None]) -> None:
+        stream = self._streams.get(key)
+        if stream is None or stream.checkpointing is not done:
+            return  # forgotten, restored, or already sent
+        stream.checkpointing = None
+        if done.cancelled() or done.exception() is not None:
+            # Not on disk, so not forwarded here: it goes at the next registration
+            # (resend_all); the writer logged why.
+            return
+        if stream.pending and stream.timer is None:
+            self._send(key, stream)
 
     def _send(self, key: tuple[str, str], stream: _Stream) -> None:
         self._forward(stream.pending[0])

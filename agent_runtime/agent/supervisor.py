@@ -199,7 +199,7 @@ class ExecutorSupervisor:
             return
         executor.transition(ExecutorState.TERMINATING)
         if executor.stream is not None:
-            executor.stream.send(Event(type=Event.SHUTDOWN))
+            self.agent.send_event(executor, Event(type=Event.SHUTDOWN))
         # The executor gets the grace period to kill its tasks; the small extra covers our own
         # SIGTERM-to-SIGKILL escalation inside it.
         grace = shutdown_grace(self.agent.config, executor)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 
 from agent_runtime.agent import checkpoint, paths
-from agent_runtime.agent.checkpoint import Checkpointer
+from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.proto import internal_pb2, mesos_pb2
 
 
@@ -87,3 +88,70 @@ def test_strict_recovery_refuses_a_torn_checkpoint(tmp_path: str) -> None:
         handle.write(b"\xff\xff\xff")
     with pytest.raises(checkpoint.CheckpointError, match=r"framework\.info"):
         Checkpointer(str(tmp_path), strict=True).recover()
+
+
+# The writer: off the event loop, in order, each file still tmp + fsync + rename ----------------
+async def test_the_writer_queues_then_writes_the_last_bytes_asked(tmp_path: str) -> None:
+    writer = CheckpointWriter()
+    path = os.path.join(str(tmp_path), "meta", "a")
+    assert writer.durable() is None
+    writer.write(path, b"one")
+    writer.write(path, b"two")  # still queued: replaces "one"
+    done = writer.durable()
+    assert done is not None and not os.path.exists(path)
+    await done
+    with open(path, "rb") as handle:
+        assert handle.read() == b"two"
+    assert os.listdir(os.path.dirname(path)) == ["a"]  # no temporary file left
+    writer.write(path, b"two")  # what is on disk already: nothing to do
+    assert writer.durable() is None
+    writer.close()
+
+
+async def test_a_later_batch_is_done_only_after_the_earlier_one(tmp_path: str) -> None:
+    writer = CheckpointWriter()
+    first, second = (os.path.join(str(tmp_path), name) for name in ("first", "second"))
+    writer.write(first, b"1")
+    in_flight = writer.durable()
+    await asyncio.sleep(0)  # the first batch is handed to the thread
+    writer.write(second, b"2")
+    queued = writer.durable()
+    assert in_flight is not None and queued is not None and queued is not in_flight
+    await queued
+    assert in_flight.done() and os.path.exists(first) and os.path.exists(second)
+    writer.close()
+
+
+async def test_a_failed_write_is_reported_and_asked_again(tmp_path: str) -> None:
+    writer = CheckpointWriter()
+    blocker = os.path.join(str(tmp_path), "file")
+    with open(blocker, "wb"):
+        pass
+    path = os.path.join(blocker, "under-a-file")  # its directory cannot be made
+    writer.write(path, b"x")
+    done = writer.durable()
+    assert done is not None
+    with pytest.raises(OSError):
+        await done
+    writer.write(path, b"x")  # not skipped: it never reached the disk
+    assert writer.durable() is not None
+    await writer.flush()
+    writer.close()
+
+
+async def test_a_run_ended_before_its_files_were_written_still_gets_its_sentinel(
+        tmp_path: str) -> None:
+    agent, framework, executor = _infos()
+    writer = CheckpointWriter()
+    ckpt = Checkpointer(str(tmp_path), writer=writer)
+    ckpt.agent(agent)
+    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    ckpt.run_done("A-S0", "A-0000", "e1", "c1")  # nothing on disk yet
+    await writer.flush()
+    assert Checkpointer(str(tmp_path)).recover().runs == []
+    # Launched again: the executor's files are written again, not taken as unchanged.
+    ckpt.run("A-S0", framework, executor, "c2", pid=2, start_time=2.0)
+    await writer.flush()
+    (run,) = Checkpointer(str(tmp_path)).recover().runs
+    assert (run.container_id, run.pid) == ("c2", 2)
+    writer.close()
