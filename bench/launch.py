@@ -413,7 +413,8 @@ class CpuMeter:
 
 async def drive(cluster: Cluster, args: argparse.Namespace, results: Results,
                 scratch: str) -> None:
-    info = mesos_pb2.FrameworkInfo(user=getpass.getuser(), name="bench-launch")
+    info = mesos_pb2.FrameworkInfo(user=getpass.getuser(), name="bench-launch",
+                                   checkpoint=args.checkpoint)
     async with SchedulerClient(cluster.master, info) as client:
         sched = BenchScheduler(client, args.cpus, args.mem, args.command)
         pump = asyncio.get_running_loop().create_task(sched.pump())
@@ -457,7 +458,8 @@ def report(args: argparse.Namespace, results: Results) -> tuple[str, bool]:
     lines = [
         f"launch benchmark: command {args.command!r}, task cpus:{args.cpus:g};mem:{args.mem:g},"
         f" {os.cpu_count()} CPUs, python {sys.version.split()[0]},"
-        f" load average at start {args.load_at_start:.2f}",
+        f" load average at start {args.load_at_start:.2f}"
+        f"{', checkpointing framework' if args.checkpoint else ''}",
         f"{'metric':<36}{'ours':>10}{'baseline':>10}{'ratio':>8}  {'target':<14}result",
         f"{f'ACCEPT->RUNNING p50 ms (n={n})':<36}{p50(lat):>10.1f}{p50(base):>10.2f}"
         f"{_ratio(p50(lat), p50(base)):>8}  {'<= 50 ms':<14}{'PASS' if lat_ok else 'FAIL'}",
@@ -520,6 +522,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per wait")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, sandboxes)")
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="a checkpointing framework (the agent writes its checkpoints)")
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.latency_runs < 1 or args.warmup < 0:
         parser.error("--tasks and --latency-runs must be >= 1, --warmup >= 0")
