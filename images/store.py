@@ -49,6 +49,7 @@ from collections.abc import Callable, Coroutine
 from typing import IO, Any, Protocol, TypeVar
 
 from agent_runtime.errors import BadRequest
+from agent_runtime.files import atomic_write
 
 from .backend_copy import OPAQUE_XATTR
 from .errors import BadArchive, DigestMismatch, ImageError, UnsafeEntry
@@ -255,15 +256,6 @@ def _check_layer_id(layer: LayerSource, given: str, origin: str) -> None:
                          f"its id must start with {V1_PREFIX!r} or {BLOB_PREFIX!r}")
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    partial = f"{path}.tmp"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-
-
 class Store:
     def __init__(self, store_dir: str, puller: Puller) -> None:
         self.store_dir = store_dir
@@ -322,7 +314,7 @@ class Store:
             index[image.reference] = {"layers": layer_ids, "config": image.config.to_docker()}
             data = json.dumps({"version": INDEX_VERSION, "images": index}, indent=1,
                               sort_keys=True).encode()
-            await asyncio.to_thread(_write_atomically, self.index_path, data)
+            await asyncio.to_thread(atomic_write, self.index_path, data)
 
     def _cached(self, key: str, index: dict[str, dict[str, Any]]) -> StoredImage | None:
         entry = index.get(key)

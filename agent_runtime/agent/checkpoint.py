@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError, Message
 
 from agent_runtime.agent import paths
 from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.files import atomic_write
 from agent_runtime.proto import internal_pb2, mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class CheckpointWriter:
 
 def _write_all(batch: dict[str, bytes]) -> None:
     for path, data in batch.items():
-        paths.atomic_write(path, data)
+        atomic_write(path, data)
 
 
 class Checkpointer:
@@ -212,7 +213,7 @@ class Checkpointer:
 
     def _write(self, path: str, data: bytes) -> None:
         if self.writer is None:
-            paths.atomic_write(path, data)
+            atomic_write(path, data)
         else:
             self.writer.write(path, data)
 

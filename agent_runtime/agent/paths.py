@@ -77,12 +77,3 @@ def is_within(root: str, path: str) -> bool:
     return real == real_root or real.startswith(real_root + os.sep)
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write via a temporary file, fsync, rename: a reader never sees half a checkpoint."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agent_runtime.master.executors import generated_for_command_task
-from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Task
+from agent_runtime.master.model import TERMINAL_STATES, Agent, Framework, Task, tasks_on
 from agent_runtime.proto import internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
 
@@ -66,17 +66,14 @@ class AgentTasks:
     def unreachable(self, agent: Agent, why: str) -> None:
         """Tell frameworks their tasks there are UNREACHABLE (PARTITION_AWARE) or LOST."""
         now = self.master.clock()
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if framework is None or task is None or task.state in TERMINAL_STATES:
-                    continue
-                task.unreachable_time = now
-                self.launcher.master_update(framework, task_id, agent.id,
-                                            task.reported_state(framework.partition_aware),
-                                            Status.REASON_AGENT_REMOVED,
-                                            f"Agent {agent.id} is unreachable: {why}")
+        for framework, task in tasks_on(agent, self.master.frameworks):
+            if task.state in TERMINAL_STATES:
+                continue
+            task.unreachable_time = now
+            self.launcher.master_update(framework, task.task_id, agent.id,
+                                        task.reported_state(framework.partition_aware),
+                                        Status.REASON_AGENT_REMOVED,
+                                        f"Agent {agent.id} is unreachable: {why}")
 
     def reachable(self, agent: Agent,
                   executors: Iterable[internal_pb2.ExecutorState]) -> None:
@@ -84,23 +81,20 @@ class AgentTasks:
         executors = list(executors)
         self.launcher.executors.sync(agent, executors)
         reported = {task.task_id.value: task for state in executors for task in state.tasks}
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if framework is None or task is None or task.unreachable_time is None:
-                    continue
-                task.unreachable_time = None
-                known = reported.get(task_id)
-                if known is not None and known.state not in TERMINAL_STATES:
-                    task.state = known.state
-                    self.launcher.master_update(framework, task_id, agent.id, known.state,
-                                                Status.REASON_AGENT_REREGISTERED,
-                                                f"Agent {agent.id} re-registered")
-                    continue
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                self._end_task(framework, task, state, Status.REASON_AGENT_REREGISTERED,
-                               f"Agent {agent.id} re-registered without this task")
+        for framework, task in tasks_on(agent, self.master.frameworks):
+            if task.unreachable_time is None:
+                continue
+            task.unreachable_time = None
+            known = reported.get(task.task_id)
+            if known is not None and known.state not in TERMINAL_STATES:
+                task.state = known.state
+                self.launcher.master_update(framework, task.task_id, agent.id, known.state,
+                                            Status.REASON_AGENT_REREGISTERED,
+                                            f"Agent {agent.id} re-registered")
+                continue
+            state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+            self._end_task(framework, task, state, Status.REASON_AGENT_REREGISTERED,
+                           f"Agent {agent.id} re-registered without this task")
 
     def reregistered(self, agent: Agent,
                      executors: Iterable[internal_pb2.ExecutorState]) -> None:
@@ -109,20 +103,16 @@ class AgentTasks:
         executors = list(executors)
         self.launcher.executors.sync(agent, executors)
         reported = {task.task_id.value for state in executors for task in state.tasks}
-        for framework_id, task_ids in list(agent.tasks.items()):
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in sorted(task_ids):
-                task = framework.tasks.get(task_id) if framework else None
-                if (framework is None or task is None or task_id in reported
-                        or task.state in TERMINAL_STATES):
-                    continue
-                if framework.partition_aware:
-                    state = mesos_pb2.TASK_DROPPED if task.state == mesos_pb2.TASK_STAGING \
-                        else mesos_pb2.TASK_GONE
-                else:
-                    state = mesos_pb2.TASK_LOST
-                self._end_task(framework, task, state, Status.REASON_AGENT_RESTARTED,
-                               f"Agent {agent.id} re-registered without this task")
+        for framework, task in tasks_on(agent, self.master.frameworks):
+            if task.task_id in reported or task.state in TERMINAL_STATES:
+                continue
+            if framework.partition_aware:
+                state = mesos_pb2.TASK_DROPPED if task.state == mesos_pb2.TASK_STAGING \
+                    else mesos_pb2.TASK_GONE
+            else:
+                state = mesos_pb2.TASK_LOST
+            self._end_task(framework, task, state, Status.REASON_AGENT_RESTARTED,
+                           f"Agent {agent.id} re-registered without this task")
 
     def _end_task(self, framework: Framework, task: Task, state: int, reason: int,
                   message: str, *, free: bool = True) -> None:
@@ -135,18 +125,13 @@ class AgentTasks:
 
     def removed(self, agent: Agent) -> None:
         """The agent is gone for good: its live tasks end GONE (or LOST); executors forgotten."""
-        for framework_id, task_ids in agent.tasks.items():
-            framework = self.master.frameworks.get(framework_id)
-            if framework is None:
+        for framework, task in tasks_on(agent, self.master.frameworks):
+            if task.state in TERMINAL_STATES:
                 continue
-            for task_id in list(task_ids):
-                task = framework.tasks.get(task_id)
-                if task is None or task.state in TERMINAL_STATES:
-                    continue
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                # No free: the allocator drops the whole agent, and its allocations with it.
-                self._end_task(framework, task, state, Status.REASON_AGENT_REMOVED,
-                               "Agent removed", free=False)
+            state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+            # No free: the allocator drops the whole agent, and its allocations with it.
+            self._end_task(framework, task, state, Status.REASON_AGENT_REMOVED,
+                           "Agent removed", free=False)
         self.launcher.executors.forget_agent(agent.id)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
@@ -141,3 +142,18 @@ class Agent:
     def send(self, message: internal_pb2.MasterMessage) -> None:
         if self.connected:
             self.outbox.put_nowait(message)
+
+
+def tasks_on(agent: Agent, frameworks: Mapping[str, Framework]) -> list[tuple[Framework, Task]]:
+    """The tasks the master has placed on ``agent``, with their frameworks, taken all at once:
+    callers end some of them as they go, which changes ``agent.tasks``."""
+    found = []
+    for framework_id, task_ids in list(agent.tasks.items()):
+        framework = frameworks.get(framework_id)
+        if framework is None:
+            continue
+        for task_id in sorted(task_ids):
+            task = framework.tasks.get(task_id)
+            if task is not None:
+                found.append((framework, task))
+    return found

@@ -30,6 +30,7 @@ from typing import Any
 
 from agent_runtime.codec import jsonpb
 from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.files import atomic_write
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources, to_millis
 from agent_runtime.zookeeper import ZooKeeper, ZooKeeperError
@@ -153,10 +154,4 @@ class Registry:
             self._zk_version = self.zookeeper.write_registry(data, self._zk_version)
             return
         assert self.path is not None
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(document, sort_keys=True).encode())

@@ -16,7 +16,15 @@ from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.ids import id_error
 from agent_runtime.master.agent_tasks import AgentTasks
 from agent_runtime.master.executors import CustomExecutors, executor_as_launched
-from agent_runtime.master.model import TERMINAL_STATES, Agent, Executor, Framework, Offer, Task
+from agent_runtime.master.model import (
+    TERMINAL_STATES,
+    Agent,
+    Executor,
+    Framework,
+    Offer,
+    Task,
+    tasks_on,
+)
 from agent_runtime.master.reconciliation import Reconciler
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
@@ -325,12 +333,9 @@ class TaskLauncher:
         """What live tasks and custom executors hold on an agent (offers not included)."""
         used = Resources()
         agent = self.master.agents.get(agent_id)
-        for framework_id, task_ids in (agent.tasks.items() if agent else ()):
-            framework = self.master.frameworks.get(framework_id)
-            for task_id in task_ids:
-                task = framework.tasks.get(task_id) if framework else None
-                if task is not None and task.state not in TERMINAL_STATES:
-                    used = used + task.resources
+        for _, task in tasks_on(agent, self.master.frameworks) if agent else ():
+            if task.state not in TERMINAL_STATES:
+                used = used + task.resources
         return used + self.executors.used_on(agent_id)
 
     def executors_on(self, agent: Agent) -> set[str]:

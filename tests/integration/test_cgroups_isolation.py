@@ -71,6 +71,12 @@ async def _terminal(framework: TestFramework, task_id: str) -> mesos_pb2.TaskSta
     return status
 
 
+def _strays(marker: str) -> list[int]:
+    """Processes whose command line carries ``marker``."""
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if marker in " ".join(p.info["cmdline"] or [])]
+
+
 async def _until(predicate: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -118,17 +124,13 @@ async def test_a_kill_leaves_no_process_and_no_cgroup(cluster: Cluster, root: st
         framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
         await framework.update(task_id, mesos_pb2.TASK_STARTING)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
-
-        def strays() -> list[int]:
-            return [p.pid for p in psutil.process_iter(["cmdline"])
-                    if marker in " ".join(p.info["cmdline"] or [])]
-
-        await _until(lambda: bool(strays()))
+        await _until(lambda: bool(_strays(marker)))
         [container] = _containers(root)
-        assert str(strays()[0]) in _read("memory", root, container, "cgroup.procs").split()
+        assert str(_strays(marker)[0]) in \
+            _read("memory", root, container, "cgroup.procs").split()
         await client.kill(task_id)
         await framework.update(task_id, mesos_pb2.TASK_KILLED)
-        await _until(lambda: not strays())
+        await _until(lambda: not _strays(marker))
         await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
         await framework.stop()
 

@@ -15,19 +15,13 @@ import docker
 import pytest
 from docker import errors as sdk_errors
 
-from tests import dockerd
 from tests.cluster import VENV_BIN, Cluster
+from tests.integration import test_docker
 from tests.integration.test_docker import sandbox_file
 from tests.registry import Registry, offline_images, push_archive, registry_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.APIClient]:
-    client = dockerd.engine()
-    yield client
-    client.close()
+engine = test_docker.engine  # the fixture: the running Docker engine
 
 
 @pytest.fixture(scope="module")

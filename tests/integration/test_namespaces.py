@@ -20,7 +20,13 @@ from agent_runtime.scheduler.client import SchedulerClient
 from tests.cluster import Cluster, running_cluster
 from tests.integration import test_cgroups_isolation
 from tests.integration.framework import TestFramework, command_task, framework_info
-from tests.integration.test_cgroups_isolation import _containers, _launch, _terminal, _until
+from tests.integration.test_cgroups_isolation import (
+    _containers,
+    _launch,
+    _strays,
+    _terminal,
+    _until,
+)
 from tests.integration.test_custom_executor import report_of, scheduler
 
 pytestmark = pytest.mark.cgroups
@@ -74,15 +80,10 @@ async def test_a_kill_ends_every_process_of_the_namespace(cluster: Cluster, root
         framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
         await framework.update(task_id, mesos_pb2.TASK_STARTING)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
-
-        def strays() -> list[int]:
-            return [p.pid for p in psutil.process_iter(["cmdline"])
-                    if marker in " ".join(p.info["cmdline"] or [])]
-
-        await _until(lambda: bool(strays()))
+        await _until(lambda: bool(_strays(marker)))
         await client.kill(task_id)
         assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
-        await _until(lambda: not strays())
+        await _until(lambda: not _strays(marker))
         await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
         await framework.stop()
 
