@@ -10,15 +10,18 @@ image. No ``ldd``: that would run the build host's loader against the host's lib
 from __future__ import annotations
 
 import posixpath
-import tarfile
 from collections.abc import Sequence
 
 from .elf import read_dynamic
 from .errors import ImageError
 from .layer import Entry, LayerTree
+from .rootpath import LinkLoop, resolve
 
 _BIN_DIRS = ("usr/bin/", "usr/sbin/", "usr/local/bin/", "usr/local/sbin/")
-_MAX_HOPS = 40
+
+
+class _Dangling(Exception):
+    """A component of a path is in no layer: ends a :meth:`RootView.resolve` walk."""
 
 
 class RootView:
@@ -36,30 +39,17 @@ class RootView:
 
     def resolve(self, path: str) -> str | None:
         """The real entry ``path`` names after following symlinks, or ``None`` if dangling."""
-        pending = [p for p in path.split("/") if p not in ("", ".")]
-        resolved: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            name = "/".join([*resolved, part])
+
+        def readlink(name: str) -> str | None:
             entry = self.entries.get(name)
             if entry is None and name not in self.implied:
-                return None
-            if entry is None or entry.info.type != tarfile.SYMTYPE:
-                resolved.append(part)
-                continue
-            hops += 1
-            if hops > _MAX_HOPS:
-                return None
-            target = entry.info.linkname
-            if target.startswith("/"):
-                resolved = []
-            pending = [p for p in target.split("/") if p not in ("", ".")] + pending
-        return "/".join(resolved)
+                raise _Dangling(name)
+            return entry.info.linkname if entry is not None and entry.info.issym() else None
+
+        try:
+            return resolve(path, readlink)
+        except (_Dangling, LinkLoop):
+            return None
 
     def library_dirs(self) -> list[str]:
         """The loader's default search path: the multiarch directories first (Debian's glibc

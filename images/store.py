@@ -53,10 +53,11 @@ from agent_runtime.files import atomic_write
 
 from .backend_copy import OPAQUE_XATTR
 from .errors import BadArchive, DigestMismatch, ImageError, UnsafeEntry
-from .extract import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, extract_layer, secure_join
+from .extract import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, extract_layer
 from .image_config import RuntimeConfig
 from .layer import clean_name
 from .reference import Reference, parse_reference
+from .rootpath import secure_join
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from images.errors import BadArchive, ImageError, UnsafeEntry
-from images.extract import extract_layer, secure_join
+from images.extract import extract_layer
+from images.rootpath import secure_join
 
 from .helpers import Item, make_tar, open_tar
 
@@ -144,3 +145,53 @@ def test_header_values_out_of_range_are_a_bad_archive_naming_the_entry(root: str
         pytest.skip("ownership is only applied as root")
     with pytest.raises(BadArchive, match=f"tar entry '{item.name}' cannot be extracted"):
         apply(root, Item("usr/bin", kind=DIR, mode=0o755), item)
+
+
+def test_a_hard_link_to_a_symlink_never_changes_what_the_symlink_points_at(
+        root: str, outside: str) -> None:
+    """The reported attack: ``evil -> <host file>``, then a hard link ``h`` to ``evil`` with mode
+    4777 made the host file setuid and world-writable."""
+    victim = os.path.join(outside, "victim")
+    with open(victim, "w") as handle:
+        handle.write("host")
+    os.chmod(victim, 0o644)
+    os.utime(victim, (5, 5))
+    before = os.stat(victim)
+    apply(root, Item("evil", kind=SYM, linkname=victim),
+          Item("h", kind=LNK, linkname="evil", mode=0o4777, uid=1234, gid=1234, mtime=99))
+    after = os.stat(victim)
+    assert stat.S_IMODE(after.st_mode) == 0o644
+    assert (after.st_uid, after.st_gid, after.st_mtime) == (before.st_uid, before.st_gid, 5)
+    # ``h`` is the symlink itself, a second name for the link inside the layer.
+    assert os.readlink(os.path.join(root, "h")) == victim
+    assert os.lstat(os.path.join(root, "h")).st_ino == os.lstat(os.path.join(root, "evil")).st_ino
+
+
+def test_the_same_attack_across_two_layers_of_one_root(root: str, outside: str) -> None:
+    victim = os.path.join(outside, "victim")
+    with open(victim, "w"):
+        pass
+    os.chmod(victim, 0o600)
+    apply(root, Item("etc/shadow", kind=SYM, linkname=victim))
+    apply(root, Item("etc/x", kind=LNK, linkname="etc/shadow", mode=0o6777),
+          Item("etc/shadow", kind=LNK, linkname="etc/x", mode=0o777))
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o600
+
+
+def test_a_directory_replaced_by_a_symlink_does_not_date_the_host(root: str,
+                                                                  outside: str) -> None:
+    # Directory mtimes are set at the end: by then "d" is a link to the host, whose "sub"
+    # must keep its time.
+    os.mkdir(os.path.join(outside, "sub"))
+    os.utime(os.path.join(outside, "sub"), (7, 7))
+    apply(root, Item("d", kind=DIR, mode=0o755), Item("d/sub", kind=DIR, mode=0o700, mtime=1000),
+          Item("d", kind=SYM, linkname=outside))
+    assert os.stat(os.path.join(outside, "sub")).st_mtime == 7
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE])
+def test_device_nodes_are_not_made_even_through_a_link(root: str, outside: str,
+                                                      kind: bytes) -> None:
+    apply(root, Item("dev", kind=SYM, linkname=outside), Item("dev/sda", kind=kind))
+    assert os.listdir(outside) == []
+    assert not os.path.lexists(os.path.join(root, outside.lstrip("/"), "sda"))
