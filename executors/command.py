@@ -41,10 +41,14 @@ if TYPE_CHECKING:
 
 # Set by the agent for a task with an image: JSON for rootfs.py (see there).
 TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
+ROOTFS_LAUNCH = "MESOS_ROOTFS_LAUNCH"  # what rootfs.py reads (it drops the variable)
 ROOTFS_ARGV = [sys.executable, "-S", "-c",
                "import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
                "sys.exit(rootfs.main())",
                os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+# The task of an image container gets a pid namespace of its own (util-linux, as the launcher
+# uses: a thread-using executor cannot unshare one for its children itself).
+TASK_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--kill-child", "--"]
 DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when no kill policy says otherwise
 ACK_WAIT = 2.0
 REAP_INTERVAL = 1.0  # seconds between looks for ended orphans (pid 1 only)
@@ -245,6 +249,7 @@ class CommandExecutor:
         self.events: queue.Queue[Json] = queue.Queue()
         self.task: dict[str, Json] | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.status_pipe: int | None = None
         self.spawning = threading.Lock()
         self.killing = False
         self.kill_deadline: float | None = None
@@ -303,11 +308,24 @@ class CommandExecutor:
                 env[str(variable["name"])] = str(variable.get("value", ""))
         # The agent's word only: a task's own variable of that name is dropped, never obeyed.
         env.pop(TASK_LAUNCH_INFO, None)
+        env.pop(ROOTFS_LAUNCH, None)
         launch_info = self.env.get(TASK_LAUNCH_INFO)
+        pass_fds: tuple[int, ...] = ()
         if launch_info is not None:
             # An image: the agent worked out the command (docker/runtime) and the rootfs
-            # (filesystem/linux); the helper enters the rootfs and execs it there.
-            argv, executable = [*ROOTFS_ARGV, launch_info], None
+            # (filesystem/linux); the helper enters the rootfs and execs it there. It does so
+            # in a pid namespace of the task's own, where it stays as init: nothing outside
+            # the container (this executor included) is in the task's /proc, so no
+            # /proc/<pid>/root leads back to the host. Its init reports the task's exit
+            # through a pipe (an init cannot die of a signal to pass one on).
+            launch = json.loads(launch_info)
+            self.status_pipe, status_w = os.pipe()
+            pass_fds = (status_w,)
+            launch.update(init=True, status_fd=status_w)
+            # In the environment, which only its holders may read, not the command line that
+            # /proc shows every process in the container.
+            env[ROOTFS_LAUNCH] = json.dumps(launch)
+            argv, executable = [*TASK_PID_NAMESPACE, *ROOTFS_ARGV], None
         # Spawned before TASK_STARTING is sent, not after: the update's round trip to the
         # agent is then not on the way to TASK_RUNNING. The order of the updates is the same.
         try:
@@ -315,11 +333,16 @@ class CommandExecutor:
                 self.process = subprocess.Popen(
                     argv, executable=executable, env=env, cwd=self.sandbox,
                     stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                    pass_fds=pass_fds,
                 )
         except OSError as exc:
+            for fd in pass_fds:
+                os.close(fd)
             self.update("TASK_STARTING")
             self.update("TASK_FAILED", f"Failed to launch {' '.join(argv)}: {exc}")
             return
+        for fd in pass_fds:
+            os.close(fd)
         threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
         self.update("TASK_STARTING")
         self.update("TASK_RUNNING")
@@ -344,7 +367,16 @@ class CommandExecutor:
                             os.waitpid(pid, os.WNOHANG)
 
     def _wait_child(self, process: subprocess.Popen[bytes]) -> None:
-        self.events.put(("exited", process.wait()))
+        status = process.wait()
+        if self.status_pipe is not None:
+            # The init's word on the task, when it lived to give it.
+            with contextlib.suppress(OSError, ValueError):
+                told = os.read(self.status_pipe, 32)
+                if told:
+                    status = int(told)
+            os.close(self.status_pipe)
+            self.status_pipe = None
+        self.events.put(("exited", status))
 
     def launched(self) -> bool:
         """Whether the task's process exists (a kill before that needs no signal)."""

@@ -74,3 +74,99 @@ def set_child_subreaper() -> None:
     """Orphaned descendants are re-parented to us (and reaped by us), not to init."""
     _check(_libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), 0, 0, 0),
            "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+# --- Namespaces, capabilities, seccomp: what a container's task is confined with. ---------
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+# SECBIT_NOROOT and its lock: root gets no capabilities from executing a file, so a root task
+# keeps exactly the ones it is given (else every exec would refill them up to the bounding set).
+SECBITS_NOROOT = 0x1 | 0x2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = (("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32))
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def _prctl(option: int, arg: int, what: str) -> None:
+    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), what)
+
+
+def last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def set_dumpable(dumpable: bool) -> None:
+    """Not dumpable: only a holder of CAP_SYS_PTRACE may ptrace us or open our /proc files."""
+    _prctl(PR_SET_DUMPABLE, int(dumpable), "prctl(PR_SET_DUMPABLE)")
+
+
+def set_no_new_privs() -> None:
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def set_keep_capabilities() -> None:
+    _prctl(PR_SET_KEEPCAPS, 1, "prctl(PR_SET_KEEPCAPS)")
+
+
+def set_securebits(bits: int) -> None:
+    _prctl(PR_SET_SECUREBITS, bits, "prctl(PR_SET_SECUREBITS)")
+
+
+def drop_bounding(capability: int) -> None:
+    _prctl(PR_CAPBSET_DROP, capability, f"prctl(PR_CAPBSET_DROP, {capability})")
+
+
+def set_capabilities(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2) for this thread (the helpers are single-threaded): 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)(
+        _CapData(effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF),
+        _CapData(effective >> 32, permitted >> 32, inheritable >> 32))
+    _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def raise_ambient(capability: int) -> None:
+    _check(_libc.prctl(ctypes.c_int(PR_CAP_AMBIENT), ctypes.c_ulong(PR_CAP_AMBIENT_RAISE),
+                       ctypes.c_ulong(capability), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+           f"prctl(PR_CAP_AMBIENT_RAISE, {capability})")
+
+
+def load_seccomp(program: bytes) -> None:
+    """Install a compiled seccomp BPF program (``struct sock_filter`` array, 8 bytes each)."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                       ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+           "prctl(PR_SET_SECCOMP)")
+
+
+def set_hostname(name: str) -> None:
+    encoded = name.encode()
+    _check(_libc.sethostname(encoded, ctypes.c_size_t(len(encoded))), "sethostname")

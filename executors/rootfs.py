@@ -22,12 +22,15 @@ its stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 import sys
 
 from executors import linux
+from executors.security import confine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-tri
 MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
           "/proc/latency_stats", "/proc/acpi", "/proc/scsi", "/sys/firmware")
 QUIET = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+# What an init passes on to the task (SIGKILL needs no passing: it ends the whole namespace).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
 
 def _directory(path: str) -> str:
@@ -150,17 +156,51 @@ def _which(program: str, path: str) -> str:
     raise FileNotFoundError(f"{program!r} is not in PATH={path}")
 
 
+def _init(child: int, status_fd: int | None) -> int:
+    """Pid 1 of the task's pid namespace: pass the executor's signals on, reap every orphan,
+    and end with the task, telling the executor how it ended (a pid 1 cannot die of its own
+    signal, so the raw status goes through ``status_fd``)."""
+    def forward(signum: int, frame: object) -> None:
+        # The executor signals our whole process group; a task still in it has had this one.
+        with contextlib.suppress(OSError):
+            if os.getpgid(child) != os.getpgrp():
+                os.kill(child, signum)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    # Unreachable from the task: without CAP_SYS_PTRACE it can neither trace us nor open our
+    # /proc files (exe, fd, root), and we hold nothing of the host's but our own binary.
+    linux.set_dumpable(False)
+    while True:
+        pid, raw = os.wait()
+        if pid != child:
+            continue
+        status = -os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw)
+        if status_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(status_fd, str(status).encode())
+        return 128 - status if status < 0 else status
+
+
 def main() -> int:
-    launch = json.loads(sys.argv[-1])
     environment = dict(os.environ)
+    # The command executor hands it over in the environment; the launcher, on the command line.
+    launch = json.loads(environment.pop("MESOS_ROOTFS_LAUNCH", None) or sys.argv[-1])
     environment.pop("MESOS_TASK_LAUNCH_INFO", None)
     environment.update(launch.get("environment", {}))
     if launch.get("sandbox"):
         environment["MESOS_SANDBOX"] = launch["mount_point"]
     argv = launch["argv"]
+    security = dict(launch.get("security", {}))
+    status_fd = launch.get("status_fd")
     step = "entering the root filesystem"
     try:
-        enter(launch)
+        if launch.get("rootfs"):
+            enter(launch)
+            # An image task is bounded by the set the agent gives (Docker's default unless
+            # asked otherwise); as root it holds that set, as another user nothing unless asked.
+            if security.get("effective") is None and not launch.get("user"):
+                security["effective"] = security.get("bounding")
         workdir = launch.get("working_dir") or launch.get("mount_point") or "/"
         step = f"changing to the working directory {workdir}"
         os.makedirs(workdir, exist_ok=True)
@@ -171,13 +211,22 @@ def main() -> int:
             if launch.get("sandbox"):
                 # The task's user owns its sandbox, as in Mesos.
                 os.chown(launch["mount_point"], uid, gid)
-            os.setgroups([gid])
-            os.setgid(gid)
-            os.setuid(uid)
+            security.update(uid=uid, gid=gid, groups=[gid])
+            if uid == 0 and launch.get("rootfs") and security.get("effective") is None:
+                security["effective"] = security.get("bounding")
+        if launch.get("init") and os.getpid() == 1:
+            step = "forking the task"
+            child = os.fork()
+            if child:
+                return _init(child, status_fd)
+        if status_fd is not None:
+            os.close(status_fd)
+        step = "confining the task"
+        confine(security)
         step = f"executing {argv[0]!r}"
         os.execve(_which(argv[0], environment.get("PATH", DEFAULT_PATH)), argv, environment)
     except OSError as exc:
-        print(f"Failed {step} {launch['rootfs']}: {exc}", file=sys.stderr)
+        print(f"Failed {step} {launch.get('rootfs', '')}: {exc}", file=sys.stderr)
     return 127
 
 

@@ -7,7 +7,8 @@ zygote and talks to it over its stdin and stdout, a JSON object a line::
 
     agent -> zygote   {"id": 7, "environment": {...}, "directory": "/sandbox",
                        "stdout": "/sandbox/stdout", "stderr": "/sandbox/stderr",
-                       "cgroup_procs": [".../cgroup.procs", ...], "namespaces": ["mount", "pid"]}
+                       "cgroup_procs": [".../cgroup.procs", ...], "namespaces": ["mount", "pid"],
+                       "hostname": "...", "security": {...}}   (namespaces/uts; security.py)
     zygote -> agent   {"id": 7, "pid": 4242}          the executor runs (pid as the host sees it)
                       {"id": 7, "error": "..."}       it could not be started
                       {"exited": 4242, "status": 0}   an executor ended (-N: killed by signal N)
@@ -31,7 +32,7 @@ import signal
 import sys
 import traceback
 
-from executors import command, linux
+from executors import command, linux, security
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,11 +68,23 @@ def _unshare_mount() -> None:
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
 
 
+def _other_namespaces(request: dict[str, Any]) -> int:
+    """The clone flags for ``namespaces/ipc`` and ``namespaces/uts``."""
+    namespaces = request.get("namespaces", ())
+    return (linux.CLONE_NEWIPC if "ipc" in namespaces else 0) | \
+        (linux.CLONE_NEWUTS if "uts" in namespaces else 0)
+
+
 def _run_executor(request: dict[str, Any]) -> int:
-    """In the executor process: its files, environment and sandbox, then the executor."""
+    """In the executor process: its files, environment and sandbox, its confinement (shared
+    with its task), then the executor."""
     with contextlib.suppress(OSError):
         os.setsid()
     namespaces = request.get("namespaces", ())
+    if "pid" not in namespaces and _other_namespaces(request):
+        linux.unshare(_other_namespaces(request))
+    if "uts" in namespaces and request.get("hostname"):
+        linux.set_hostname(request["hostname"])
     if "mount" in namespaces:
         if "pid" in namespaces:
             # Our own /proc: the container sees its own processes only.
@@ -88,6 +101,10 @@ def _run_executor(request: dict[str, Any]) -> int:
     os.chdir(request["directory"])
     os.environ.clear()
     os.environ.update(request["environment"])
+    if request.get("security"):
+        security.confine(request["security"])
+    # Out of its task's reach (ptrace, /proc/<pid>/fd) unless that task holds CAP_SYS_PTRACE.
+    linux.set_dumpable(False)
     code: int = command.main()
     return code
 
@@ -98,7 +115,7 @@ def _middle(request: dict[str, Any]) -> int:
         _join_cgroups(os.getpid(), request)
         if "mount" in request.get("namespaces", ()):
             _unshare_mount()
-        linux.unshare(linux.CLONE_NEWPID)
+        linux.unshare(linux.CLONE_NEWPID | _other_namespaces(request))
         pid = os.fork()
     except OSError as exc:
         _send({"id": request["id"], "error": str(exc)})

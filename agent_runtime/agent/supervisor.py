@@ -71,6 +71,18 @@ def executor_info_for(framework_id: str, task: mesos_pb2.TaskInfo) -> mesos_pb2.
     return info
 
 
+def task_user(switch_user: bool, framework_info: mesos_pb2.FrameworkInfo,
+              executor: Executor) -> str | None:
+    """``--switch_user``: the command's user, else the framework's (Mesos's rule); None runs the
+    task as the agent's own user."""
+    if not switch_user:
+        return None
+    tasks = list(executor.queued.values())
+    command = tasks[0].command if executor.command_executor and tasks \
+        else executor.info.command
+    return command.user or framework_info.user or None
+
+
 def shutdown_grace(config: AgentConfig, executor: Executor) -> float:
     """``ExecutorInfo.shutdown_grace_period`` if set, else ``--executor_shutdown_grace_period``."""
     if executor.info.HasField("shutdown_grace_period"):
@@ -145,6 +157,7 @@ class ExecutorSupervisor:
             executor_info=executor.info, tasks=tuple(executor.queued.values()),
             command_executor=executor.command_executor, directory=executor.directory,
             environment=agent.executor_env(framework, executor), forked=forked,
+            user=task_user(agent.config.switch_user, framework.info, executor),
         ))
         self.watch(executor, process)
         # A container may take a while to start (an image to load): a shutdown that came

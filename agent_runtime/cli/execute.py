@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agent_runtime import flags
 from agent_runtime.codec import jsonpb
+from agent_runtime.containerizer import capabilities
 from agent_runtime.detector import MasterDetector
 from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.flags import Duration, flag
@@ -47,6 +48,10 @@ class ExecuteConfig:
     content_type: str = flag("protobuf", "protobuf or json")
     principal: str | None = flag(None, "Framework principal")
     user: str | None = flag(None, "User to run the task as")
+    effective_capabilities: str | None = flag(
+        None, "Capabilities the task holds: JSON {\"capabilities\": [\"NET_RAW\"]} or a list")
+    bounding_capabilities: str | None = flag(
+        None, "Capabilities the task may ever hold (same forms)")
     framework_name: str = flag("mesos-execute instance", "Framework name")
 
 
@@ -95,6 +100,18 @@ def build_task(config: ExecuteConfig) -> tuple[mesos_pb2.TaskInfo, Resources]:
         task.container.type = mesos_pb2.ContainerInfo.MESOS
         task.container.mesos.image.type = mesos_pb2.Image.APPC
         task.container.mesos.image.appc.name = config.appc_image
+    linux = task.container.linux_info
+    for name, value, info in (
+            ("effective_capabilities", config.effective_capabilities,
+             linux.effective_capabilities),
+            ("bounding_capabilities", config.bounding_capabilities, linux.bounding_capabilities)):
+        wanted = capabilities.parse_flag(name, value)
+        if wanted is not None:
+            if not task.container.HasField("type"):
+                task.container.type = mesos_pb2.ContainerInfo.MESOS
+            info.SetInParent()
+            info.capabilities.extend(
+                capabilities.Capability.ValueType(c + capabilities.OFFSET) for c in sorted(wanted))
     return task, resources
 
 

@@ -55,6 +55,17 @@ class ContainerConfig:
     # Set by the Mesos containerizer once the provisioner has made the image's rootfs.
     rootfs: str | None = None
     image: ImageRuntime | None = None
+    # --switch_user: the user the task runs as (its command's, else its framework's); None
+    # with --switch_user=false, when tasks run as the agent's user.
+    user: str | None = None
+
+    @property
+    def container_info(self) -> mesos_pb2.ContainerInfo:
+        """The ContainerInfo that describes this container: a command task's own, else its
+        executor's (Mesos's rule for LinuxInfo and images alike)."""
+        if self.command_executor and self.tasks and self.tasks[0].HasField("container"):
+            return self.tasks[0].container
+        return self.executor_info.container
 
 
 class Containerizer(Protocol):

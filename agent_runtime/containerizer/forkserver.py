@@ -61,7 +61,10 @@ class ForkServer:
 
     async def spawn(self, env: Mapping[str, str], cwd: str, stdout_path: str, stderr_path: str,
                     cgroup_procs: Collection[str] = (),
-                    namespaces: Collection[str] = ()) -> Process:
+                    namespaces: Collection[str] = (),
+                    security: Mapping[str, Any] | None = None,
+                    hostname: str | None = None) -> Process:
+        """Fork a command executor (see executors/zygote.py for the request's fields)."""
         self.start()
         zygote = self._zygote
         assert zygote is not None and zygote.stdin is not None
@@ -73,6 +76,10 @@ class ForkServer:
         request = {"id": request_id, "environment": dict(env), "directory": cwd,
                    "stdout": stdout_path, "stderr": stderr_path,
                    "cgroup_procs": list(cgroup_procs), "namespaces": sorted(namespaces)}
+        if security:
+            request["security"] = dict(security)
+        if hostname:
+            request["hostname"] = hostname
         try:
             zygote.stdin.write(json.dumps(request).encode() + b"\n")
             zygote.stdin.flush()

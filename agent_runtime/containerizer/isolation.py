@@ -31,6 +31,11 @@ MODULES = {
     "cgroups/devices": "agent_runtime.isolators.cgroups_devices",
     "network/ports": "agent_runtime.isolators.network_ports",
     "gpu/nvidia": "agent_runtime.isolators.gpu_nvidia",
+    "linux/capabilities": "agent_runtime.isolators.linux_capabilities",
+    "linux/nnp": "agent_runtime.isolators.linux_nnp",
+    "linux/seccomp": "agent_runtime.isolators.linux_seccomp",
+    "namespaces/ipc": "agent_runtime.isolators.namespaces_ipc",
+    "namespaces/uts": "agent_runtime.isolators.namespaces_uts",
 }
 
 IsolatorFactory = Callable[[AgentConfig, Cgroups], Isolator]

@@ -33,8 +33,14 @@ class LaunchInfo:
     environment: Mapping[str, str] = field(default_factory=dict)
     # ``cgroup.procs`` files the launcher writes the executor's pid into before it execs.
     cgroup_procs: tuple[str, ...] = ()
-    # New namespaces for the container: "mount", "pid".
+    # New namespaces for the container: "mount", "pid", "ipc", "uts".
     namespaces: frozenset[str] = frozenset()
+    # The container's hostname in its own UTS namespace (namespaces/uts).
+    hostname: str | None = None
+    # How the task is confined (executors/security.py: bounding, effective, no_new_privs,
+    # seccomp), merged key by key: the task of an image container gets it through
+    # executors/rootfs.py, a command executor without an image shares it with its task.
+    security: Mapping[str, Any] = field(default_factory=dict)
     # For a container with an image: what ``executors/rootfs.py`` needs to enter it (rootfs,
     # sandbox and mount point from filesystem/linux; argv, environment, working_dir and user
     # from docker/runtime), merged key by key.

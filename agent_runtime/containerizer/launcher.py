@@ -32,6 +32,10 @@ def unshare_argv(namespaces: Collection[str]) -> list[str]:
     if "mount" in namespaces:
         argv.append("--mount")
         argv.append("--propagation=slave")
+    if "ipc" in namespaces:
+        argv.append("--ipc")
+    if "uts" in namespaces:
+        argv.append("--uts")
     if "pid" in namespaces:
         argv += ["--pid", "--fork", "--kill-child"]
         if "mount" in namespaces:

@@ -17,13 +17,15 @@ import importlib.util
 import json
 import logging
 import os
+import pwd
 import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from agent_runtime.containerizer.capabilities import DOCKER_DEFAULT
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.forkserver import ForkServer
-from agent_runtime.containerizer.isolator import Isolator, Limitation
+from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.containerizer.provisioning import Provisioner, image_name, image_of, runtime
 from agent_runtime.errors import LaunchError, RuntimeErrorBase
@@ -43,6 +45,47 @@ TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
 # executor needs the standard library only), which keeps its start-up, i.e. launch latency, low.
 _COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; import command; "
                  "sys.exit(command.main())")
+
+
+def rootfs_argv(launch: dict[str, Any]) -> list[str]:
+    """Run ``launch["argv"]`` through executors/rootfs.py (see there for the keys)."""
+    return [sys.executable, "-S", "-c", ROOTFS_STUB,
+            os.path.dirname(os.path.dirname(COMMAND_EXECUTOR)), json.dumps(launch)]
+
+
+def run_as(config: ContainerConfig) -> tuple[int, int, tuple[int, ...]] | None:
+    """``(uid, gid, groups)`` of the user a container without an image runs as (the agent's
+    own: None); raises LaunchError naming a user this host does not have."""
+    if not config.user:
+        return None
+    try:
+        entry = pwd.getpwnam(config.user)
+    except KeyError:
+        raise LaunchError(f"Failed to switch to user {config.user!r}: no such user on this "
+                          "agent (--switch_user)") from None
+    if entry.pw_uid == os.geteuid():
+        return None
+    return entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(config.user, entry.pw_gid))
+
+
+@dataclasses.dataclass
+class _Launch:
+    """The isolators' LaunchInfos merged in ``--isolation`` order."""
+
+    environment: dict[str, str]
+    cgroup_procs: list[str] = dataclasses.field(default_factory=list)
+    namespaces: set[str] = dataclasses.field(default_factory=set)
+    rootfs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    security: dict[str, Any] = dataclasses.field(default_factory=dict)
+    hostname: str | None = None
+
+    def add(self, info: LaunchInfo) -> None:
+        self.environment.update(info.environment)
+        self.cgroup_procs.extend(info.cgroup_procs)
+        self.namespaces |= info.namespaces
+        self.rootfs.update(info.rootfs_launch)
+        self.security.update(info.security)
+        self.hostname = info.hostname or self.hostname
 
 
 def executor_argv(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> list[str]:
@@ -92,21 +135,14 @@ class MesosContainerizer:
 
     async def launch(self, config: ContainerConfig) -> Process:
         container_id = config.container_id
-        environment = dict(config.environment)
-        cgroup_procs: list[str] = []
-        namespaces: set[str] = set()
-        rootfs_launch: dict[str, Any] = {}
+        merged = _Launch(environment=dict(config.environment))
         try:
             config = await self._provision(config)
             for isolator in self.isolators:
                 info = await isolator.prepare(container_id, config)
                 if info is not None:
-                    environment.update(info.environment)
-                    cgroup_procs.extend(info.cgroup_procs)
-                    namespaces |= info.namespaces
-                    rootfs_launch.update(info.rootfs_launch)
-            process = await self._spawn(config, environment, cgroup_procs, namespaces,
-                                        rootfs_launch)
+                    merged.add(info)
+            process = await self._spawn(config, merged)
         except BaseException:
             await self.cleanup(container_id)
             raise
@@ -133,16 +169,24 @@ class MesosContainerizer:
         return dataclasses.replace(config, rootfs=provisioned.rootfs,
                                    image=runtime(provisioned.config))
 
-    async def _spawn(self, config: ContainerConfig, environment: dict[str, str],
-                     cgroup_procs: list[str], namespaces: set[str],
-                     rootfs_launch: dict[str, Any]) -> Process:
+    async def _spawn(self, config: ContainerConfig, merged: _Launch) -> Process:
         stdout = os.path.join(config.directory, "stdout")
         stderr = os.path.join(config.directory, "stderr")
         argv = executor_argv(config.executor_info, config.command_executor)
+        environment, rootfs_launch, security = merged.environment, merged.rootfs, merged.security
+        command = config.tasks[0].command if config.command_executor and config.tasks \
+            else config.executor_info.command
         if config.rootfs is not None:
             if "rootfs" not in rootfs_launch:
                 raise LaunchError("A container image needs --isolation to include "
                                   "filesystem/linux")
+            # --switch_user: the command's own user, else the image's User, else the
+            # framework's; looked up in the image's /etc/passwd by the helper.
+            if config.user and (command.HasField("user") or not rootfs_launch.get("user")):
+                rootfs_launch["user"] = config.user
+            # Docker's default capabilities bound an image task unless it was given a set.
+            security.setdefault("bounding", sorted(security.get("effective") or DOCKER_DEFAULT))
+            rootfs_launch["security"] = security
             if config.command_executor:
                 # The executor stays on the host; its task enters the rootfs.
                 task = config.tasks[0].command if config.tasks else mesos_pb2.CommandInfo()
@@ -151,14 +195,29 @@ class MesosContainerizer:
                 environment[TASK_LAUNCH_INFO] = json.dumps(rootfs_launch)
             else:
                 rootfs_launch.setdefault("argv", argv)
-                argv = [sys.executable, "-S", "-c", ROOTFS_STUB,
-                        os.path.dirname(os.path.dirname(COMMAND_EXECUTOR)),
-                        json.dumps(rootfs_launch)]
+                # In a pid namespace of its own whatever --isolation says: in the host's, the
+                # host's processes would be in its /proc, their roots a link away.
+                merged.namespaces.add("pid")
+                argv = rootfs_argv(rootfs_launch)
+            user = None
+        else:
+            user = run_as(config)
+            if user is not None:
+                security.update(uid=user[0], gid=user[1], groups=list(user[2]))
+                # The task's user owns its sandbox, as in Mesos.
+                os.chown(config.directory, user[0], user[1])
         if config.command_executor and self.fork_server is not None:
-            return await self.fork_server.spawn(environment, config.directory, stdout, stderr,
-                                                cgroup_procs, namespaces)
+            return await self.fork_server.spawn(
+                environment, config.directory, stdout, stderr, merged.cgroup_procs,
+                merged.namespaces, security=None if config.rootfs else security,
+                hostname=merged.hostname)
+        if config.rootfs is None and security:
+            # A custom executor: the helper confines it (no rootfs to enter) and execs it.
+            argv = rootfs_argv({"argv": argv, "security": security,
+                                "working_dir": config.directory})
         return await self.launcher.launch(argv, environment, config.directory, stdout, stderr,
-                                          cgroup_procs=cgroup_procs, namespaces=namespaces)
+                                          cgroup_procs=merged.cgroup_procs,
+                                          namespaces=merged.namespaces)
 
     def _limited(self, container_id: str, future: asyncio.Future[Limitation]) -> None:
         process = self._processes.get(container_id)
