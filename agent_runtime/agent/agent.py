@@ -114,14 +114,23 @@ class Agent:
         framework_id = framework_info.id.value
         if log.isEnabledFor(logging.DEBUG):  # bench/container_launch.py reads these two lines
             log.debug("task %s: run at %.6f", task.task_id.value, time.time())
-        executor_info = executor_info_for(framework_id, task)
-        executor_id = executor_info.executor_id.value
-        if id_error(executor_id) is not None:
-            # The executor ID names the sandbox directory: never let it leave the work_dir.
-            self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
-                              Status.REASON_TASK_INVALID,
-                              f"Executor ID '{executor_id}' is invalid")
+        problem = id_error(framework_id)
+        if problem is not None:
+            # Our master never sends one; with no valid framework to tell, dropping is all
+            # that is left (an update would be keyed by the very ID we refuse).
+            log.warning("dropping a task of an invalid framework ID: %s", problem)
             return
+        executor_info = executor_info_for(framework_id, task)
+        # Both name directories (the sandbox, the task's checkpoints): never let either leave
+        # the work_dir. The master checks them too; this agent does not rely on it.
+        for what, value in (("Task ID", task.task_id.value),
+                            ("Executor ID", executor_info.executor_id.value)):
+            problem = id_error(value)
+            if problem is not None:
+                self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
+                                  Status.REASON_TASK_INVALID, f"{what} is invalid: {problem}")
+                return
+        executor_id = executor_info.executor_id.value
         framework = self.frameworks.get(framework_id)
         if framework is None:
             framework = self.frameworks[framework_id] = FrameworkRecord(framework_info)

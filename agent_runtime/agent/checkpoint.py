@@ -28,6 +28,7 @@ from google.protobuf.message import DecodeError, Message
 from agent_runtime.agent import paths
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.files import atomic_write
+from agent_runtime.ids import InvalidId
 from agent_runtime.proto import internal_pb2, mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class Checkpointer:
             with open(os.path.join(paths.meta_agent(self.work_dir, agent_id), "slave.info"),
                       "rb") as handle:
                 info.ParseFromString(handle.read())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, InvalidId) as exc:
             log.warning("no usable checkpoint of agent %s (%s); starting afresh", agent_id, exc)
             return state
         state.agent_info = info
@@ -259,10 +260,18 @@ class Checkpointer:
                         container_id = handle.read().decode().strip()
                 except OSError:
                     continue
-                run_dir = os.path.join(executors, eid, "runs", container_id)
-                if executor is None or os.path.exists(os.path.join(run_dir, "executor.sentinel")):
+                try:
+                    run_dir = paths.meta_run(self.work_dir, agent_id, fid, eid, container_id)
+                    if executor is None or os.path.exists(
+                            os.path.join(run_dir, "executor.sentinel")):
+                        continue
+                    run = self._run(agent_id, framework, executor, container_id, run_dir)
+                except InvalidId as exc:
+                    # Only an older agent, which took any ID, can have written it: that run's
+                    # paths cannot be trusted, the rest of the agent's can.
+                    log.warning("ignoring the checkpointed run of executor %r: %s", eid, exc)
                     continue
-                yield self._run(agent_id, framework, executor, container_id, run_dir)
+                yield run
 
     def _run(self, agent_id: str, framework: mesos_pb2.FrameworkInfo,
              executor: mesos_pb2.ExecutorInfo, container_id: str, run_dir: str) -> RecoveredRun:

@@ -15,22 +15,34 @@
       meta/.../executors/<eid>/runs/<cid>/pids/forked.pid   "<pid> <start time>"
       meta/.../executors/<eid>/runs/<cid>/executor.sentinel  (the run is over)
       meta/.../executors/<eid>/runs/<cid>/tasks/<tid>/{task.info,task.updates}
+
+Every ID that becomes a component here passes ``agent_runtime.ids.check_id`` or the function
+raises ``InvalidId``: callers validate first (a bad task fails with TASK_ERROR), this is the
+backstop that keeps an ID like ``..`` or ``/etc`` from ever naming a path outside ``work_dir``.
 """
 
 from __future__ import annotations
 
 import os
 
+from agent_runtime.ids import check_id
+
 
 def sandbox(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
             container_id: str) -> str:
     return os.path.join(executor_runs(work_dir, agent_id, framework_id, executor_id),
-                        container_id)
+                        check_id(container_id, "Container ID"))
 
 
 def executor_runs(work_dir: str, agent_id: str, framework_id: str, executor_id: str) -> str:
-    return os.path.join(work_dir, "slaves", agent_id, "frameworks", framework_id, "executors",
-                        executor_id, "runs")
+    return os.path.join(work_dir, "slaves", check_id(agent_id, "Agent ID"), "frameworks",
+                        check_id(framework_id, "Framework ID"), "executors",
+                        check_id(executor_id, "Executor ID"), "runs")
+
+
+# How many components a sandbox lies below ``slaves/``: <agent_id>, frameworks, <framework_id>,
+# executors, <executor_id>, runs, <container_id>.
+SANDBOX_DEPTH = 7
 
 
 def slaves_root(work_dir: str) -> str:
@@ -38,7 +50,7 @@ def slaves_root(work_dir: str) -> str:
 
 
 def meta_agent(work_dir: str, agent_id: str) -> str:
-    return os.path.join(work_dir, "meta", "slaves", agent_id)
+    return os.path.join(work_dir, "meta", "slaves", check_id(agent_id, "Agent ID"))
 
 
 def meta_latest(work_dir: str) -> str:
@@ -50,30 +62,23 @@ def meta_boot_id(work_dir: str) -> str:
 
 
 def meta_framework(work_dir: str, agent_id: str, framework_id: str) -> str:
-    return os.path.join(meta_agent(work_dir, agent_id), "frameworks", framework_id)
+    return os.path.join(meta_agent(work_dir, agent_id), "frameworks",
+                        check_id(framework_id, "Framework ID"))
 
 
 def meta_executor(work_dir: str, agent_id: str, framework_id: str, executor_id: str) -> str:
     return os.path.join(meta_framework(work_dir, agent_id, framework_id), "executors",
-                        executor_id)
+                        check_id(executor_id, "Executor ID"))
 
 
 def meta_run(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
              container_id: str) -> str:
     return os.path.join(meta_executor(work_dir, agent_id, framework_id, executor_id), "runs",
-                        container_id)
+                        check_id(container_id, "Container ID"))
 
 
 def meta_task(work_dir: str, agent_id: str, framework_id: str, executor_id: str,
               container_id: str, task_id: str) -> str:
     return os.path.join(meta_run(work_dir, agent_id, framework_id, executor_id, container_id),
-                        "tasks", task_id)
-
-
-def is_within(root: str, path: str) -> bool:
-    """Whether ``path`` (symlinks resolved) stays inside ``root``."""
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    return real == real_root or real.startswith(real_root + os.sep)
-
+                        "tasks", check_id(task_id, "Task ID"))
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from agent_runtime import __version__
 from agent_runtime.errors import BadRequest, Forbidden
+from agent_runtime.ids import check_id
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.model import (
@@ -267,6 +268,9 @@ class Master:
             raise BadRequest("FrameworkInfo.name must be set")
         if info.failover_timeout < 0:
             raise BadRequest("FrameworkInfo.failover_timeout must not be negative")
+        if info.id.value:  # an empty one asks for a new ID, as with Mesos's driver
+            # Agents name sandboxes and checkpoints after it: '../..' or '/etc' must not pass.
+            check_id(info.id.value, "'FrameworkInfo.id'")
         multi_role = any(c.type == Capability.MULTI_ROLE for c in info.capabilities)
         if info.roles and not multi_role:
             raise BadRequest("'FrameworkInfo.roles' is set but MULTI_ROLE capability is not")

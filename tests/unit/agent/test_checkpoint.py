@@ -155,3 +155,31 @@ async def test_a_run_ended_before_its_files_were_written_still_gets_its_sentinel
     (run,) = Checkpointer(str(tmp_path)).recover().runs
     assert (run.container_id, run.pid) == ("c2", 2)
     writer.close()
+
+
+@pytest.mark.parametrize("field", ["framework", "container"])
+def test_a_hostile_id_written_by_an_older_agent_skips_that_run_only(tmp_path: str,
+                                                                     field: str) -> None:
+    # Older agents took any ID; a checkpoint naming '../..' must not become a path on recovery.
+    agent, framework, executor = _infos()
+    ckpt = Checkpointer(str(tmp_path))
+    ckpt.agent(agent)
+    ckpt.run("A-S0", framework, executor, "c1", pid=4242, start_time=1.0)
+    other = mesos_pb2.ExecutorInfo()
+    other.CopyFrom(executor)
+    other.executor_id.value = "e2"
+    ckpt.run("A-S0", framework, other, "c2", pid=4243, start_time=1.0)
+    e1 = paths.meta_executor(str(tmp_path), "A-S0", "A-0000", "e1")
+    if field == "framework":
+        hostile = mesos_pb2.FrameworkInfo()
+        hostile.CopyFrom(framework)
+        hostile.id.value = "../../.."
+        with open(os.path.join(os.path.dirname(os.path.dirname(e1)), "framework.info"),
+                  "wb") as handle:
+            handle.write(hostile.SerializeToString())
+        survivors: list[str] = []
+    else:
+        with open(os.path.join(e1, "runs", "latest"), "w") as handle:
+            handle.write("/etc")
+        survivors = ["c2"]
+    assert [run.container_id for run in ckpt.recover().runs] == survivors
