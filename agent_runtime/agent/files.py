@@ -1,37 +1,50 @@
 """``/files/browse`` and ``/files/read``: sandbox files, with every path confined to sandboxes.
 
-Paths are resolved (symlinks included) and must stay under the agent's ``slaves/`` tree, so
-``../`` or a symlink planted by a task cannot reach the rest of the host. The virtual path
-``/frameworks/<fid>/executors/<eid>/runs/latest`` maps onto the real sandbox, as in Mesos.
+A path is either the real one under the agent's ``slaves/`` tree (as ``/state`` shows a
+sandbox's ``directory``) or the virtual ``/frameworks/<fid>/executors/<eid>/runs/latest/...``,
+which maps onto the same tree, as in Mesos. Anything else, and ``..`` anywhere, is refused.
+Files are opened through :func:`lookup.open_beneath`, never by a resolved name: symlinks a task
+plants are followed only while they stay in its sandbox, so neither a link nor a link swapped in
+mid-request reaches the rest of the host. Only directories are listed and only regular files
+read: a FIFO would hang the agent and a device node is not a sandbox file.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from contextlib import AbstractContextManager
 from typing import Any
 
-from agent_runtime.agent import paths
-from agent_runtime.errors import BadRequest, Forbidden, NotFound
+from agent_runtime.agent import lookup, paths
+from agent_runtime.errors import BadRequest, Forbidden
 
 MAX_READ = 1024 * 1024
 
 
-def resolve(work_dir: str, agent_id: str, path: str) -> str:
+def components(work_dir: str, agent_id: str, path: str) -> list[str]:
+    """The components of ``path`` below the agent's ``slaves/`` directory."""
     if not path:
         raise BadRequest("Expecting 'path' to be present")
     if "\x00" in path:
         raise BadRequest("'path' must not contain NUL bytes")
-    if any(part == ".." for part in path.split("/")):
-        raise Forbidden(f"'{path}': '..' is not allowed in file paths")
-    root = paths.slaves_root(work_dir)
+    parts = lookup.components(path)  # '..' is refused by open_beneath
     if path.startswith("/frameworks/") and agent_id:
-        path = os.path.join(root, agent_id, path.lstrip("/"))
+        return [agent_id, *parts]
     if not os.path.isabs(path):
         raise BadRequest(f"'{path}' is not an absolute path")
-    if not paths.is_within(root, path):
-        raise Forbidden(f"'{path}' is outside the agent's sandboxes")
-    return os.path.realpath(path)
+    root = paths.slaves_root(work_dir)
+    # As configured (what /state shows) or resolved (a --work_dir under a symlink).
+    for base in (lookup.components(os.path.abspath(root)),
+                 lookup.components(os.path.realpath(root))):
+        if parts[:len(base)] == base:
+            return parts[len(base):]
+    raise Forbidden(f"'{path}' is outside the agent's sandboxes")
+
+
+def _open(work_dir: str, agent_id: str, path: str) -> AbstractContextManager[int]:
+    return lookup.open_beneath(paths.slaves_root(work_dir),
+                               components(work_dir, agent_id, path), paths.SANDBOX_DEPTH, path)
 
 
 def _entry(path: str, st: os.stat_result) -> dict[str, Any]:
@@ -47,24 +60,27 @@ def _entry(path: str, st: os.stat_result) -> dict[str, Any]:
 
 
 def browse(work_dir: str, agent_id: str, path: str) -> list[dict[str, Any]]:
-    real = resolve(work_dir, agent_id, path)
-    if not os.path.exists(real):
-        raise NotFound(f"'{path}' does not exist")
-    if not os.path.isdir(real):
-        return [_entry(path, os.stat(real))]
-    out = []
-    for name in sorted(os.listdir(real)):
-        full = os.path.join(real, name)
+    with _open(work_dir, agent_id, path) as found:
+        st = os.fstat(found)
+        if not stat.S_ISDIR(st.st_mode):
+            return [_entry(path, st)]
+        # Reopened from the O_PATH descriptor, not by name: the directory that was reached.
+        listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=found)
         try:
-            out.append(_entry(os.path.join(path, name), os.lstat(full)))
-        except OSError:
-            continue
-    return out
+            out = []
+            for name in sorted(os.listdir(listing)):
+                try:
+                    child = os.stat(name, dir_fd=listing, follow_symlinks=False)
+                except OSError:
+                    continue  # gone since the listing
+                out.append(_entry(os.path.join(path, name), child))
+            return out
+        finally:
+            os.close(listing)
 
 
 def read(work_dir: str, agent_id: str, path: str, offset_text: str | None,
          length_text: str | None) -> dict[str, Any]:
-    real = resolve(work_dir, agent_id, path)
     try:
         offset = int(offset_text) if offset_text is not None else 0
         length = int(length_text) if length_text is not None else MAX_READ
@@ -72,14 +88,19 @@ def read(work_dir: str, agent_id: str, path: str, offset_text: str | None,
         raise BadRequest(f"Failed to parse offset/length: {exc}") from exc
     if offset < -1 or length < 0:
         raise BadRequest("'offset' must be >= -1 and 'length' >= 0")
-    if not os.path.isfile(real):
-        if os.path.isdir(real):
+    with _open(work_dir, agent_id, path) as found:
+        mode = os.fstat(found).st_mode
+        if stat.S_ISDIR(mode):
             raise BadRequest(f"'{path}' is a directory")
-        raise NotFound(f"'{path}' does not exist")
-    size = os.path.getsize(real)
-    if offset == -1:
-        return {"data": "", "offset": size}
-    with open(real, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read(min(length, MAX_READ))
+        if not stat.S_ISREG(mode):
+            raise BadRequest(f"'{path}' is not a regular file")
+        # /proc/self/fd reopens the very inode the O_PATH descriptor holds, for reading.
+        handle = os.open(f"/proc/self/fd/{found}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(handle).st_size
+        if offset == -1:
+            return {"data": "", "offset": size}
+        data = os.pread(handle, min(length, MAX_READ), offset)
+    finally:
+        os.close(handle)
     return {"data": data.decode("utf-8", errors="replace"), "offset": offset}
