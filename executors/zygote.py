@@ -34,6 +34,11 @@ import traceback
 
 from executors import command, linux, security
 
+# Imported lazily by the executor's first connection (getaddrinfo encodes the host name): done
+# here, while we are root, because --switch_user may run the executor as a user who cannot
+# read the interpreter's files (a pyenv under /root, say).
+import encodings.idna  # noqa: F401  isort: skip
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable

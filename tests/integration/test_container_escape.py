@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,23 @@ def _cluster(tmp_path: Path, images: str, isolation: str) -> Iterator[Cluster]:
 @pytest.fixture
 def plain(tmp_path: Path, images: str) -> Iterator[Cluster]:
     yield from _cluster(tmp_path, images, IMAGE_ISOLATION)
+
+
+@pytest.fixture
+def open_work_dir() -> Iterator[Path]:
+    """A work_dir other users can reach, as a real agent's is (pytest's own is root's only):
+    a task running as another user needs to get to its sandbox."""
+    path = Path(tempfile.mkdtemp(prefix="switch-user-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def shared(open_work_dir: Path, images: str) -> Iterator[Cluster]:
+    yield from _cluster(open_work_dir, images, IMAGE_ISOLATION)
 
 
 @pytest.fixture
@@ -161,7 +180,7 @@ def test_confined_image_task_has_seccomp_nnp_own_ipc_and_hostname(
     script = _attack(secret, written) + (
         "hostname; readlink /proc/self/ns/ipc; "
         "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; "
-        "hostname stolen 2>/dev/null && echo RENAMED")
+        "hostname stolen 2>/dev/null && echo RENAMED; exit 0")
     out = _run(confined, "confined", script, "--docker_image=busybox")
     assert "host-secret" not in out and not os.path.exists(written)
     assert _status(out, "Seccomp") == "2"
@@ -183,21 +202,20 @@ def test_capabilities_asked_for_are_exactly_what_the_task_holds(confined: Cluste
 
 def test_a_task_without_an_image_is_confined_too(confined: Cluster) -> None:
     out = _run(confined, "hostcaps", "grep -E '^(CapEff|Seccomp|NoNewPrivs):' "
-               "/proc/self/status; mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED",
+               "/proc/self/status; mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; exit 0",
                "--effective_capabilities=CHOWN")
     assert _status(out, "CapEff") == _mask(frozenset({0}))
     assert _status(out, "Seccomp") == "2" and _status(out, "NoNewPrivs") == "1"
     assert not _said(out, "MOUNTED")
 
 
-def test_switch_user_runs_the_task_as_the_framework_user(plain: Cluster) -> None:
+def test_switch_user_runs_the_task_as_the_framework_user(shared: Cluster) -> None:
     nobody = pwd.getpwnam("nobody")
-    out = _run(plain, "as-nobody", "id -u; id -g; touch $MESOS_SANDBOX/mine && echo WROTE",
+    out = _run(shared, "as-nobody", "id -u; id -g; touch $MESOS_SANDBOX/mine && echo WROTE",
                "--user=nobody")
     assert out.split() == [str(nobody.pw_uid), str(nobody.pw_gid), "WROTE"]
-    directory = os.path.dirname(os.path.dirname(_sandbox_of(plain, "as-nobody")))
-    assert directory  # the sandbox belongs to the task's user, as in Mesos
-    assert os.stat(_sandbox_of(plain, "as-nobody")).st_uid == nobody.pw_uid
+    # The sandbox belongs to the task's user, as in Mesos.
+    assert os.stat(_sandbox_of(shared, "as-nobody")).st_uid == nobody.pw_uid
 
 
 def test_an_unknown_user_fails_the_task_naming_it(plain: Cluster) -> None:
