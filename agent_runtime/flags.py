@@ -4,7 +4,8 @@ Each daemon describes its flags as a frozen dataclass whose fields carry a ``hel
 metadata. :func:`load` fills one from ``--name=value`` arguments (``--name value``, ``--flag`` and
 ``--no-flag`` for booleans) and from ``MESOS_<NAME>`` environment variables, the command line
 winning, exactly as Mesos's ``flags.load("MESOS_", ...)`` does. Durations are written as Mesos
-writes them (``15secs``, ``500ms``, ``2weeks``) and become seconds as floats.
+writes them (``15secs``, ``500ms``, ``2weeks``) and become seconds as floats; byte sizes as it
+writes them (``512MB``, ``4GB``) become :class:`Bytes`.
 """
 
 import dataclasses
@@ -61,6 +62,33 @@ class Duration(float):
         return f"{sign}{nanos / size:.15g}{unit}"
 
 
+_BYTE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+_BYTES_RE = re.compile(r"^\s*([0-9]+)\s*([A-Za-z]*)\s*$")
+
+
+class Bytes(int):
+    """A byte count, parsed from Mesos's byte text (``512MB``, ``4GB``: units of 1024, as
+    stout's ``Bytes``); a bare number means bytes."""
+
+    @classmethod
+    def parse(cls, text: str) -> "Bytes":
+        match = _BYTES_RE.match(text)
+        if not match:
+            raise FlagError(f"invalid byte size {text!r} (expected e.g. '512MB', '4GB')")
+        number, unit = match.groups()
+        factor = _BYTE_UNITS.get(unit.upper() or "B")
+        if factor is None:
+            raise FlagError(f"invalid byte unit {unit!r} in {text!r} (known: "
+                            f"{', '.join(_BYTE_UNITS)})")
+        return cls(int(number) * factor)
+
+    def mesos(self) -> str:
+        """The largest unit that divides it, as stout prints ``Bytes`` (``4GB``, ``1536MB``)."""
+        unit, size = next(((unit, size) for unit, size in reversed(_BYTE_UNITS.items())
+                           if int(self) % size == 0 and self), ("B", 1))
+        return f"{int(self) // size}{unit}"
+
+
 def flag(default: Any, help: str) -> Any:
     """A dataclass field that is a flag."""
     if isinstance(default, list | dict):
@@ -86,6 +114,11 @@ def _convert(name: str, hint: Any, raw: str) -> Any:
             raise FlagError(f"flag --{name}: expected true or false, got {raw!r}")
         if hint is Duration:
             return Duration.parse(raw)
+        if hint is Bytes:
+            try:
+                return Bytes.parse(raw)
+            except FlagError as exc:
+                raise FlagError(f"flag --{name}: {exc}") from exc
         if hint is int:
             return int(raw)
         if hint is float:
@@ -165,7 +198,7 @@ def as_strings(config: Any) -> dict[str, str]:
             continue
         if isinstance(value, bool):
             out[field.name] = "true" if value else "false"
-        elif isinstance(value, Duration):
+        elif isinstance(value, Duration | Bytes):
             out[field.name] = value.mesos()
         else:
             out[field.name] = str(value)

@@ -37,3 +37,7 @@ class DigestMismatch(BadArchive):
 
 class ProvisionError(ImageError):
     """A container's root filesystem could not be set up or torn down (mounts, copies)."""
+
+
+class ImageTooLarge(ImageError):
+    """A layer or an image unpacks to more bytes than the agent allows."""

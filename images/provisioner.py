@@ -16,32 +16,49 @@ Mesos::
 
     <work_dir>/provisioner/containers/<container_id>/backends/<backend>/rootfses/<uuid>
     <work_dir>/provisioner/containers/<container_id>/backends/<backend>/scratch/<uuid>/
+    <work_dir>/provisioner/containers/<container_id>/images   {"version", "images", "layers"}
 
 With the overlay backend the rootfs is a mount point; with copy it is a plain directory.
 :meth:`Provisioner.destroy` unmounts whatever is mounted under the container's directory before
 deleting it, whichever backend made it, so a restart with another backend still cleans up.
+
+Image garbage collection (:meth:`Provisioner.prune_images`, and every so often with
+``--image_gc_config``, see ``gc.py``) must never take a layer a container's rootfs stacks. So
+a container's image is noted in memory before its pull starts, its layers once the store has
+them, and both are written to its ``images`` file before the rootfs is stacked; a restarted
+agent reads them back. A container from before those files, whose layers are unknown, stops
+pruning until it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import logging
 import os
 import tarfile
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
+
+from agent_runtime.files import atomic_write
+from agent_runtime.flags import Bytes
 
 from .archive import DockerArchive
 from .backend import BACKENDS, Backend, choose_backend, remove_tree
 from .errors import BadArchive, ImageError, ImageNotFound, ProvisionError
+from .gc import ImageGcConfig, free_fraction
 from .image_config import RuntimeConfig
 from .layer import clean_name
+from .limits import NO_LIMITS, SizeBudget, SizeLimits
+from .pull import LayerSource, Manifest, Progress, Puller
 from .reference import Reference
 from .registry import DOCKER_HUB, RegistryPuller
-from .store import V1_PREFIX, LayerSource, Manifest, Progress, Puller, Store, unpack_layer
+from .store import V1_PREFIX, Pruned, Store, Usage
+from .unpack import unpack_layer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +112,7 @@ class ArchivePuller:
         return Manifest(reference=given, origin=path, layers=layers, config=image.config)
 
     def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
-              progress: Progress) -> None:
+              progress: Progress, budget: SizeBudget) -> None:
         what = f"image {manifest.reference!r}: layer {layer.locator} of {manifest.origin}"
         try:
             with tarfile.open(manifest.origin) as archive:
@@ -105,7 +122,8 @@ class ArchivePuller:
                 if source is None:
                     raise BadArchive(f"{what}: no such file in the archive")
                 with source:
-                    unpack_layer(source, rootfs, layer.diff_id, what, progress.add)
+                    unpack_layer(source, rootfs, layer.diff_id, what, progress.add,
+                                 budget.charge)
         except tarfile.TarError as exc:
             raise BadArchive(f"{what}: {exc}") from exc
 
@@ -123,6 +141,14 @@ def make_puller(registry: str | None, docker_config: str | None) -> Puller:
     return RegistryPuller(f"https://{registry}", docker_config)
 
 
+_RECORD_VERSION = 1
+_UNUSED = Usage(frozenset(), frozenset())
+
+
+def _merge(a: Usage, b: Usage) -> Usage:
+    return Usage(a.images | b.images, a.layers | b.layers)
+
+
 def _check_container_id(container_id: str) -> None:
     if not container_id or "/" in container_id or container_id in (".", "..") \
             or "\0" in container_id:
@@ -131,14 +157,19 @@ def _check_container_id(container_id: str) -> None:
 
 class Provisioner:
     def __init__(self, work_dir: str, store_dir: str, registry: str | None,
-                 backend: str | None = None, docker_config: str | None = None) -> None:
+                 backend: str | None = None, docker_config: str | None = None,
+                 limits: SizeLimits = NO_LIMITS, gc: ImageGcConfig | None = None) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ProvisionError(f"unknown provisioner backend {backend!r} "
                                  f"(known: {', '.join(BACKENDS)})")
         self.root = os.path.join(work_dir, "provisioner")
         self.containers_dir = os.path.join(self.root, "containers")
         self.store_dir = store_dir
-        self.store = Store(store_dir, make_puller(registry, docker_config))
+        self.store = Store(store_dir, make_puller(registry, docker_config), limits)
+        self.gc = gc
+        self._uses: dict[str, Usage] = {}  # container id -> the images and layers it uses
+        self._unaccounted: set[str] = set()  # recovered containers whose layers are unknown
+        self._gc_task: asyncio.Task[None] | None = None
         self._backend_name = backend
         self._backend: Backend | None = None  # chosen on first use: the probe mounts
         self._backend_lock = asyncio.Lock()
@@ -160,6 +191,23 @@ class Provisioner:
         """Pull ``image`` if needed and stack it into a new rootfs for ``container_id``."""
         started = time.monotonic()
         container_dir = self.container_dir(container_id)
+        before = self._uses.get(container_id, _UNUSED)
+        # Noted before the pull, so that a prune meanwhile keeps the image (see the docstring).
+        self._uses[container_id] = _merge(before, Usage(frozenset({image}), frozenset()))
+        try:
+            provisioned = await self._provision(container_id, image, container_dir)
+        except BaseException:
+            if before is _UNUSED:
+                self._uses.pop(container_id, None)
+            else:
+                self._uses[container_id] = before
+            raise
+        log.info("provisioned %s for container %s with %s in %.2fs", image, container_id,
+                 self._backend.name if self._backend else "?", time.monotonic() - started)
+        return provisioned
+
+    async def _provision(self, container_id: str, image: str, container_dir: str
+                         ) -> Provisioned:
         try:
             stored = await self.store.get(image)
         except ImageError:
@@ -173,6 +221,14 @@ class Provisioner:
             log.exception("unexpected error pulling image %r", image)
             raise ProvisionError(f"image {image!r}: cannot pull it: unexpected "
                                  f"{type(exc).__name__}: {exc}") from exc
+        use = _merge(self._uses.get(container_id, _UNUSED),
+                     Usage(frozenset({image}), frozenset(stored.layer_ids)))
+        self._uses[container_id] = use
+        try:
+            await asyncio.to_thread(self._record, container_dir, use)
+        except OSError as exc:
+            raise ProvisionError(f"image {image!r} for container {container_id}: cannot record "
+                                 f"its layers: {exc.strerror or exc}") from exc
         backend = await self.backend()
         rootfs_id = str(uuid.uuid4())
         backend_dir = os.path.join(container_dir, "backends", backend.name)
@@ -187,8 +243,6 @@ class Provisioner:
             await asyncio.to_thread(remove_tree, rootfs)
             await asyncio.to_thread(remove_tree, scratch)
             raise ProvisionError(f"image {image!r} for container {container_id}: {exc}") from exc
-        log.info("provisioned %s for container %s with %s in %.2fs", image, container_id,
-                 backend.name, time.monotonic() - started)
         return Provisioned(rootfs=rootfs, config=stored.config)
 
     @staticmethod
@@ -201,17 +255,97 @@ class Provisioner:
         """Unmount and delete every rootfs of ``container_id``; idempotent."""
         container_dir = self.container_dir(container_id)
         await asyncio.to_thread(remove_tree, container_dir)
+        # Only once nothing is mounted from its layers may a prune take them.
+        self._uses.pop(container_id, None)
+        self._unaccounted.discard(container_id)
 
     async def recover(self, known: Collection[str]) -> None:
-        """Load the store's index and destroy the rootfses of containers not in ``known``."""
+        """Load the store's index, destroy the rootfses of containers not in ``known``, read
+        back what the others use, and start watching the disk if ``--image_gc_config`` says."""
         await self.store.recover()
         try:
             present = await asyncio.to_thread(os.listdir, self.containers_dir)
         except FileNotFoundError:
-            return
+            present = []
         for container_id in sorted(set(present) - set(known)):
             log.info("removing the rootfses of unknown container %s", container_id)
             await self.destroy(container_id)
+        for container_id in sorted(set(present) & set(known)):
+            use = await asyncio.to_thread(self._read_record, self.container_dir(container_id))
+            if use is None:
+                log.warning("container %s has no record of its image layers: no image will be "
+                            "pruned while it runs", container_id)
+                self._unaccounted.add(container_id)
+            else:
+                self._uses[container_id] = use
+        if self.gc is not None and self._gc_task is None:
+            self._gc_task = asyncio.create_task(self._watch_disk(self.gc))
+
+    async def close(self) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
+
+    # Image garbage collection ----------------------------------------------------------------
+
+    @staticmethod
+    def _record(container_dir: str, use: Usage) -> None:
+        os.makedirs(container_dir, exist_ok=True)
+        data = {"version": _RECORD_VERSION, "images": sorted(use.images),
+                "layers": sorted(use.layers)}
+        atomic_write(os.path.join(container_dir, "images"), json.dumps(data).encode())
+
+    @staticmethod
+    def _read_record(container_dir: str) -> Usage | None:
+        try:
+            with open(os.path.join(container_dir, "images"), "rb") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != _RECORD_VERSION:
+            return None
+        images, layers = data.get("images"), data.get("layers")
+        if not isinstance(images, list) or not isinstance(layers, list):
+            return None
+        return Usage(frozenset(map(str, images)), frozenset(map(str, layers)))
+
+    def _usage(self, excluded: Sequence[str]) -> Usage:
+        """What live and starting containers use, plus the images never to prune."""
+        use = Usage(frozenset(excluded) | frozenset(self.gc.excluded_images if self.gc else ()),
+                    frozenset())
+        for container_use in self._uses.values():
+            use = _merge(use, container_use)
+        return use
+
+    async def prune_images(self, excluded: Sequence[str] = ()) -> Pruned:
+        """Remove the images and layers no container uses, except ``excluded`` (and the
+        ``--image_gc_config`` exclusions); nothing while a container's layers are unknown."""
+        if self._unaccounted:
+            log.warning("not pruning images: the layers of containers %s are not recorded "
+                        "(provisioned by an older agent)", ", ".join(sorted(self._unaccounted)))
+            return Pruned(images=(), layers=(), size=0)
+        pruned = await self.store.prune(lambda: self._usage(excluded))
+        log.info("pruned %d images and %d layers (%s) from %s", len(pruned.images),
+                 len(pruned.layers), Bytes(pruned.size).mesos(), self.store_dir)
+        return pruned
+
+    async def _watch_disk(self, gc: ImageGcConfig) -> None:
+        """Every ``gc.interval``: prune when the store's disk has less than its headroom free."""
+        while True:
+            await asyncio.sleep(gc.interval)
+            try:
+                if not os.path.isdir(self.store_dir):
+                    continue  # nothing pulled yet
+                free = await asyncio.to_thread(free_fraction, self.store_dir)
+                if free < gc.headroom:
+                    log.info("%.1f%% of the disk of %s is free, less than the headroom of "
+                             "%.1f%%: pruning images", free * 100, self.store_dir,
+                             gc.headroom * 100)
+                    await self.prune_images()
+            except Exception:  # the watch must go on; the next look may work
+                log.exception("image garbage collection failed")
 
     def status(self) -> dict[str, Any]:
         containers = os.listdir(self.containers_dir) if os.path.isdir(self.containers_dir) \

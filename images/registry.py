@@ -38,8 +38,11 @@ from typing import Any
 
 from .errors import DigestMismatch, ImageError, ImageNotFound, RegistryError
 from .image_config import RuntimeConfig
+from .limits import SizeBudget
+from .pull import LayerSource, Manifest, Progress
 from .reference import Reference
-from .store import BLOB_PREFIX, LayerSource, Manifest, Progress, unpack_layer
+from .store import BLOB_PREFIX
+from .unpack import unpack_layer
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +378,7 @@ class RegistryPuller:
                         config=cls._runtime_config(top.get("config"), given, where))
 
     def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
-              progress: Progress) -> None:
+              progress: Progress, budget: SizeBudget) -> None:
         url = f"{manifest.origin}/blobs/{layer.locator}"
         name = manifest.origin.split("/v2/", 1)[1]
         blob = os.path.join(scratch, "blob")
@@ -399,4 +402,5 @@ class RegistryPuller:
                                  f"from {url} does not match its digest (it hashes to {actual})")
         with open(blob, "rb") as source:
             unpack_layer(source, rootfs, layer.diff_id,
-                         f"image {manifest.reference!r}: layer {layer.locator}")
+                         f"image {manifest.reference!r}: layer {layer.locator}",
+                         charge=budget.charge)

@@ -4,8 +4,10 @@
 
     <store_dir>/
       layers/<layer_id>/rootfs/   one layer, in overlayfs's format (see backend.py)
+      layers/<layer_id>/json      {id, diff_id, source, image, size}: size is what it unpacked to
       staging/<tmp>/<layer_id>/   a layer being fetched; renamed into layers/ when complete
       staging/<tmp>/scratch/      its download (a registry blob), deleted with <tmp>
+      staging/pruned-<tmp>/       layers :meth:`Store.prune` set aside, being deleted
       storedImages                {"version": 1, "images": {reference: {layers, config}}}
 
 A layer's id is the hex of its ``diff_id`` (the sha256 of its uncompressed tar) when the image
@@ -24,212 +26,50 @@ A layer appears in ``layers/`` only complete, by rename, so a crash leaves at wo
 Pulls are shared: a second request for an image, or for a layer, that is already being fetched
 waits for the first one. The index caches by normalised reference; an image is pulled again only
 when it is not in the index or one of its layers has gone missing.
+
+Layers are unpacked against size budgets (``limits.py``): a layer or image over its cap fails the
+pull, and the partial layer goes with its staging directory, as on any other error.
+
+:meth:`Store.prune` is Mesos's image garbage collection, a mark and sweep: images the caller
+still uses are kept with their layers, everything else goes. One lock (``_gate``) orders it
+against pulls: a pull notes its layers as in flight, and checks which it already has, under it;
+a prune picks and moves aside what it deletes under it. So a prune never takes a layer a pull
+has found, and a pull never counts on a layer a prune is taking.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
-import gzip
-import hashlib
 import json
 import logging
 import os
-import posixpath
 import re
 import shutil
-import stat
-import tarfile
 import tempfile
-import threading
-import time
-import zlib
 from collections.abc import Callable, Coroutine
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from agent_runtime.errors import BadRequest
 from agent_runtime.files import atomic_write
+from agent_runtime.flags import Bytes
 
-from .backend_copy import OPAQUE_XATTR
-from .errors import BadArchive, DigestMismatch, ImageError, UnsafeEntry
-from .extract import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, extract_layer
+from .errors import BadArchive, ImageError, ImageTooLarge
 from .image_config import RuntimeConfig
-from .layer import clean_name
+from .limits import IMAGE_FLAG, LAYER_FLAG, NO_LIMITS, SizeBudget, SizeLimits
+from .pull import LayerSource, Manifest, Progress, Puller
 from .reference import Reference, parse_reference
-from .rootpath import secure_join
 
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
-PROGRESS_INTERVAL = 1.0  # seconds between two progress lines of one pull
 _T = TypeVar("_T")
 _LAYER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DIFF_ID = re.compile(r"sha256:([0-9a-f]{64})")
 V1_PREFIX = "v1-"  # old-layout layers: the archive's own, unverified, v1 id
 BLOB_PREFIX = "blob-"  # schema1 layers: the hex of the (verified) blob digest
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerSource:
-    id: str  # the store's name for it: diff_id hex, else "v1-<v1 id>" or "blob-<blob hex>"
-    locator: str  # where the puller finds it: an archive member, a blob digest
-    diff_id: str | None  # "sha256:<hex>" of the uncompressed tar, checked while unpacking
-    size: int | None = None  # bytes to fetch, when known
-
-
-@dataclasses.dataclass(frozen=True)
-class Manifest:
-    """What a puller found for a reference: where the image is, its layers and runtime config."""
-
-    reference: str  # as the user gave it, for messages
-    origin: str  # the archive path or registry repository URL
-    layers: tuple[LayerSource, ...]  # bottom first
-    config: RuntimeConfig
-
-
-class Progress:
-    """Bytes and layers of one pull, logged at most once a :data:`PROGRESS_INTERVAL`.
-
-    Fetching threads call :meth:`add` and :meth:`layer_done`, so a lock guards the counters."""
-
-    def __init__(self, manifest: Manifest, layers: int) -> None:
-        self.manifest = manifest
-        self.layers = layers
-        self.bytes = 0
-        self.done = 0
-        self.started = time.monotonic()
-        self._logged = self.started
-        self._lock = threading.Lock()
-
-    def add(self, count: int) -> None:
-        with self._lock:
-            self.bytes += count
-            self._log(force=False)
-
-    def layer_done(self) -> None:
-        with self._lock:
-            self.done += 1
-            self._log(force=False)
-
-    def _log(self, force: bool) -> None:
-        now = time.monotonic()
-        if force or now - self._logged >= PROGRESS_INTERVAL:
-            self._logged = now
-            total = sum(layer.size or 0 for layer in self.manifest.layers)
-            of_total = f" of {total / 1e6:.1f}" if total else ""
-            log.info("pulling %s from %s: %.1f%s MB, %d/%d layers, %.1fs",
-                     self.manifest.reference, self.manifest.origin, self.bytes / 1e6, of_total,
-                     self.done, self.layers, now - self.started)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._log(force=True)
-
-
-class _LayerTar(tarfile.TarFile):
-    """A streamed layer tar that keeps its whiteout entries aside instead of yielding them:
-    :func:`extract_layer` would apply them to the (empty) layer directory, where they delete
-    nothing, and they must instead be kept for the layers below (see :func:`unpack_layer`)."""
-
-    members: list[tarfile.TarInfo]  # TarFile's own, which typeshed does not declare
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.whiteouts: list[str] = []  # before TarFile.__init__, which reads the first entry
-        super().__init__(*args, **kwargs)
-
-    def next(self) -> tarfile.TarInfo | None:
-        while True:
-            member = super().next()
-            if member is None:
-                return None
-            name = clean_name(member.name)
-            if not posixpath.basename(name).startswith(WHITEOUT_PREFIX):
-                return member
-            self.whiteouts.append(name)
-            # TarFile.__iter__ indexes self.members: a member kept there but not returned
-            # would shift it, and the next entry would be yielded twice.
-            if self.members and self.members[-1] is member:
-                self.members.pop()
-
-
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class _CountingReader:
-    """Hashes and counts what is read through it."""
-
-    def __init__(self, source: _Readable, on_bytes: Callable[[int], None]) -> None:
-        self.source = source
-        self.on_bytes = on_bytes
-        self.hasher = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.hasher.update(data)
-        self.on_bytes(len(data))
-        return data
-
-
-def _keep_whiteout(rootfs: str, name: str) -> None:
-    """Write a whiteout entry the way overlayfs reads it in a lower directory."""
-    parent_name, base = posixpath.split(name)
-    parent = secure_join(rootfs, parent_name)
-    os.makedirs(parent, exist_ok=True)
-    if base == OPAQUE_WHITEOUT:
-        os.setxattr(parent, OPAQUE_XATTR, b"y", follow_symlinks=False)
-        return
-    hidden = base[len(WHITEOUT_PREFIX):]
-    if hidden in ("", ".", "..") or "/" in hidden:
-        raise UnsafeEntry(f"whiteout {name!r} names no file")
-    path = os.path.join(parent, hidden)
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-    os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
-
-
-def unpack_layer(source: IO[bytes], rootfs: str, diff_id: str | None, what: str,
-                 on_bytes: Callable[[int], None] = lambda count: None) -> None:
-    """Extract one layer tar (gzip-compressed or not) read from ``source`` into ``rootfs``.
-
-    One pass: the uncompressed bytes are hashed on the way and must match ``diff_id`` when one
-    is given (:class:`DigestMismatch` names ``what`` and the digest). Entries are checked by
-    :func:`extract_layer`; whiteouts are written in overlayfs's format."""
-    magic = source.read(2)
-    source.seek(0)
-    plain: _Readable = gzip.GzipFile(fileobj=source) if magic == _GZIP_MAGIC else source
-    reader = _CountingReader(plain, on_bytes)
-    try:
-        with _LayerTar.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
-            extract_layer(tar, rootfs)
-            for name in tar.whiteouts:
-                _keep_whiteout(rootfs, name)
-        while reader.read(1 << 20):  # the tar's end blocks and padding count in the digest
-            pass
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise BadArchive(f"{what} is not a valid layer tar: {exc}") from exc
-    except OSError as exc:
-        raise ImageError(f"cannot unpack {what} into {rootfs}: {exc.strerror or exc}") from exc
-    actual = "sha256:" + reader.hasher.hexdigest()
-    if diff_id is not None and actual != diff_id:
-        raise DigestMismatch(f"{what} does not match its digest {diff_id} (it hashes to "
-                             f"{actual})")
-
-
-class Puller(Protocol):
-    """Finds an image and fetches its layers. Both methods block; the store runs them in
-    threads, several :meth:`fetch` calls at once."""
-
-    def resolve(self, reference: Reference, given: str) -> Manifest: ...
-
-    def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
-              progress: Progress) -> None:
-        """Unpack ``layer`` into ``rootfs`` (see :func:`unpack_layer`), verifying it;
-        ``scratch`` is an empty directory for downloads, removed afterwards."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,6 +77,31 @@ class StoredImage:
     reference: str  # normalised, the index key
     layers: tuple[str, ...]  # layer rootfs directories, bottom first
     config: RuntimeConfig
+    layer_ids: tuple[str, ...] = ()  # the layers' names in layers/, bottom first
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """What a prune must keep: images by reference (as given, or normalised) and layer ids."""
+
+    images: frozenset[str]
+    layers: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruned:
+    images: tuple[str, ...]  # index keys forgotten
+    layers: tuple[str, ...]  # layer ids deleted
+    size: int  # what those layers had unpacked to, as their json recorded it
+
+
+def image_key(image: str) -> str | None:
+    """The index key of a reference (``busybox`` -> ``docker.io/library/busybox:latest``, as
+    :func:`parse_reference` writes it), or ``None`` for one that cannot name an image."""
+    try:
+        return str(parse_reference(image))
+    except BadRequest:
+        return None
 
 
 def _check_layer_id(layer: LayerSource, given: str, origin: str) -> None:
@@ -258,17 +123,20 @@ def _check_layer_id(layer: LayerSource, given: str, origin: str) -> None:
 
 
 class Store:
-    def __init__(self, store_dir: str, puller: Puller) -> None:
+    def __init__(self, store_dir: str, puller: Puller, limits: SizeLimits = NO_LIMITS) -> None:
         self.store_dir = store_dir
         self.layers_dir = os.path.join(store_dir, "layers")
         self.staging_dir = os.path.join(store_dir, "staging")
         self.index_path = os.path.join(store_dir, "storedImages")
         self.puller = puller
+        self.limits = limits
         self.layers_extracted = 0  # layers fetched by this process: shows sharing in tests
         self._index: dict[str, dict[str, Any]] | None = None  # loaded on first use
         self._index_lock = asyncio.Lock()
         self._pulls: dict[str, asyncio.Task[StoredImage]] = {}
         self._fetches: dict[str, asyncio.Task[None]] = {}
+        self._gate = asyncio.Lock()  # orders prunes against pulls: see the module docstring
+        self._pulling: collections.Counter[str] = collections.Counter()  # layer ids in flight
 
     def layer_path(self, layer_id: str) -> str:
         return os.path.join(self.layers_dir, layer_id, "rootfs")
@@ -286,6 +154,16 @@ class Store:
         except (OSError, ValueError):
             return False
         return isinstance(meta, dict) and meta.get("diff_id") == layer.diff_id
+
+    def _layer_size(self, layer_id: str) -> int:
+        """What the layer unpacked to, from its ``json``; 0 when an older store did not say."""
+        try:
+            with open(os.path.join(self.layers_dir, layer_id, "json"), "rb") as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            return 0
+        size = meta.get("size") if isinstance(meta, dict) else None
+        return size if isinstance(size, int) and size >= 0 else 0
 
     # The index -------------------------------------------------------------------------------
 
@@ -309,26 +187,31 @@ class Store:
             self._index = await asyncio.to_thread(self._read_index)
         return self._index
 
-    async def _remember(self, image: StoredImage, layer_ids: list[str]) -> None:
+    async def _write_index(self, index: dict[str, dict[str, Any]]) -> None:
+        data = json.dumps({"version": INDEX_VERSION, "images": index}, indent=1,
+                          sort_keys=True).encode()
+        await asyncio.to_thread(atomic_write, self.index_path, data)
+
+    async def _remember(self, image: StoredImage) -> None:
         async with self._index_lock:
             index = await self._loaded_index()
-            index[image.reference] = {"layers": layer_ids, "config": image.config.to_docker()}
-            data = json.dumps({"version": INDEX_VERSION, "images": index}, indent=1,
-                              sort_keys=True).encode()
-            await asyncio.to_thread(atomic_write, self.index_path, data)
+            index[image.reference] = {"layers": list(image.layer_ids),
+                                      "config": image.config.to_docker()}
+            await self._write_index(index)
 
     def _cached(self, key: str, index: dict[str, dict[str, Any]]) -> StoredImage | None:
         entry = index.get(key)
         if not isinstance(entry, dict) or not isinstance(entry.get("layers"), list):
             return None
-        layers = tuple(self.layer_path(str(layer)) for layer in entry["layers"])
+        layer_ids = tuple(str(layer) for layer in entry["layers"])
+        layers = tuple(self.layer_path(layer_id) for layer_id in layer_ids)
         if not all(os.path.isdir(layer) for layer in layers):
             return None  # a layer was removed behind our back: pull again
         try:
             config = RuntimeConfig.from_docker(entry.get("config"))
         except ImageError:
             return None
-        return StoredImage(reference=key, layers=layers, config=config)
+        return StoredImage(reference=key, layers=layers, config=config, layer_ids=layer_ids)
 
     # Getting images --------------------------------------------------------------------------
 
@@ -365,35 +248,60 @@ class Store:
         manifest = await asyncio.to_thread(self.puller.resolve, reference, given)
         for layer in manifest.layers:
             _check_layer_id(layer, given, manifest.origin)
-        present = await asyncio.to_thread(lambda: [self._present(layer)
-                                                   for layer in manifest.layers])
-        missing = [layer for layer, here in zip(manifest.layers, present, strict=True)
-                   if not here]
-        unique = {layer.id: layer for layer in missing}
-        progress = Progress(manifest, len(unique))
-        results = await asyncio.gather(*(
-            self._shared(self._fetches, layer_id,
-                         functools.partial(self._fetch, manifest, layer, progress))
-            for layer_id, layer in unique.items()), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        if missing:
-            progress.finish()
         layer_ids = [layer.id for layer in manifest.layers]
-        stored = StoredImage(reference=key, config=manifest.config,
-                             layers=tuple(self.layer_path(layer_id) for layer_id in layer_ids))
-        await self._remember(stored, layer_ids)
-        return stored
+        async with self._gate:
+            present = await asyncio.to_thread(
+                lambda: [(self._present(layer), self._layer_size(layer.id))
+                         for layer in manifest.layers])
+            self._pulling.update(layer_ids)
+        try:
+            missing = [layer for layer, (here, _) in zip(manifest.layers, present, strict=True)
+                       if not here]
+            unique = {layer.id: layer for layer in missing}
+            progress = Progress(manifest, len(unique))
+            image_budget = SizeBudget(self.limits.max_image, f"image {given!r}", IMAGE_FLAG,
+                                      used=sum(size for here, size in present if here))
+            results = await asyncio.gather(*(
+                self._shared(self._fetches, layer_id, functools.partial(
+                    self._fetch, manifest, layer, progress, image_budget))
+                for layer_id, layer in unique.items()), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            if missing:
+                progress.finish()
+            # Again, from every layer's json: layers another pull fetched were not charged here.
+            total = sum(await asyncio.to_thread(lambda: [self._layer_size(layer_id)
+                                                         for layer_id in layer_ids]))
+            if total > self.limits.max_image:
+                raise ImageTooLarge(f"image {given!r} unpacks to {Bytes(total).mesos()}, more "
+                                    f"than {Bytes(self.limits.max_image).mesos()} "
+                                    f"({IMAGE_FLAG})")
+            stored = StoredImage(reference=key, config=manifest.config,
+                                 layers=tuple(self.layer_path(layer_id)
+                                              for layer_id in layer_ids),
+                                 layer_ids=tuple(layer_ids))
+            await self._remember(stored)
+            return stored
+        finally:
+            self._pulling.subtract(layer_ids)
+            self._pulling = +self._pulling  # drops the ids no pull needs any more
 
-    async def _fetch(self, manifest: Manifest, layer: LayerSource, progress: Progress) -> None:
+    async def _fetch(self, manifest: Manifest, layer: LayerSource, progress: Progress,
+                     image_budget: SizeBudget) -> None:
         if await asyncio.to_thread(self._present, layer):
             return  # another image's pull brought it in meanwhile
-        await asyncio.to_thread(self._fetch_blocking, manifest, layer, progress)
+        budget = image_budget.child(self.limits.max_layer,
+                                    f"image {manifest.reference!r}: layer {layer.locator}",
+                                    LAYER_FLAG)
+        await asyncio.to_thread(self._fetch_blocking, manifest, layer, progress, budget)
         self.layers_extracted += 1
 
-    def _fetch_blocking(self, manifest: Manifest, layer: LayerSource,
-                        progress: Progress) -> None:
+    def _fetch_blocking(self, manifest: Manifest, layer: LayerSource, progress: Progress,
+                        budget: SizeBudget) -> None:
+        """Fetch into a staging directory and rename it into ``layers/`` when complete; on any
+        error (a cap hit half way included) the staging directory and the partial layer in it
+        are deleted, so ``layers/`` never holds one."""
         os.makedirs(self.staging_dir, exist_ok=True)
         os.makedirs(self.layers_dir, exist_ok=True)
         staging = tempfile.mkdtemp(dir=self.staging_dir)
@@ -402,10 +310,11 @@ class Store:
             scratch = os.path.join(staging, "scratch")
             os.makedirs(os.path.join(staged, "rootfs"))
             os.mkdir(scratch)
-            self.puller.fetch(manifest, layer, os.path.join(staged, "rootfs"), scratch, progress)
+            self.puller.fetch(manifest, layer, os.path.join(staged, "rootfs"), scratch, progress,
+                              budget)
             with open(os.path.join(staged, "json"), "w") as meta:
                 json.dump({"id": layer.id, "diff_id": layer.diff_id, "source": layer.locator,
-                           "image": manifest.reference}, meta)
+                           "image": manifest.reference, "size": budget.used}, meta)
             final = os.path.join(self.layers_dir, layer.id)
             if os.path.lexists(final) and not self._present(layer):
                 # Not verified against this diff_id (left by an older store): set it aside, to
@@ -420,6 +329,48 @@ class Store:
             progress.layer_done()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    # Garbage collection ----------------------------------------------------------------------
+
+    async def prune(self, usage: Callable[[], Usage]) -> Pruned:
+        """Forget every image but those ``usage()`` names and those being pulled, then delete
+        every layer no remaining image, pull or ``usage().layers`` needs.
+
+        ``usage`` is called once both locks are held, with no await before the index changes,
+        so an image a container starts using meanwhile is either in it or pulled afresh."""
+        async with self._gate, self._index_lock:
+            index = await self._loaded_index()
+            used = usage()
+            keep = {image_key(image) for image in used.images} | set(self._pulls)
+            gone = sorted(key for key in index if key not in keep)
+            for key in gone:
+                del index[key]
+            needed = set(used.layers) | set(self._pulling) | {
+                str(layer_id) for entry in index.values() if isinstance(entry, dict)
+                for layer_id in entry.get("layers") or ()}
+            if gone:
+                await self._write_index(index)
+            trash, layers, size = await asyncio.to_thread(self._set_aside, needed)
+        if trash is not None:
+            await asyncio.to_thread(shutil.rmtree, trash, True)
+        return Pruned(images=tuple(gone), layers=tuple(layers), size=size)
+
+    def _set_aside(self, needed: set[str]) -> tuple[str | None, list[str], int]:
+        """Move the layers not ``needed`` out of ``layers/`` (a rename each, so the lock is
+        held briefly); the caller deletes them after. A crash leaves them in ``staging/``."""
+        try:
+            doomed = sorted(set(os.listdir(self.layers_dir)) - needed)
+        except FileNotFoundError:
+            return None, [], 0
+        if not doomed:
+            return None, [], 0
+        os.makedirs(self.staging_dir, exist_ok=True)
+        trash = tempfile.mkdtemp(prefix="pruned-", dir=self.staging_dir)
+        size = 0
+        for layer_id in doomed:
+            size += self._layer_size(layer_id)
+            os.rename(os.path.join(self.layers_dir, layer_id), os.path.join(trash, layer_id))
+        return trash, doomed, size
 
     def status(self) -> dict[str, Any]:
         return {"store_dir": self.store_dir, "images": sorted(self._index or {}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent_runtime.flags import Duration, flag
+from agent_runtime.flags import Bytes, Duration, flag
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,15 @@ class AgentConfig:
     image_providers: str | None = flag(None, "docker, appc (Mesos containerizer images)")
     docker_registry: str | None = flag(None, "Registry URL or local directory of tarballs")
     docker_store_dir: str = flag("/tmp/mesos/store/docker", "Docker image layer cache")
+    image_max_layer_size: Bytes = flag(
+        Bytes(16 << 30), "Most bytes one image layer may unpack to (a larger one fails its task)"
+    )
+    image_max_size: Bytes = flag(
+        Bytes(64 << 30), "Most bytes all layers of one image may unpack to"
+    )
+    image_gc_config: str | None = flag(
+        None, "JSON ImageGcConfig: prune unused images when the store's disk runs low"
+    )
     docker_socket: str = flag("/var/run/docker.sock", "Docker Engine socket (path or URL)")
     docker_config: str | None = flag(
         None, "Docker config.json (a path or the JSON itself) with registry credentials"

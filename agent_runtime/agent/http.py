@@ -1,5 +1,5 @@
-"""The agent's HTTP server: the executor API, ``/state``, container usage (``/monitor/statistics``,
-``/containers``) and the sandbox file endpoints."""
+"""The agent's HTTP server: the executor API, the operator API (``operator_api.py``), ``/state``,
+container usage (``/monitor/statistics``, ``/containers``) and the sandbox file endpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from agent_runtime.agent import files
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.executor_api import ExecutorAPI
 from agent_runtime.agent.model import Executor, FrameworkRecord
+from agent_runtime.agent.operator_api import OperatorAPI, image_pruner
 from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
@@ -157,6 +158,7 @@ def _framework_json(framework: FrameworkRecord) -> dict[str, Any]:
 
 def make_app(agent: Agent) -> web.Application:
     executor_api = ExecutorAPI(agent)
+    operator_api = OperatorAPI(image_pruner(agent.containerizer))
 
     async def state(request: web.Request) -> web.Response:
         master = agent.master_info
@@ -298,4 +300,7 @@ def make_app(agent: Agent) -> web.Application:
     for path in ("/api/v1/executor", "/slave(1)/api/v1/executor"):
         app.router.add_route("*", path, executor_api.handle)
         app.router.add_route("*", path + "/", executor_api.handle)
+    for path in ("/api/v1", "/slave(1)/api/v1"):
+        app.router.add_route("*", path, operator_api.handle)
+        app.router.add_route("*", path + "/", operator_api.handle)
     return app

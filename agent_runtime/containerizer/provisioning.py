@@ -8,7 +8,7 @@ containerizer needs of it and which image a container asks for.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from agent_runtime.agent.config import AgentConfig
@@ -43,6 +43,7 @@ class Provisioner(Protocol):
     async def provision(self, container_id: str, image: str) -> Provisioned: ...
     async def destroy(self, container_id: str) -> None: ...
     async def recover(self, known: Collection[str]) -> None: ...
+    async def prune_images(self, excluded: Sequence[str] = ()) -> object: ...
 
 
 def providers(config: AgentConfig) -> list[str]:
@@ -58,10 +59,15 @@ def create_provisioner(config: AgentConfig) -> Provisioner | None:
     if "docker" not in providers(config):
         return None
     module = importlib.import_module("agent_runtime.images.provisioner")
+    limits = importlib.import_module("agent_runtime.images.limits")
+    gc = importlib.import_module("agent_runtime.images.gc")
     try:
         provisioner: Provisioner = module.Provisioner(
             config.work_dir, config.docker_store_dir, config.docker_registry,
-            docker_config=config.docker_config)
+            docker_config=config.docker_config,
+            limits=limits.SizeLimits(max_layer=config.image_max_layer_size,
+                                     max_image=config.image_max_size),
+            gc=gc.parse_gc_config(config.image_gc_config) if config.image_gc_config else None)
     except RuntimeErrorBase as exc:  # a registry it cannot use, a bad backend: the flags' fault
         raise FlagError(str(exc)) from exc
     return provisioner

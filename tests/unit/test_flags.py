@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from agent_runtime import flags
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.errors import FlagError
-from agent_runtime.flags import Duration, flag
+from agent_runtime.flags import Bytes, Duration, flag
 from agent_runtime.master.config import MasterConfig
 
 
@@ -194,6 +194,43 @@ def test_unknown_and_unprefixed_variables_are_ignored() -> None:
 
 def test_another_prefix_can_be_used() -> None:
     assert flags.load(_Config, [], {"X_PORT": "1", "MESOS_PORT": "2"}, prefix="X_").port == 1
+
+
+# Byte sizes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("0", 0), ("100", 100), ("100B", 100), ("3KB", 3 << 10), ("512MB", 512 << 20),
+    ("4GB", 4 << 30), ("2TB", 2 << 40), ("1536mb", 1536 << 20), (" 7 GB ", 7 << 30),
+])
+def test_mesos_byte_sizes_parse_in_units_of_1024(text: str, count: int) -> None:
+    assert Bytes.parse(text) == count
+
+
+@pytest.mark.parametrize("text", ["", "GB", "1.5GB", "-1GB", "4GiB", "4 G B", "4PB", "x"])
+def test_invalid_byte_sizes_are_flag_errors_quoting_the_text(text: str) -> None:
+    with pytest.raises(FlagError) as caught:
+        Bytes.parse(text)
+    assert repr(text) in str(caught.value)
+
+
+@given(st.integers(min_value=0, max_value=1 << 50))
+def test_byte_sizes_render_in_the_largest_exact_unit_and_parse_back(count: int) -> None:
+    text = Bytes(count).mesos()
+    assert Bytes.parse(text) == count
+    number, unit = int(text.rstrip("BKMGT")), text.lstrip("0123456789")
+    assert unit == "TB" or count == 0 or number % 1024 != 0  # no larger unit would do
+
+
+def test_byte_flags_load_and_render_as_mesos_writes_them() -> None:
+    config = flags.load(AgentConfig, ["--image_max_layer_size=512MB"],
+                        {"MESOS_IMAGE_MAX_SIZE": "2GB"})
+    assert config.image_max_layer_size == 512 << 20 and config.image_max_size == 2 << 30
+    out = flags.as_strings(config)
+    assert out["image_max_layer_size"] == "512MB" and out["image_max_size"] == "2GB"
+    assert flags.as_strings(AgentConfig())["image_max_layer_size"] == "16GB"
+    with pytest.raises(FlagError, match="image_max_size"):
+        flags.load(AgentConfig, ["--image_max_size=lots"], {})
 
 
 # Rendering and the CLI edge ----------------------------------------------------------------------

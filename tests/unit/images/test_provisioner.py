@@ -17,8 +17,8 @@ import pytest
 from images.backend import overlay_works
 from images.errors import ImageError, ImageNotFound, ProvisionError, RegistryError
 from images.provisioner import ArchivePuller, Provisioned, Provisioner
+from images.pull import Manifest
 from images.reference import Reference
-from images.store import Manifest
 from tests.registry import require
 
 BACKENDS = ("overlay", "copy")

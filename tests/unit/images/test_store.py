@@ -19,10 +19,12 @@ import pytest
 from images.docker_save import SavedLayer, write_docker_save
 from images.errors import BadArchive, DigestMismatch, UnsafeEntry
 from images.image_config import RuntimeConfig
+from images.limits import SizeBudget
 from images.provisioner import ArchivePuller, Provisioner
+from images.pull import PROGRESS_INTERVAL as DEFAULT_INTERVAL
+from images.pull import LayerSource, Manifest, Progress
 from images.reference import Reference
-from images.store import PROGRESS_INTERVAL as DEFAULT_INTERVAL
-from images.store import LayerSource, Manifest, Progress, Store
+from images.store import Store
 from tests.registry import require
 
 from .helpers import Item, make_tar
@@ -230,7 +232,7 @@ class _FixedPuller:
         return Manifest(reference=given, origin="fixed", layers=self.layers, config=CONFIG)
 
     def fetch(self, manifest: Manifest, layer: LayerSource, rootfs: str, scratch: str,
-              progress: Progress) -> None:
+              progress: Progress, budget: SizeBudget) -> None:
         raise AssertionError("nothing may be fetched")
 
 
@@ -272,10 +274,10 @@ async def test_a_malformed_archive_config_is_a_bad_archive(tmp_path: Any, config
 def test_progress_lines_come_at_most_once_an_interval(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     assert DEFAULT_INTERVAL == 1.0
-    monkeypatch.setattr("images.store.PROGRESS_INTERVAL", 0.05)
+    monkeypatch.setattr("images.pull.PROGRESS_INTERVAL", 0.05)
     manifest = Manifest(reference="redis", origin="/images/redis.tar", layers=(), config=CONFIG)
     progress = Progress(manifest, layers=2)
-    caplog.set_level(logging.INFO, logger="images.store")
+    caplog.set_level(logging.INFO, logger="images.pull")
     started = time.monotonic()
     while time.monotonic() - started < 0.3:
         progress.add(1000)
