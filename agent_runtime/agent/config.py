@@ -38,7 +38,9 @@ class AgentConfig:
     recovery_timeout: Duration = flag(Duration(900.0), "Time executors wait for the agent")
     strict: bool = flag(True, "Recovery errors are fatal")
     checkpoint: bool = flag(True, "Checkpoint for recovery (always on in Mesos >= 0.25)")
-    switch_user: bool = flag(False, "Run tasks as the framework's user (needs root)")
+    switch_user: bool = flag(
+        True, "Run tasks as their command's or framework's user (the agent must run as root)"
+    )
     sandbox_directory: str = flag("/mnt/mesos/sandbox", "Sandbox path inside image containers")
     image_providers: str | None = flag(None, "docker, appc (Mesos containerizer images)")
     docker_registry: str | None = flag(None, "Registry URL or local directory of tarballs")
@@ -76,6 +78,20 @@ class AgentConfig:
     )
     enforce_container_ports: bool = flag(
         False, "network/ports kills a container listening on a port it was not given"
+    )
+    effective_capabilities: str | None = flag(
+        None, "linux/capabilities: capabilities tasks hold, JSON {\"capabilities\": [...]} "
+        "or a comma list (default: Docker's set for image tasks)"
+    )
+    bounding_capabilities: str | None = flag(
+        None, "linux/capabilities: the most capabilities a task may hold or ask for"
+    )
+    seccomp_config_dir: str | None = flag(
+        None, "linux/seccomp: directory of seccomp profiles (Docker's JSON format)"
+    )
+    seccomp_profile_name: str | None = flag(
+        None, "linux/seccomp: default profile, relative to --seccomp_config_dir "
+        "(default: the bundled default.json, modelled on Docker's)"
     )
     quiet: bool = flag(False, "Log warnings only")
     log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
