@@ -185,7 +185,7 @@ def _init(child: int, status_fd: int | None) -> int:
 def main() -> int:
     environment = dict(os.environ)
     # The command executor hands it over in the environment; the launcher, on the command line.
-    launch = json.loads(environment.pop("MESOS_ROOTFS_LAUNCH", None) or sys.argv[-1])
+    launch = json.loads(environment.pop("MESOS_ROOTFS_LAUNCH", "") or sys.argv[-1])
     environment.pop("MESOS_TASK_LAUNCH_INFO", None)
     environment.update(launch.get("environment", {}))
     if launch.get("sandbox"):

@@ -280,5 +280,7 @@ class MesosContainerizer:
         return result
 
     async def close(self) -> None:
+        if self.provisioner is not None:
+            await self.provisioner.close()  # its image GC watch
         if self.fork_server is not None:
             await self.fork_server.close()
