@@ -16,11 +16,13 @@ status update stream, nothing follows it, and :func:`transition` refuses to leav
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
-TaskState = mesos_pb2.TaskState.ValueType
-Reason = mesos_pb2.TaskStatus.Reason.ValueType
+TaskState: TypeAlias = mesos_pb2.TaskState.ValueType
+Reason: TypeAlias = mesos_pb2.TaskStatus.Reason.ValueType
 
 # The states that end a task, as Mesos counts them (`protobuf::isTerminalState`).
 TERMINAL_STATES: frozenset[TaskState] = frozenset(
