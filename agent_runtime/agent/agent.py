@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable
 
 from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.agent.config import AgentConfig
+from agent_runtime.agent.environment import AgentIdentity, ExecutorEnvironment
+from agent_runtime.agent.executor_table import ExecutorTable
+from agent_runtime.agent.executor_updates import after_terminal, record, validate_update
 from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
-from agent_runtime.agent.recovery import checkpoint_stream
+from agent_runtime.agent.recovery import RecoveredExecutor
 from agent_runtime.agent.status_updates import StatusUpdateManager
-from agent_runtime.agent.supervisor import ExecutorSupervisor, executor_info_for, shutdown_grace
+from agent_runtime.agent.supervisor import (
+    ExecutorSupervisor,
+    SupervisorCallbacks,
+    SupervisorConfig,
+    executor_info_for,
+)
 from agent_runtime.containerizer.containerizer import Containerizer
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
-from agent_runtime.errors import BadRequest
 from agent_runtime.ids import id_error
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
-from agent_runtime.task_states import TERMINAL_STATES
+from agent_runtime.streams import EventStream
+from agent_runtime.task_states import TERMINAL_STATES, Reason, TaskState
 
 log = logging.getLogger(__name__)
 
 Status = mesos_pb2.TaskStatus
 Event = executor_pb2.Event
+MasterMessage = internal_pb2.MasterMessage
 __all__ = ["COMMAND_EXECUTOR", "Agent"]
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Agent:
+    """Tasks, updates and the master's messages. Who runs is the executor table's; processes
+    are the supervisor's, which calls back here (task updates, events, exits)."""
+
     def __init__(
         self,
         config: AgentConfig,
@@ -47,29 +56,33 @@ class Agent:
         self.containerizer = containerizer
         self.clock = clock
         self.start_time = clock()
-        self.frameworks: dict[str, FrameworkRecord] = {}
-        self.completed_frameworks: list[FrameworkRecord] = []
+        self.table = ExecutorTable()
         self.master_info: mesos_pb2.MasterInfo | None = None
         self.send_to_master: Callable[[internal_pb2.AgentMessage], None] = lambda m: None
+        self.environment = ExecutorEnvironment.of(config)  # BadRequest: a bad flag
         # Checkpoints are written off the event loop; what they record waits for them.
         self.checkpoint_writer = CheckpointWriter()
         self.checkpointer = Checkpointer(config.work_dir, writer=self.checkpoint_writer)
         self._launches: set[asyncio.Task[None]] = set()
-        self.supervisor = ExecutorSupervisor(self)
-        self.updates = StatusUpdateManager(
-            self._forward_update, changed=lambda fid, tid: checkpoint_stream(self, fid, tid))
+        self.updates = StatusUpdateManager(self._forward_update, changed=self._checkpoint_stream)
+        self.supervisor = ExecutorSupervisor(
+            SupervisorConfig.of(config), self.table, containerizer, self.checkpointer,
+            SupervisorCallbacks(
+                agent_id=lambda: self.id, environment=self._executor_env,
+                task_update=self.agent_update,
+                update_pending=lambda fid, tid: bool(self.updates.pending(fid, tid)),
+                exited=self._executor_exited))
         self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
-        self._extra_env: dict[str, str] = {}
-        if config.executor_environment_variables:
-            try:
-                loaded = json.loads(config.executor_environment_variables)
-            except ValueError as exc:
-                raise BadRequest(f"--executor_environment_variables: {exc}") from exc
-            if not isinstance(loaded, dict) or not all(
-                isinstance(v, str) for v in loaded.values()
-            ):
-                raise BadRequest("--executor_environment_variables must map names to strings")
-            self._extra_env = loaded
+        self._handlers: dict[str, Callable[[MasterMessage], None]] = {
+            "run_task": self._on_run_task,
+            "kill_task": lambda m: self.kill_task(m.kill_task),
+            "acknowledge": self._on_acknowledge,
+            "shutdown_framework":
+                lambda m: self.shutdown_framework(m.shutdown_framework.framework_id.value),
+            "shutdown_executor": self._on_shutdown_executor,
+            "framework_message": lambda m: self.framework_message(m.framework_message),
+            "ping": lambda m: self.send_to_master(internal_pb2.AgentMessage(pong=m.ping)),
+        }
 
     @property
     def id(self) -> str:
@@ -80,34 +93,26 @@ class Agent:
         return f"slave(1)@{self.endpoint}"
 
     # Messages from the master ----------------------------------------------------------------
-    def handle(self, message: internal_pb2.MasterMessage) -> None:
-        kind = message.WhichOneof("kind")
-        if kind == "run_task":
-            launch = asyncio.get_running_loop().create_task(
-                self.run_task(message.run_task.framework_info, message.run_task.task)
-            )
-            self._launches.add(launch)  # held until done: the loop keeps only weak references
-            launch.add_done_callback(self._launches.discard)
-        elif kind == "kill_task":
-            self.kill_task(message.kill_task)
-        elif kind == "acknowledge":
-            ack = message.acknowledge
-            self.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
-        elif kind == "shutdown_framework":
-            self.shutdown_framework(message.shutdown_framework.framework_id.value)
-        elif kind == "shutdown_executor":
-            shutdown = message.shutdown_executor
-            executor = self._executor(shutdown.framework_id.value, shutdown.executor_id.value)
-            if executor is not None:
-                self.supervisor.shutdown(executor)
-        elif kind == "framework_message":
-            self.framework_message(message.framework_message)
-        elif kind == "ping":
-            self.send_to_master(internal_pb2.AgentMessage(pong=message.ping))
+    def handle(self, message: MasterMessage) -> None:
+        handler = self._handlers.get(message.WhichOneof("kind") or "")
+        if handler is not None:
+            handler(message)
 
-    def _executor(self, framework_id: str, executor_id: str) -> Executor | None:
-        framework = self.frameworks.get(framework_id)
-        return framework.executors.get(executor_id) if framework else None
+    def _on_run_task(self, message: MasterMessage) -> None:
+        launch = asyncio.get_running_loop().create_task(
+            self.run_task(message.run_task.framework_info, message.run_task.task))
+        self._launches.add(launch)  # held until done: the loop keeps only weak references
+        launch.add_done_callback(self._launches.discard)
+
+    def _on_acknowledge(self, message: MasterMessage) -> None:
+        ack = message.acknowledge
+        self.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
+
+    def _on_shutdown_executor(self, message: MasterMessage) -> None:
+        shutdown = message.shutdown_executor
+        executor = self.table.executor(shutdown.framework_id.value, shutdown.executor_id.value)
+        if executor is not None:
+            self.supervisor.shutdown(executor)
 
     async def run_task(self, framework_info: mesos_pb2.FrameworkInfo,
                        task: mesos_pb2.TaskInfo) -> None:
@@ -131,10 +136,9 @@ class Agent:
                                   Status.REASON_TASK_INVALID, f"{what} is invalid: {problem}")
                 return
         executor_id = executor_info.executor_id.value
-        framework = self.frameworks.get(framework_id)
-        if framework is None:
-            framework = self.frameworks[framework_id] = FrameworkRecord(framework_info)
-        else:
+        known = self.table.framework(framework_id)
+        framework = self.table.framework_for(framework_info)
+        if known is not None:
             framework.info.CopyFrom(framework_info)
         executor = framework.executors.get(executor_id)
         if executor is not None and executor.state in (
@@ -153,52 +157,17 @@ class Agent:
         else:
             executor.queued[task.task_id.value] = task
 
-    def executor_env(self, framework: FrameworkRecord, executor: Executor) -> dict[str, str]:
-        env = dict(self._extra_env)
-        checkpoint = framework.info.checkpoint
-        env.update(
-            {
-                "MESOS_FRAMEWORK_ID": framework.id,
-                "MESOS_EXECUTOR_ID": executor.id,
-                "MESOS_DIRECTORY": executor.directory,
-                "MESOS_SANDBOX": executor.directory,
-                "MESOS_AGENT_ENDPOINT": self.endpoint,
-                "MESOS_SLAVE_ID": self.id,
-                "MESOS_SLAVE_PID": self.pid,
-                "MESOS_CHECKPOINT": "1" if checkpoint else "0",
-                "MESOS_HTTP_COMMAND_EXECUTOR": "1" if self.config.http_command_executor else "0",
-                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD":
-                    f"{shutdown_grace(self.config, executor):g}secs",
-                "MESOS_CONTAINER_ID": executor.container_id,
-                "LIBPROCESS_PORT": "0",
-                "LIBPROCESS_IP": self.config.advertise_ip or self.config.ip,
-            }
-        )
-        if checkpoint:
-            env["MESOS_RECOVERY_TIMEOUT"] = f"{self.config.recovery_timeout:g}secs"
-            env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = (
-                f"{self.config.executor_reregistration_timeout:g}secs"
-            )
-        roles = {r.allocation_info.role for r in executor.info.resources
-                 if r.HasField("allocation_info")}
-        for task in executor.queued.values():
-            roles.update(r.allocation_info.role for r in task.resources)
-        if len(roles) == 1:
-            env["MESOS_ALLOCATION_ROLE"] = roles.pop()
-        if not executor.command_executor:
-            for variable in executor.info.command.environment.variables:
-                env[variable.name] = variable.value
-        env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
-        return env
+    def _executor_env(self, framework: FrameworkRecord, executor: Executor) -> dict[str, str]:
+        return self.environment.build(AgentIdentity(self.id, self.pid, self.endpoint), framework,
+                                      executor)
 
     # Executor API ------------------------------------------------------------------------
     def executor_subscribed(self, executor: Executor, subscribe: executor_pb2.Call.Subscribe,
-                            stream: object) -> None:
-        from agent_runtime.streams import EventStream
-
-        assert isinstance(stream, EventStream)
+                            stream: EventStream) -> None:
         for update in subscribe.unacknowledged_updates:  # before anything changes
             validate_update(executor, update.status)
+        framework = self.table.framework(executor.framework_id)
+        assert framework is not None  # the executor API found the executor in the table
         if executor.stream is not None and executor.stream is not stream:
             executor.stream.close()
         executor.stream = stream
@@ -207,7 +176,6 @@ class Agent:
         if executor.timer is not None:
             executor.timer.cancel()
             executor.timer = None
-        framework = self.frameworks[executor.framework_id]
         event = Event(type=Event.SUBSCRIBED)
         event.subscribed.executor_info.CopyFrom(executor.info)
         event.subscribed.framework_info.CopyFrom(framework.info)
@@ -217,9 +185,11 @@ class Agent:
         for update in subscribe.unacknowledged_updates:
             # As if sent again with UPDATE (duplicates of what we have are dropped by uuid).
             status = update.status
+            if after_terminal(executor, status):
+                continue
             self._complete(executor, status)
             if self.updates.update(executor.framework_id, status):
-                self._record(executor, status)
+                record(executor, status)
         queued = list(executor.queued.values())
         executor.queued.clear()
         for task in queued:
@@ -229,50 +199,20 @@ class Agent:
             if launched is not None and launched.state not in TERMINAL_STATES:
                 kill = Event(type=Event.KILL)
                 kill.kill.task_id.value = task_id
-                self.send_event(executor, kill)
+                executor.send(kill)
 
     def _send_launch(self, executor: Executor, task: mesos_pb2.TaskInfo) -> None:
-        record = mesos_pb2.Task(name=task.name, state=mesos_pb2.TASK_STAGING)
-        record.task_id.CopyFrom(task.task_id)
-        record.framework_id.value = executor.framework_id
-        record.executor_id.value = executor.id
-        record.agent_id.value = self.id
-        record.resources.extend(task.resources)
-        framework = self.frameworks.get(executor.framework_id)
-        if framework is not None:
-            record.user = framework.info.user
-        executor.launched[task.task_id.value] = record
+        framework = self.table.framework(executor.framework_id)
+        launched = executor.launch(task, self.id, framework.info.user if framework else None)
         checkpointed = None
         if framework is not None and framework.info.checkpoint:
             # As Mesos: the task is on disk before its executor has it.
             self.checkpointer.task(self.id, framework.id, executor.id, executor.container_id,
-                                   record)
+                                   launched)
             checkpointed = self.checkpoint_writer.durable()
         event = Event(type=Event.LAUNCH)
         event.launch.task.CopyFrom(task)
-        self.send_event(executor, event, after=checkpointed)
-
-    def send_event(self, executor: Executor, event: executor_pb2.Event,
-                   after: asyncio.Future[None] | None = None) -> None:
-        """Send ``event`` to the executor once ``after`` (a checkpoint) is on disk, and after
-        every event held back before it: events reach an executor in the order sent."""
-        if after is not None and not after.done():
-            executor.gate = after  # the latest checkpoint asked: done last
-            after.add_done_callback(lambda done: self._release(executor, done))
-        if executor.gate is not None:
-            executor.held.append(event)
-        elif executor.stream is not None:
-            executor.stream.send(event)
-
-    def _release(self, executor: Executor, done: asyncio.Future[None]) -> None:
-        if executor.gate is not done:
-            return  # a later checkpoint holds the events
-        # Sent even if the checkpoint failed (the writer logged it): held for good is worse.
-        executor.gate = None
-        held, executor.held = executor.held, []
-        for event in held:
-            if executor.stream is not None:
-                executor.stream.send(event)
+        executor.send(event, after=checkpointed)
 
     def executor_update(self, executor: Executor, status: mesos_pb2.TaskStatus
                         ) -> asyncio.Future[None] | None:
@@ -282,18 +222,12 @@ class Agent:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("task %s: %s from its executor at %.6f", status.task_id.value,
                       mesos_pb2.TaskState.Name(status.state), time.time())
-        known = executor.launched.get(status.task_id.value)
-        if known is not None and known.state in TERMINAL_STATES:
-            # As Mesos's status update stream: nothing follows a terminal update (the agent may
-            # have sent one itself, e.g. when the container failed to start).
-            log.info("dropping %s for terminal task %s", mesos_pb2.TaskState.Name(status.state),
-                     status.task_id.value)
+        if after_terminal(executor, status):
             return None
         self._complete(executor, status)
-        self._record(executor, status)
+        record(executor, status)
         self.updates.update(executor.framework_id, status)
-        framework = self.frameworks.get(executor.framework_id)
-        if framework is None or not framework.info.checkpoint:
+        if not self.table.checkpointing(executor.framework_id):
             return None
         return self.checkpoint_writer.durable()
 
@@ -303,15 +237,6 @@ class Agent:
         status.agent_id.value = self.id
         if not status.HasField("timestamp"):
             status.timestamp = self.clock()
-
-    def _record(self, executor: Executor, status: mesos_pb2.TaskStatus) -> None:
-        task = executor.launched.get(status.task_id.value)
-        if task is None:
-            return
-        task.state = status.state
-        stored = task.statuses.add()
-        stored.CopyFrom(status)
-        stored.ClearField("data")
 
     def executor_message(self, executor: Executor, data: bytes) -> None:
         message = internal_pb2.AgentMessage()
@@ -335,46 +260,54 @@ class Agent:
         if status is None:
             return
         self.supervisor.finish_run(framework_id, task_id)
-        framework = self.frameworks.get(framework_id)
-        if framework is None:
+        executor = self.table.holding(framework_id, task_id)
+        if executor is None:
             return
-        for executor in list(framework.executors.values()):
-            task = executor.launched.get(task_id)
-            if task is None:
-                continue
-            if status.source == Status.SOURCE_EXECUTOR and executor.stream is not None:
-                event = Event(type=Event.ACKNOWLEDGED)
-                event.acknowledged.task_id.value = task_id
-                event.acknowledged.uuid = uuid_bytes
-                # Once the acknowledgement is on disk: no resend after a crash.
-                checkpointed = self.checkpoint_writer.durable() \
-                    if framework.info.checkpoint else None
-                self.send_event(executor, event, after=checkpointed)
-            if status.state in TERMINAL_STATES:
-                executor.completed.append(executor.launched.pop(task_id))
-            break
+        if status.source == Status.SOURCE_EXECUTOR and executor.stream is not None:
+            event = Event(type=Event.ACKNOWLEDGED)
+            event.acknowledged.task_id.value = task_id
+            event.acknowledged.uuid = uuid_bytes
+            # Once the acknowledgement is on disk: no resend after a crash.
+            checkpointed = self.checkpoint_writer.durable() \
+                if self.table.checkpointing(framework_id) else None
+            executor.send(event, after=checkpointed)
+        if status.state in TERMINAL_STATES:
+            executor.completed.append(executor.launched.pop(task_id))
 
     def agent_update(self, framework_id: str, task: mesos_pb2.TaskInfo | mesos_pb2.Task,
-                     state: int, reason: int, message: str,
+                     state: TaskState, reason: Reason, message: str,
                      executor: Executor | None = None) -> None:
-        status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_AGENT,  # type: ignore[arg-type]
-                                      reason=reason, message=message,  # type: ignore[arg-type]
-                                      timestamp=self.clock(), uuid=uuid.uuid4().bytes)
+        status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_AGENT, reason=reason,
+                                      message=message, timestamp=self.clock(),
+                                      uuid=uuid.uuid4().bytes)
         status.task_id.CopyFrom(task.task_id)
         status.agent_id.value = self.id
         if executor is not None:
             status.executor_id.value = executor.id
-            self._record(executor, status)
+            record(executor, status)
         self.updates.update(framework_id, status)
+
+    def _checkpoint_stream(self, framework_id: str, task_id: str
+                           ) -> asyncio.Future[None] | None:
+        """The status update manager's ``changed``: write a task's update stream (and its latest
+        state) for a checkpointing framework; returns what to wait for before telling anyone."""
+        if not self.table.checkpointing(framework_id):
+            return None
+        executor = self.table.holding(framework_id, task_id)
+        if executor is not None:
+            self.checkpointer.task(self.id, framework_id, executor.id, executor.container_id,
+                                   executor.launched[task_id])
+            self.checkpointer.updates(self.id, framework_id, executor.id, executor.container_id,
+                                      task_id, self.updates.snapshot(framework_id, task_id))
+        return self.checkpoint_writer.durable()
 
     # Kill and shutdown -------------------------------------------------------------------
     def kill_task(self, kill: internal_pb2.KillTask) -> None:
         framework_id = kill.framework_id.value
         task_id = kill.task_id.value
-        framework = self.frameworks.get(framework_id)
-        if framework is None:
+        if self.table.framework(framework_id) is None:
             return
-        for executor in framework.executors.values():
+        for executor in self.table.executors_of(framework_id):
             queued = executor.queued.pop(task_id, None)
             if queued is not None:
                 self.agent_update(framework_id, queued, mesos_pb2.TASK_KILLED,
@@ -394,7 +327,7 @@ class Agent:
                 event.kill.task_id.value = task_id
                 if kill.HasField("kill_policy"):
                     event.kill.kill_policy.CopyFrom(kill.kill_policy)
-                self.send_event(executor, event)
+                executor.send(event)
             elif executor.state != ExecutorState.REGISTERING:
                 self.supervisor.shutdown(executor)
             # else: an executor recovered after a restart, not yet back: told when it is.
@@ -402,7 +335,7 @@ class Agent:
         log.info("kill of unknown task %s of framework %s", task_id, framework_id)
 
     def shutdown_framework(self, framework_id: str) -> None:
-        framework = self.frameworks.get(framework_id)
+        framework = self.table.framework(framework_id)
         if framework is None:
             return
         framework.removed = True
@@ -415,12 +348,32 @@ class Agent:
             self.supervisor.shutdown(executor)
 
     def framework_message(self, message: internal_pb2.FrameworkToExecutor) -> None:
-        executor = self._executor(message.framework_id.value, message.executor_id.value)
+        executor = self.table.executor(message.framework_id.value, message.executor_id.value)
         if executor is None or executor.stream is None:
             return
         event = Event(type=Event.MESSAGE)
         event.message.data = message.data
-        self.send_event(executor, event)
+        executor.send(event)
+
+    # Executor exits and recovery -------------------------------------------------------------
+    def _executor_exited(self, executor: Executor, status: int) -> None:
+        """The supervisor's ``exited``: its tasks were told; out of the table, tell the master."""
+        ended = self.table.remove(executor)
+        if ended is not None and ended.removed:  # the master forgot it: nobody will acknowledge
+            self.updates.forget_framework(ended.id)
+        exited = internal_pb2.AgentMessage()
+        exited.executor_exited.framework_id.value = executor.framework_id
+        exited.executor_exited.executor_id.value = executor.id
+        exited.executor_exited.status = status
+        self.send_to_master(exited)
+
+    def adopt(self, recovered: list[RecoveredExecutor]) -> list[str]:
+        """Take in what recovery found; returns the container ids still worth keeping."""
+        for found in recovered:
+            for task_id, stream in found.streams.items():
+                self.updates.restore(found.executor.framework_id, task_id, stream)
+            self.supervisor.adopt(found)
+        return [f.executor.container_id for f in recovered if f.process is not None]
 
     # Registration --------------------------------------------------------------------------
     def registration(self) -> internal_pb2.RegisterAgent:
@@ -430,26 +383,8 @@ class Agent:
                            mesos_pb2.AgentInfo.Capability.HIERARCHICAL_ROLE,
                            mesos_pb2.AgentInfo.Capability.RESERVATION_REFINEMENT):
             register.capabilities.add(type=capability)
-        for framework in self.frameworks.values():
-            for executor in framework.executors.values():
-                state = register.executors.add()
-                state.framework_info.CopyFrom(framework.info)
-                state.executor_info.CopyFrom(executor.info)
-                state.tasks.extend(executor.launched.values())
-                for queued in executor.queued.values():  # not delivered yet: still STAGING
-                    task = state.tasks.add(name=queued.name, state=mesos_pb2.TASK_STAGING)
-                    task.task_id.CopyFrom(queued.task_id)
-                    task.framework_id.value = framework.id
-                    task.executor_id.value = executor.id
-                    task.agent_id.value = self.id
-                    task.resources.extend(queued.resources)
-        # Ended executors whose tasks' last updates are unacknowledged: the master must not take
-        # those tasks for lost while the updates are still on their way.
-        for framework, executor, pending in self.supervisor.unfinished_runs.values():
-            state = register.executors.add()
-            state.framework_info.CopyFrom(framework.info)
-            state.executor_info.CopyFrom(executor.info)
-            state.tasks.extend(executor.launched[t] for t in pending if t in executor.launched)
+        self.table.report(register, self.id)
+        self.supervisor.report(register)
         return register
 
     def registered(self, agent_id: str, master_info: mesos_pb2.MasterInfo) -> None:
@@ -459,19 +394,3 @@ class Agent:
         if first:
             self.checkpointer.agent(self.info)
         self.updates.resend_all()
-
-
-def validate_update(executor: Executor, status: mesos_pb2.TaskStatus) -> None:
-    """An executor's status update, by UPDATE or re-sent in SUBSCRIBE: BadRequest if bad."""
-    if not status.task_id.value:
-        raise BadRequest("Expecting 'status.task_id' to be present")
-    if not status.HasField("state"):
-        raise BadRequest("Expecting 'status.state' to be present")
-    if len(status.uuid) != 16:
-        raise BadRequest("'status.uuid' must be a 16-byte UUID generated by the executor")
-    if status.state == mesos_pb2.TASK_STAGING:
-        raise BadRequest("Received TASK_STAGING from executor; executors may not send it")
-    if status.source != Status.SOURCE_EXECUTOR:
-        raise BadRequest("Received a status update whose source is not SOURCE_EXECUTOR")
-    if status.HasField("executor_id") and status.executor_id.value != executor.id:
-        raise BadRequest("'status.executor_id' does not match the subscribed executor")

@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError, Message
 
 from agent_runtime.agent import paths
 from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.executor_kind import ExecutorKind
 from agent_runtime.files import atomic_write
 from agent_runtime.ids import InvalidId
 from agent_runtime.proto import internal_pb2, mesos_pb2
@@ -57,6 +58,7 @@ class RecoveredRun:
     start_time: float = 0.0
     tasks: dict[str, mesos_pb2.Task] = field(default_factory=dict)
     streams: dict[str, internal_pb2.UpdateStream] = field(default_factory=dict)
+    kind: ExecutorKind | None = None  # None: checkpointed before the kind was written
 
 
 @dataclass(slots=True)
@@ -175,13 +177,15 @@ class Checkpointer:
 
     def run(self, agent_id: str, framework: mesos_pb2.FrameworkInfo,
             executor: mesos_pb2.ExecutorInfo, container_id: str, pid: int,
-            start_time: float) -> None:
+            start_time: float, *, kind: ExecutorKind) -> None:
         fid, eid = framework.id.value, executor.executor_id.value
         meta = paths.meta_framework(self.work_dir, agent_id, fid)
         self._write(os.path.join(meta, "framework.info"), framework.SerializeToString())
         executor_dir = paths.meta_executor(self.work_dir, agent_id, fid, eid)
         self._write(os.path.join(executor_dir, "executor.info"),
                            executor.SerializeToString())
+        # Recovery reads the kind back rather than guess it from the ExecutorInfo.
+        self._write(os.path.join(executor_dir, "executor.kind"), kind.value.encode())
         run = paths.meta_run(self.work_dir, agent_id, fid, eid, container_id)
         self._open_runs.add(run)
         self._write(os.path.join(run, "pids", "forked.pid"),
@@ -266,6 +270,7 @@ class Checkpointer:
                             os.path.join(run_dir, "executor.sentinel")):
                         continue
                     run = self._run(agent_id, framework, executor, container_id, run_dir)
+                    run.kind = self._kind(os.path.join(executors, eid, "executor.kind"))
                 except InvalidId as exc:
                     # Only an older agent, which took any ID, can have written it: that run's
                     # paths cannot be trusted, the rest of the agent's can.
@@ -294,6 +299,23 @@ class Checkpointer:
             if stream is not None:
                 run.streams[tid] = stream
         return run
+
+    def _kind(self, path: str) -> ExecutorKind | None:
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read().decode("ascii", "replace").strip()
+        except FileNotFoundError:
+            return None  # an older agent's checkpoint: recovery falls back to the rule
+        except OSError as exc:
+            if self.strict:
+                raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+            log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+            return None
+        try:
+            return ExecutorKind(text)
+        except ValueError:
+            log.warning("ignoring checkpoint %s: unknown executor kind %r", path, text)
+            return None
 
     def _read(self, path: str, cls: type[M]) -> M | None:
         try:

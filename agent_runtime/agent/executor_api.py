@@ -29,10 +29,10 @@ class ExecutorAPI:
     def _executor(self, call: Call) -> Executor:
         if not call.HasField("framework_id") or not call.HasField("executor_id"):
             raise BadRequest("Expecting 'framework_id' and 'executor_id' to be present")
-        framework = self.agent.frameworks.get(call.framework_id.value)
-        if framework is None:
+        table = self.agent.table
+        if table.framework(call.framework_id.value) is None:
             raise BadRequest(f"Framework {call.framework_id.value} cannot be found")
-        executor = framework.executors.get(call.executor_id.value)
+        executor = table.executor(call.framework_id.value, call.executor_id.value)
         if executor is None:
             raise BadRequest(f"Executor {call.executor_id.value} cannot be found")
         return executor

@@ -163,9 +163,8 @@ def make_app(agent: Agent) -> web.Application:
     async def state(request: web.Request) -> web.Response:
         master = agent.master_info
         allocated = Resources()
-        for framework in agent.frameworks.values():
-            for executor in framework.executors.values():
-                allocated = allocated + _allocated(executor)
+        for executor in agent.table.executors():
+            allocated = allocated + _allocated(executor)
         data: dict[str, Any] = {
             **VERSION,
             "start_time": agent.start_time,
@@ -194,8 +193,9 @@ def make_app(agent: Agent) -> web.Application:
             "attributes": flat_json(agent.info.attributes),
             "master_hostname": master.hostname if master is not None else "",
             "flags": as_strings(agent.config),
-            "frameworks": [_framework_json(f) for f in agent.frameworks.values()],
-            "completed_frameworks": [_framework_json(f) for f in agent.completed_frameworks],
+            "frameworks": [_framework_json(f) for f in agent.table.frameworks()],
+            "completed_frameworks": [
+                _framework_json(f) for f in agent.table.completed_frameworks()],
         }
         if agent.config.log_dir:
             data["log_dir"] = agent.config.log_dir
@@ -211,7 +211,7 @@ def make_app(agent: Agent) -> web.Application:
         return json_response(VERSION, request)
 
     async def metrics(request: web.Request) -> web.Response:
-        running = sum(len(f.executors) for f in agent.frameworks.values())
+        running = sum(1 for _ in agent.table.executors())
         data = {
             "slave/registered": 1.0 if agent.info.HasField("id") else 0.0,
             "slave/uptime_secs": agent.clock() - agent.start_time,
@@ -245,7 +245,7 @@ def make_app(agent: Agent) -> web.Application:
 
     async def statistics(request: web.Request) -> web.Response:
         """Mesos's ResourceMonitor: containers whose usage cannot be told are left out."""
-        executors = [e for f in agent.frameworks.values() for e in f.executors.values()]
+        executors = list(agent.table.executors())
         return json_response([
             {**identity(e), "statistics": to_dict(usage)}
             for e, usage in zip(executors, await usages(executors), strict=True)
@@ -257,7 +257,7 @@ def make_app(agent: Agent) -> web.Application:
         and ``executor_id``; ``statistics`` is absent when its usage cannot be told (Mesos)."""
         query = request.query
         executors = [
-            e for f in agent.frameworks.values() for e in f.executors.values()
+            e for e in agent.table.executors()
             if query.get("container_id", e.container_id) == e.container_id
             and query.get("framework_id", e.framework_id) == e.framework_id
             and query.get("executor_id", e.id) == e.id

@@ -39,10 +39,9 @@ class RunningAgent:
         await self.link.stop()
         # Executor subscriptions are open-ended responses: end them, or the server's clean-up
         # waits for them. The executors themselves are left running (see README).
-        for framework in self.agent.frameworks.values():
-            for executor in framework.executors.values():
-                if executor.stream is not None:
-                    executor.stream.close()
+        for executor in self.agent.table.executors():
+            if executor.stream is not None:
+                executor.stream.close()
         await self.runner.shutdown()
         await self.runner.cleanup()
         await self.agent.checkpoint_writer.flush()  # what was asked, before we go
@@ -73,10 +72,10 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     containerizer = await create_containerizer(config)
     app_agent = Agent(config, info, resources, containerizer)
     if config.recover == "cleanup":
-        known = await recovery.clean_up(app_agent, state, containerizer)
+        known = await recovery.clean_up(config.work_dir, state, containerizer)
         info.ClearField("id")
     else:
-        known = recovery.recover(app_agent, state, containerizer)
+        known = app_agent.adopt(recovery.recover(state, containerizer))
     # Before serving: containers the checkpoints do not account for are orphans to remove.
     await containerizer.recover(known=known)
     runner = web.AppRunner(make_app(app_agent), handler_cancellation=True, access_log=None)

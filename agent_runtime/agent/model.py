@@ -1,4 +1,4 @@
-"""The agent's records of frameworks, executors and tasks."""
+"""The agent's records of frameworks, executors and tasks (held by ``executor_table.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass, field
 
 from agent_runtime.containerizer.launcher import Process
+from agent_runtime.executor_kind import ExecutorKind
 from agent_runtime.proto import executor_pb2, mesos_pb2
 from agent_runtime.streams import EventStream
 
@@ -41,7 +42,7 @@ class Executor:
     info: mesos_pb2.ExecutorInfo
     container_id: str
     directory: str
-    command_executor: bool
+    kind: ExecutorKind
     state: ExecutorState = ExecutorState.REGISTERING
     process: Process | None = None
     stream: EventStream | None = None
@@ -60,11 +61,51 @@ class Executor:
     def id(self) -> str:
         return str(self.info.executor_id.value)
 
+    @property
+    def command_executor(self) -> bool:
+        """The agent's own executor, running its one task's command (COMMAND or DOCKER)."""
+        return self.kind.generated
+
+    def launch(self, task: mesos_pb2.TaskInfo, agent_id: str, user: str | None
+               ) -> mesos_pb2.Task:
+        """The task handed to the executor: its record, STAGING, among the launched ones."""
+        launched = mesos_pb2.Task(name=task.name, state=mesos_pb2.TASK_STAGING)
+        launched.task_id.CopyFrom(task.task_id)
+        launched.framework_id.value = self.framework_id
+        launched.executor_id.value = self.id
+        launched.agent_id.value = agent_id
+        launched.resources.extend(task.resources)
+        if user is not None:
+            launched.user = user
+        self.launched[task.task_id.value] = launched
+        return launched
+
     def transition(self, state: ExecutorState) -> None:
         if state not in _TRANSITIONS[self.state]:
             raise ValueError(f"executor {self.id}: illegal move {self.state} -> {state}")
         self.state = state
 
+    def send(self, event: executor_pb2.Event, after: asyncio.Future[None] | None = None
+             ) -> None:
+        """Send ``event`` once ``after`` (a checkpoint) is on disk, and after every event held
+        back before it: events reach an executor in the order sent."""
+        if after is not None and not after.done():
+            self.gate = after  # the latest checkpoint asked: done last
+            after.add_done_callback(self._release)
+        if self.gate is not None:
+            self.held.append(event)
+        elif self.stream is not None:
+            self.stream.send(event)
+
+    def _release(self, done: asyncio.Future[None]) -> None:
+        if self.gate is not done:
+            return  # a later checkpoint holds the events
+        # Sent even if the checkpoint failed (the writer logged it): held for good is worse.
+        self.gate = None
+        held, self.held = self.held, []
+        for event in held:
+            if self.stream is not None:
+                self.stream.send(event)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@
       meta/slaves/<agent_id>/slave.info
       meta/slaves/<agent_id>/frameworks/<fid>/framework.info
       meta/slaves/<agent_id>/frameworks/<fid>/executors/<eid>/executor.info
+      meta/.../executors/<eid>/executor.kind           COMMAND, DOCKER or CUSTOM
       meta/.../executors/<eid>/runs/latest            the current run's container id
       meta/.../executors/<eid>/runs/<cid>/pids/forked.pid   "<pid> <start time>"
       meta/.../executors/<eid>/runs/<cid>/executor.sentinel  (the run is over)

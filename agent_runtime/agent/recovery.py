@@ -8,89 +8,82 @@ checkpointing frameworks that still run, with their tasks and unacknowledged sta
 An executor that died while the agent was away is handled as any executor exit: its tasks that
 are not known to be over fail. Update streams are taken back whole, so an update accepted
 before the crash is sent (and retried) until the scheduler acknowledges it, exactly once.
-The writing side is :func:`checkpoint_stream`, called whenever a task's stream changes.
+
+This module only reads: :func:`recover` returns what it found and ``Agent.adopt`` takes it in
+(the executor table, the update streams, the supervisor's watch). The writing side is the
+agent's checkpointer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import RecoveredRun, RecoveredState
-from agent_runtime.agent.model import Executor, FrameworkRecord
+from agent_runtime.agent.model import Executor
+from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
+from agent_runtime.executor_kind import ExecutorKind, kind_of
+from agent_runtime.proto import internal_pb2, mesos_pb2
 
 if TYPE_CHECKING:
-    from agent_runtime.agent.agent import Agent
     from agent_runtime.containerizer.composing import ComposingContainerizer
 
 log = logging.getLogger(__name__)
 
 
-def checkpoint_stream(agent: Agent, framework_id: str, task_id: str
-                      ) -> asyncio.Future[None] | None:
-    """Write a task's update stream (and its latest state) for a checkpointing framework;
-    returns what to wait for before the change may be told (None: nothing)."""
-    framework = agent.frameworks.get(framework_id)
-    if framework is None or not framework.info.checkpoint:
-        return None
-    for executor in list(framework.executors.values()):
-        task = executor.launched.get(task_id)
-        if task is None:
-            continue
-        agent.checkpointer.task(agent.id, framework_id, executor.id, executor.container_id, task)
-        agent.checkpointer.updates(agent.id, framework_id, executor.id, executor.container_id,
-                                   task_id, agent.updates.snapshot(framework_id, task_id))
-        break
-    return agent.checkpoint_writer.durable()
+@dataclass(slots=True)
+class RecoveredExecutor:
+    """One checkpointed executor, rebuilt: ``process`` None when it is gone."""
+
+    framework: mesos_pb2.FrameworkInfo
+    executor: Executor
+    process: Process | None
+    pid: int
+    streams: dict[str, internal_pb2.UpdateStream] = field(default_factory=dict)
 
 
-def recover(agent: Agent, state: RecoveredState, containerizer: ComposingContainerizer
-            ) -> list[str]:
-    """Rebuild executors from checkpoints; returns the container ids still worth keeping."""
-    known = []
+def recover(state: RecoveredState, containerizer: ComposingContainerizer
+            ) -> list[RecoveredExecutor]:
+    """Rebuild executors from checkpoints and adopt the processes that still run."""
+    recovered = []
     for run in state.runs:
-        for task_id, stream in run.streams.items():
-            if stream.pending:
-                agent.updates.restore(run.framework.id.value, task_id, stream)
         process = containerizer.adopt(run.container_id, run.executor, run.pid, run.start_time)
-        executor = _executor(agent, run)
-        if process is None:
-            log.warning("executor %s of framework %s is gone; its tasks end", executor.id,
-                        executor.framework_id)
-            # Terminated from the event loop, as a live exit would be.
-            asyncio.get_running_loop().call_soon(agent.supervisor.lost, executor)
-            continue
-        known.append(run.container_id)
-        # Watched as a launched executor is, with the re-registration timeout.
-        agent.supervisor.watch(executor, process, adopted=True)
-        log.info("recovered executor %s of framework %s (pid %d)", executor.id,
-                 executor.framework_id, run.pid)
-    return known
+        streams = {task_id: stream for task_id, stream in run.streams.items() if stream.pending}
+        recovered.append(RecoveredExecutor(run.framework, executor_of(run), process, run.pid,
+                                           streams))
+    return recovered
 
 
-def _executor(agent: Agent, run: RecoveredRun) -> Executor:
-    framework_id = run.framework.id.value
-    framework = agent.frameworks.get(framework_id)
-    if framework is None:
-        framework = agent.frameworks[framework_id] = FrameworkRecord(run.framework)
-    executor = Executor(framework_id, run.executor, run.container_id, run.directory,
-                        command_executor=run.executor.command.value == COMMAND_EXECUTOR)
+def recovered_kind(run: RecoveredRun) -> ExecutorKind:
+    """The kind the agent checkpointed; for a checkpoint from before the kind was written, the
+    shared rule, or the command naming this install's command executor (the rule of then)."""
+    if run.kind is not None:
+        return run.kind
+    kind = kind_of(run.executor)
+    if kind is ExecutorKind.CUSTOM and run.executor.command.value == COMMAND_EXECUTOR:
+        return ExecutorKind.COMMAND
+    return kind
+
+
+def executor_of(run: RecoveredRun) -> Executor:
+    executor = Executor(run.framework.id.value, run.executor, run.container_id, run.directory,
+                        kind=recovered_kind(run))
     for task_id, task in run.tasks.items():
         stream = run.streams.get(task_id)
         if stream is not None and stream.pending:
-            # What the executor last said, even if the scheduler has not acknowledged it yet.
+            # What the executor last said, even if the scheduler has not acknowledged it yet:
+            # restored as checkpointed, not a move of the task's state.
             task.state = stream.pending[-1].status.state
         executor.launched[task_id] = task
-    framework.executors[executor.id] = executor
     return executor
 
 
-async def clean_up(agent: Agent, state: RecoveredState,
+async def clean_up(work_dir: str, state: RecoveredState,
                    containerizer: ComposingContainerizer) -> list[str]:
     """``--recover=cleanup``: kill what the checkpoints say still runs and start afresh."""
     for run in state.runs:
@@ -100,5 +93,5 @@ async def clean_up(agent: Agent, state: RecoveredState,
                         run.executor.executor_id.value, run.pid)
             await containerizer.destroy(run.container_id, process, 0.0)
     with contextlib.suppress(OSError):
-        os.remove(paths.meta_latest(agent.config.work_dir))
+        os.remove(paths.meta_latest(work_dir))
     return []

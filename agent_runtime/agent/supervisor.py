@@ -5,7 +5,10 @@ a deadline to subscribe, shut it down, and end it when its process exits.
         --subscribes in time (Agent.executor_subscribed)--> RUNNING
         --not subscribed by the deadline--> destroyed (its exit follows)
         --shutdown()--> TERMINATING: SHUTDOWN sent, destroyed after the grace period
-        --process exits--> terminated(): TERMINATED, tasks not over fail, executor_exited sent
+        --process exits--> terminated(): TERMINATED, tasks not over fail, callbacks.exited
+
+The supervisor holds no Agent: it keeps the executor table and calls the agent back through
+:class:`SupervisorCallbacks` (task updates, the exit), as the status update manager does.
 
 A launched executor has ``--executor_registration_timeout`` (its queued tasks then fail with
 REASON_EXECUTOR_REGISTRATION_TIMEOUT); one adopted after an agent restart has
@@ -19,21 +22,23 @@ import logging
 import os
 import shlex
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent_runtime.agent import paths
+from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
+from agent_runtime.agent.executor_table import ExecutorTable
 from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
-from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.agent.recovery import RecoveredExecutor
+from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import LaunchError
+from agent_runtime.executor_kind import command_executor_name, kind_of
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
-from agent_runtime.task_states import TERMINAL_STATES
-
-if TYPE_CHECKING:
-    from agent_runtime.agent.agent import Agent
+from agent_runtime.task_states import TERMINAL_STATES, Reason, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,39 @@ Event = executor_pb2.Event
 EXECUTOR_CPUS = 0.1
 EXECUTOR_MEM = 32.0
 _ADOPTED_EXIT = "terminated (exit status unknown: it was adopted after an agent restart)"
+
+# The agent's status update for a task: (framework id, task, state, reason, message, executor
+# whose record it changes; None for a task still queued).
+TaskUpdate = Callable[[str, mesos_pb2.TaskInfo | mesos_pb2.Task, TaskState, Reason, str,
+                       Executor | None], None]
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    work_dir: str
+    registration_timeout: float
+    reregistration_timeout: float
+    shutdown_grace_period: float
+    switch_user: bool
+
+    @classmethod
+    def of(cls, config: AgentConfig) -> SupervisorConfig:
+        return cls(work_dir=config.work_dir,
+                   registration_timeout=float(config.executor_registration_timeout),
+                   reregistration_timeout=float(config.executor_reregistration_timeout),
+                   shutdown_grace_period=float(config.executor_shutdown_grace_period),
+                   switch_user=config.switch_user)
+
+
+@dataclass(frozen=True)
+class SupervisorCallbacks:
+    """What the supervisor asks of the agent, one call each (as ``status_updates.py``)."""
+
+    agent_id: Callable[[], str]  # known once registered, before any executor launches
+    environment: Callable[[FrameworkRecord, Executor], dict[str, str]]
+    task_update: TaskUpdate
+    update_pending: Callable[[str, str], bool]  # (framework id, task id): unacknowledged?
+    exited: Callable[[Executor, int], None]  # after its tasks were told: table, master
 
 
 def executor_info_for(framework_id: str, task: mesos_pb2.TaskInfo) -> mesos_pb2.ExecutorInfo:
@@ -58,7 +96,7 @@ def executor_info_for(framework_id: str, task: mesos_pb2.TaskInfo) -> mesos_pb2.
     command = task.command.value if task.command.shell else shlex.join(
         task.command.arguments or [task.command.value]
     )
-    info.name = f"Command Executor (Task: {task.task_id.value}) (Command: sh -c '{command}')"
+    info.name = command_executor_name(task.task_id.value, command)
     info.source = task.task_id.value
     info.command.value = COMMAND_EXECUTOR
     info.resources.extend(
@@ -83,18 +121,26 @@ def task_user(switch_user: bool, framework_info: mesos_pb2.FrameworkInfo,
     return command.user or framework_info.user or None
 
 
-def shutdown_grace(config: AgentConfig, executor: Executor) -> float:
-    """``ExecutorInfo.shutdown_grace_period`` if set, else ``--executor_shutdown_grace_period``."""
+def shutdown_grace(default: float, executor: Executor) -> float:
+    """``ExecutorInfo.shutdown_grace_period`` if set, else ``default``
+    (``--executor_shutdown_grace_period``)."""
     if executor.info.HasField("shutdown_grace_period"):
         return max(executor.info.shutdown_grace_period.nanoseconds, 0) / 1e9
-    return float(config.executor_shutdown_grace_period)
+    return float(default)
 
 
 class ExecutorSupervisor:
-    """Owns executors' processes for the agent; :class:`Agent` owns frameworks, tasks, updates."""
+    """Owns executors' processes: launch, watch, deadlines, shutdown, exit. The table (who
+    exists) and the callbacks (tasks, updates, the master) are the agent's."""
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, config: SupervisorConfig, table: ExecutorTable,
+                 containerizer: Containerizer, checkpointer: Checkpointer,
+                 callbacks: SupervisorCallbacks) -> None:
+        self.config = config
+        self.table = table
+        self.containerizer = containerizer
+        self.checkpointer = checkpointer
+        self.callbacks = callbacks
         # Runs whose executor ended while updates of its tasks are still unacknowledged: their
         # sentinel waits for the last acknowledgement (a crash before it must resend them).
         self.unfinished_runs: dict[str, tuple[FrameworkRecord, Executor, set[str]]] = {}
@@ -102,13 +148,11 @@ class ExecutorSupervisor:
     # Launch --------------------------------------------------------------------------------
     def new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
                      ) -> Executor:
-        agent = self.agent
         container_id = str(uuid.uuid4())
-        directory = paths.sandbox(agent.config.work_dir, agent.id, framework.id,
+        directory = paths.sandbox(self.config.work_dir, self.callbacks.agent_id(), framework.id,
                                   info.executor_id.value, container_id)
-        executor = Executor(framework.id, info, container_id, directory,
-                            command_executor=info.command.value == COMMAND_EXECUTOR)
-        framework.executors[executor.id] = executor
+        executor = Executor(framework.id, info, container_id, directory, kind=kind_of(info))
+        self.table.add(executor)
         return executor
 
     async def launch(self, framework: FrameworkRecord, executor: Executor) -> None:
@@ -129,13 +173,13 @@ class ExecutorSupervisor:
             self._fail_queued(executor, Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
             for launched in list(executor.launched.values()):
                 if launched.state not in TERMINAL_STATES:
-                    self.agent.agent_update(framework.id, launched, mesos_pb2.TASK_FAILED,
-                                            Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc),
-                                            executor)
+                    self.callbacks.task_update(framework.id, launched, mesos_pb2.TASK_FAILED,
+                                               Status.REASON_CONTAINER_LAUNCH_FAILED, str(exc),
+                                               executor)
             self.terminated(executor, -1)
 
     async def _launch(self, framework: FrameworkRecord, executor: Executor) -> None:
-        agent = self.agent
+        agent_id = self.callbacks.agent_id()
         os.makedirs(executor.directory, exist_ok=True)
         latest = os.path.join(os.path.dirname(executor.directory), "latest")
         try:
@@ -149,15 +193,16 @@ class ExecutorSupervisor:
             # Before the launch completes: a Docker executor has its task while the container
             # is still being created and started.
             if framework.info.checkpoint:
-                agent.checkpointer.run(agent.id, framework.info, executor.info,
-                                       executor.container_id, process.pid, process.start_time)
+                self.checkpointer.run(agent_id, framework.info, executor.info,
+                                      executor.container_id, process.pid, process.start_time,
+                                      kind=executor.kind)
 
-        process = await agent.containerizer.launch(ContainerConfig(
-            container_id=executor.container_id, agent_id=agent.id, framework_info=framework.info,
+        process = await self.containerizer.launch(ContainerConfig(
+            container_id=executor.container_id, agent_id=agent_id, framework_info=framework.info,
             executor_info=executor.info, tasks=tuple(executor.queued.values()),
             command_executor=executor.command_executor, directory=executor.directory,
-            environment=agent.executor_env(framework, executor), forked=forked,
-            user=task_user(agent.config.switch_user, framework.info, executor),
+            environment=self.callbacks.environment(framework, executor), forked=forked,
+            user=task_user(self.config.switch_user, framework.info, executor),
         ))
         self.watch(executor, process)
         # A container may take a while to start (an image to load): a shutdown that came
@@ -182,10 +227,9 @@ class ExecutorSupervisor:
             )
 
     def _registration_deadline(self, adopted: bool) -> float:
-        config = self.agent.config
         if adopted:
-            return config.executor_reregistration_timeout
-        return config.executor_registration_timeout
+            return self.config.reregistration_timeout
+        return self.config.registration_timeout
 
     def _registration_timeout(self, executor: Executor, adopted: bool) -> None:
         if executor.state != ExecutorState.REGISTERING:
@@ -204,7 +248,7 @@ class ExecutorSupervisor:
     def destroy(self, executor: Executor, grace: float) -> None:
         if executor.process is not None:
             asyncio.get_running_loop().create_task(
-                self.agent.containerizer.destroy(executor.container_id, executor.process, grace)
+                self.containerizer.destroy(executor.container_id, executor.process, grace)
             )
 
     def shutdown(self, executor: Executor) -> None:
@@ -212,10 +256,10 @@ class ExecutorSupervisor:
             return
         executor.transition(ExecutorState.TERMINATING)
         if executor.stream is not None:
-            self.agent.send_event(executor, Event(type=Event.SHUTDOWN))
+            executor.send(Event(type=Event.SHUTDOWN))
         # The executor gets the grace period to kill its tasks; the small extra covers our own
         # SIGTERM-to-SIGKILL escalation inside it.
-        grace = shutdown_grace(self.agent.config, executor)
+        grace = shutdown_grace(self.config.shutdown_grace_period, executor)
         if executor.process is not None:
             asyncio.get_running_loop().call_later(
                 grace + 1.0, lambda: self._destroy_if_alive(executor)
@@ -227,31 +271,56 @@ class ExecutorSupervisor:
         if executor.process is not None and not executor.process.exited.done():
             self.destroy(executor, 0.0)
 
+    # Recovery ------------------------------------------------------------------------------
+    def adopt(self, found: RecoveredExecutor) -> None:
+        """An executor recovery rebuilt: in the table, and watched if its process still runs."""
+        executor = found.executor
+        self.table.framework_for(found.framework)
+        self.table.add(executor)
+        if found.process is None:
+            log.warning("executor %s of framework %s is gone; its tasks end", executor.id,
+                        executor.framework_id)
+            # Terminated from the event loop, as a live exit would be.
+            asyncio.get_running_loop().call_soon(self.lost, executor)
+            return
+        # Watched as a launched executor is, with the re-registration timeout.
+        self.watch(executor, found.process, adopted=True)
+        log.info("recovered executor %s of framework %s (pid %d)", executor.id,
+                 executor.framework_id, found.pid)
+
     # Exit ----------------------------------------------------------------------------------
     def lost(self, executor: Executor) -> None:
         """An executor found gone at recovery."""
         self.terminated(executor, -1, "terminated while the agent was down")
 
-    def _fail_queued(self, executor: Executor, reason: int, message: str) -> None:
+    def _fail_queued(self, executor: Executor, reason: Reason, message: str) -> None:
         for task in list(executor.queued.values()):
-            self.agent.agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED, reason,
-                                    message)
+            self.callbacks.task_update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
+                                       reason, message, None)
         executor.queued.clear()
 
     def finish_run(self, framework_id: str, task_id: str) -> None:
         """An update of ``task_id`` was acknowledged: a run waiting for it may be done."""
-        agent = self.agent
         for container_id, (framework, executor, pending) in list(self.unfinished_runs.items()):
             if framework.id != framework_id or task_id not in pending:
                 continue
-            if not agent.updates.pending(framework_id, task_id):
+            if not self.callbacks.update_pending(framework_id, task_id):
                 pending.discard(task_id)
             if not pending:
                 del self.unfinished_runs[container_id]
-                agent.checkpointer.run_done(agent.id, framework_id, executor.id, container_id)
+                self.checkpointer.run_done(self.callbacks.agent_id(), framework_id,
+                                           executor.id, container_id)
+
+    def report(self, register: internal_pb2.RegisterAgent) -> None:
+        """Ended executors whose tasks' last updates are unacknowledged, for a registration:
+        the master must not take those tasks for lost while the updates are on their way."""
+        for framework, executor, pending in self.unfinished_runs.values():
+            state = register.executors.add()
+            state.framework_info.CopyFrom(framework.info)
+            state.executor_info.CopyFrom(executor.info)
+            state.tasks.extend(executor.launched[t] for t in pending if t in executor.launched)
 
     def terminated(self, executor: Executor, status: int, detail: str | None = None) -> None:
-        agent = self.agent
         if executor.state == ExecutorState.TERMINATED:
             return
         executor.transition(ExecutorState.TERMINATED)
@@ -265,40 +334,27 @@ class ExecutorSupervisor:
                 f"terminated with signal {-status}"
         self._fail_queued(executor, Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}")
         # A container destroyed for breaking a limit fails its tasks with that limit's reason.
-        limitation = agent.containerizer.limitation(executor.container_id)
+        limitation = self.containerizer.limitation(executor.container_id)
+        update = self.callbacks.task_update
         for task in list(executor.launched.values()):
             if task.state in TERMINAL_STATES:
                 continue
             if limitation is not None:
-                agent.agent_update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
-                                   limitation.reason, limitation.message, executor)
+                update(executor.framework_id, task, mesos_pb2.TASK_FAILED,
+                       Status.Reason.ValueType(limitation.reason), limitation.message, executor)
                 continue
             killed = task.task_id.value in executor.killed
             state = mesos_pb2.TASK_KILLED if killed else mesos_pb2.TASK_FAILED
-            agent.agent_update(executor.framework_id, task, state,
-                               Status.REASON_EXECUTOR_TERMINATED, f"Executor {detail}",
-                               executor)
-        framework = agent.frameworks.get(executor.framework_id)
+            update(executor.framework_id, task, state, Status.REASON_EXECUTOR_TERMINATED,
+                   f"Executor {detail}", executor)
+        framework = self.table.framework(executor.framework_id)
         if framework is not None and framework.info.checkpoint:
             pending = {t for t in executor.launched
-                       if agent.updates.pending(framework.id, t)}
+                       if self.callbacks.update_pending(framework.id, t)}
             if pending:
                 self.unfinished_runs[executor.container_id] = (framework, executor, pending)
             else:
-                agent.checkpointer.run_done(agent.id, framework.id, executor.id,
-                                            executor.container_id)
-        if framework is not None:
-            framework.executors.pop(executor.id, None)
-            framework.completed_executors.append(executor)
-            if not framework.executors:
-                agent.frameworks.pop(framework.id, None)
-                agent.completed_frameworks.append(framework)
-                del agent.completed_frameworks[:-50]
-                if framework.removed:  # the master forgot it: nobody will acknowledge
-                    agent.updates.forget_framework(framework.id)
-        asyncio.get_running_loop().create_task(agent.containerizer.cleanup(executor.container_id))
-        exited = internal_pb2.AgentMessage()
-        exited.executor_exited.framework_id.value = executor.framework_id
-        exited.executor_exited.executor_id.value = executor.id
-        exited.executor_exited.status = status
-        agent.send_to_master(exited)
+                self.checkpointer.run_done(self.callbacks.agent_id(), framework.id, executor.id,
+                                           executor.container_id)
+        asyncio.get_running_loop().create_task(self.containerizer.cleanup(executor.container_id))
+        self.callbacks.exited(executor, status)

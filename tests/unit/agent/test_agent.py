@@ -9,31 +9,16 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from google.protobuf.message import Message
 
 from agent_runtime.agent import paths
 from agent_runtime.agent.agent import Agent
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.agent.model import Executor, FrameworkRecord
+from agent_runtime.agent.model import Executor
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
-from agent_runtime.resources import Resources
-from agent_runtime.streams import EventStream
-from tests.unit.agent.test_supervisor import FakeContainerizer
+from tests.unit.agent.fakes import RecordingStream, framework_info, make_agent
 
 Event = executor_pb2.Event
 Status = mesos_pb2.TaskStatus
-
-
-class RecordingStream(EventStream):
-    def __init__(self) -> None:
-        super().__init__(web.StreamResponse(), "application/x-protobuf", "s")
-        self.events: list[executor_pb2.Event] = []
-
-    def send(self, event: Message) -> None:
-        assert isinstance(event, executor_pb2.Event)
-        self.events.append(event)
 
 
 @pytest.fixture
@@ -43,19 +28,14 @@ def sent() -> list[internal_pb2.AgentMessage]:
 
 @pytest.fixture
 async def agent(tmp_path: str, sent: list[internal_pb2.AgentMessage]) -> AsyncIterator[Agent]:
-    info = mesos_pb2.AgentInfo(hostname="h", port=5051)
-    info.id.value = "A-S0"
-    agent = Agent(AgentConfig(work_dir=str(tmp_path)), info, Resources(), FakeContainerizer())
-    agent.send_to_master = sent.append
+    agent = make_agent(str(tmp_path), sent)
     yield agent
     await agent.checkpoint_writer.flush()
     agent.checkpoint_writer.close()
 
 
 def _executor(agent: Agent, *, checkpoint: bool) -> Executor:
-    framework_info = mesos_pb2.FrameworkInfo(user="u", name="f", checkpoint=checkpoint)
-    framework_info.id.value = "A-0000"
-    framework = agent.frameworks.setdefault("A-0000", FrameworkRecord(framework_info))
+    framework = agent.table.framework_for(framework_info(checkpoint=checkpoint))
     info = mesos_pb2.ExecutorInfo()
     info.executor_id.value = "e1"
     info.framework_id.value = "A-0000"

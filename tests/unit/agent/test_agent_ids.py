@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.agent.agent import Agent
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.proto import internal_pb2, mesos_pb2
-from agent_runtime.resources import Resources
-from tests.unit.agent.test_supervisor import FakeContainerizer
+from tests.unit.agent.fakes import make_agent
 
 ESCAPE = f"/tmp/agent-runtime-escape-{secrets.token_hex(4)}"
 HOSTILE = ["..", "../../..", ESCAPE, "a\x00b", "\N{GRINNING FACE}" * 200,
@@ -24,13 +22,10 @@ NAMES = ["dot-dot", "up-three", "absolute", "nul", "emoji-800-bytes", "bidi"]
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[tuple[Agent, list[internal_pb2.AgentMessage]]]:
-    info = mesos_pb2.AgentInfo(hostname="h", port=5051)
-    info.id.value = "A-S0"
     sent: list[internal_pb2.AgentMessage] = []
     work_dir = tmp_path / "work"
     work_dir.mkdir()
-    agent = Agent(AgentConfig(work_dir=str(work_dir)), info, Resources(), FakeContainerizer())
-    agent.send_to_master = sent.append
+    agent = make_agent(str(work_dir), sent)
     yield agent, sent
     await agent.checkpoint_writer.flush()
     agent.checkpoint_writer.close()
@@ -62,7 +57,7 @@ async def test_a_hostile_framework_id_is_dropped(
         caplog: pytest.LogCaptureFixture) -> None:
     daemon, sent = agent
     await daemon.run_task(*_run(bad))
-    assert daemon.frameworks == {} and sent == []
+    assert daemon.table.frameworks() == [] and sent == []
     assert "invalid framework ID" in caplog.text
     assert _tree(tmp_path) == {"work"}
     assert not os.path.exists(ESCAPE)

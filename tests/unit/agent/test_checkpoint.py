@@ -9,7 +9,10 @@ import pytest
 
 from agent_runtime.agent import checkpoint, paths
 from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
+from agent_runtime.executor_kind import ExecutorKind
 from agent_runtime.proto import internal_pb2, mesos_pb2
+
+CUSTOM = ExecutorKind.CUSTOM
 
 
 def _infos() -> tuple[mesos_pb2.AgentInfo, mesos_pb2.FrameworkInfo, mesos_pb2.ExecutorInfo]:
@@ -32,7 +35,8 @@ def test_runs_tasks_and_update_streams_round_trip(tmp_path: str) -> None:
     agent, framework, executor = _infos()
     ckpt = Checkpointer(str(tmp_path))
     ckpt.agent(agent)
-    ckpt.run("A-S0", framework, executor, "c1", pid=4242, start_time=1700000000.25)
+    ckpt.run("A-S0", framework, executor, "c1", pid=4242, start_time=1700000000.25,
+             kind=CUSTOM)
     task = mesos_pb2.Task(name="t", state=mesos_pb2.TASK_RUNNING)
     task.task_id.value = "t1"
     ckpt.task("A-S0", "A-0000", "e1", "c1", task)
@@ -50,6 +54,7 @@ def test_runs_tasks_and_update_streams_round_trip(tmp_path: str) -> None:
     assert run.directory == paths.sandbox(str(tmp_path), "A-S0", "A-0000", "e1", "c1")
     assert run.tasks["t1"] == task
     assert run.streams["t1"] == stream
+    assert run.kind is ExecutorKind.CUSTOM
 
     ckpt.run_done("A-S0", "A-0000", "e1", "c1")
     assert ckpt.recover().runs == []
@@ -59,7 +64,7 @@ def test_a_reboot_drops_the_runs_but_keeps_the_agent(tmp_path: str) -> None:
     agent, framework, executor = _infos()
     ckpt = Checkpointer(str(tmp_path))
     ckpt.agent(agent)
-    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0, kind=CUSTOM)
     with open(paths.meta_boot_id(str(tmp_path)), "w") as handle:
         handle.write("another-boot")
     state = ckpt.recover()
@@ -70,7 +75,7 @@ def test_a_torn_checkpoint_is_skipped(tmp_path: str) -> None:
     agent, framework, executor = _infos()
     ckpt = Checkpointer(str(tmp_path))
     ckpt.agent(agent)
-    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0, kind=CUSTOM)
     path = os.path.join(paths.meta_executor(str(tmp_path), "A-S0", "A-0000", "e1"),
                         "executor.info")
     with open(path, "wb") as handle:
@@ -82,7 +87,8 @@ def test_a_torn_checkpoint_is_skipped(tmp_path: str) -> None:
 def test_strict_recovery_refuses_a_torn_checkpoint(tmp_path: str) -> None:
     agent, framework, executor = _infos()
     Checkpointer(str(tmp_path)).agent(agent)
-    Checkpointer(str(tmp_path)).run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    Checkpointer(str(tmp_path)).run("A-S0", framework, executor, "c1", pid=1, start_time=1.0,
+                                    kind=CUSTOM)
     path = os.path.join(paths.meta_framework(str(tmp_path), "A-S0", "A-0000"), "framework.info")
     with open(path, "wb") as handle:
         handle.write(b"\xff\xff\xff")
@@ -145,12 +151,12 @@ async def test_a_run_ended_before_its_files_were_written_still_gets_its_sentinel
     writer = CheckpointWriter()
     ckpt = Checkpointer(str(tmp_path), writer=writer)
     ckpt.agent(agent)
-    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0)
+    ckpt.run("A-S0", framework, executor, "c1", pid=1, start_time=1.0, kind=CUSTOM)
     ckpt.run_done("A-S0", "A-0000", "e1", "c1")  # nothing on disk yet
     await writer.flush()
     assert Checkpointer(str(tmp_path)).recover().runs == []
     # Launched again: the executor's files are written again, not taken as unchanged.
-    ckpt.run("A-S0", framework, executor, "c2", pid=2, start_time=2.0)
+    ckpt.run("A-S0", framework, executor, "c2", pid=2, start_time=2.0, kind=CUSTOM)
     await writer.flush()
     (run,) = Checkpointer(str(tmp_path)).recover().runs
     assert (run.container_id, run.pid) == ("c2", 2)
@@ -164,11 +170,11 @@ def test_a_hostile_id_written_by_an_older_agent_skips_that_run_only(tmp_path: st
     agent, framework, executor = _infos()
     ckpt = Checkpointer(str(tmp_path))
     ckpt.agent(agent)
-    ckpt.run("A-S0", framework, executor, "c1", pid=4242, start_time=1.0)
+    ckpt.run("A-S0", framework, executor, "c1", pid=4242, start_time=1.0, kind=CUSTOM)
     other = mesos_pb2.ExecutorInfo()
     other.CopyFrom(executor)
     other.executor_id.value = "e2"
-    ckpt.run("A-S0", framework, other, "c2", pid=4243, start_time=1.0)
+    ckpt.run("A-S0", framework, other, "c2", pid=4243, start_time=1.0, kind=CUSTOM)
     e1 = paths.meta_executor(str(tmp_path), "A-S0", "A-0000", "e1")
     if field == "framework":
         hostile = mesos_pb2.FrameworkInfo()

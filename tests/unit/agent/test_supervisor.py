@@ -4,58 +4,18 @@ own deadline to subscribe and its own way of failing tasks."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Collection
 
 import pytest
 
 from agent_runtime.agent.agent import Agent
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
-from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolator import Limitation
-from agent_runtime.containerizer.launcher import Process
+from agent_runtime.agent.model import Executor, ExecutorState
 from agent_runtime.flags import Duration
 from agent_runtime.proto import internal_pb2, mesos_pb2
-from agent_runtime.resources import Resources
+from tests.unit.agent.fakes import FakeContainerizer, fake_process, framework_info, make_agent
 
 Status = mesos_pb2.TaskStatus
 REGISTRATION = 0.05
 REREGISTRATION = 0.3
-
-
-class FakeContainerizer:
-    """Records destroys and cleanups; launch hands out a process the test ends by hand."""
-
-    def __init__(self) -> None:
-        self.destroyed: list[tuple[str, float]] = []
-        self.cleaned: list[str] = []
-
-    async def recover(self, known: Collection[str]) -> None:
-        pass
-
-    async def launch(self, config: ContainerConfig) -> Process:
-        return _process()
-
-    async def destroy(self, container_id: str, process: Process, grace: float) -> None:
-        self.destroyed.append((container_id, grace))
-
-    async def cleanup(self, container_id: str) -> None:
-        self.cleaned.append(container_id)
-
-    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
-        return None
-
-    def limitation(self, container_id: str) -> Limitation | None:
-        return None
-
-    async def close(self) -> None:
-        pass
-
-
-def _process() -> Process:
-    return Process(pid=os.getpid(), start_time=0.0,
-                   exited=asyncio.get_running_loop().create_future())
 
 
 @pytest.fixture
@@ -71,20 +31,13 @@ def sent() -> list[internal_pb2.AgentMessage]:
 @pytest.fixture
 def agent(tmp_path: str, containerizer: FakeContainerizer,
           sent: list[internal_pb2.AgentMessage]) -> Agent:
-    config = AgentConfig(work_dir=str(tmp_path),
-                         executor_registration_timeout=Duration(REGISTRATION),
-                         executor_reregistration_timeout=Duration(REREGISTRATION))
-    info = mesos_pb2.AgentInfo(hostname="h", port=5051)
-    info.id.value = "A-S0"
-    agent = Agent(config, info, Resources(), containerizer)
-    agent.send_to_master = sent.append
-    return agent
+    return make_agent(str(tmp_path), sent, containerizer,
+                      executor_registration_timeout=Duration(REGISTRATION),
+                      executor_reregistration_timeout=Duration(REREGISTRATION))
 
 
 def _executor(agent: Agent, task_id: str, *, launched: bool) -> Executor:
-    framework_info = mesos_pb2.FrameworkInfo(user="u", name="f")
-    framework_info.id.value = "A-0000"
-    framework = agent.frameworks.setdefault("A-0000", FrameworkRecord(framework_info))
+    framework = agent.table.framework_for(framework_info())
     info = mesos_pb2.ExecutorInfo()
     info.executor_id.value = f"e-{task_id}"
     info.framework_id.value = "A-0000"
@@ -112,7 +65,7 @@ async def test_a_launched_executor_that_does_not_subscribe_fails_its_queued_task
     agent: Agent, containerizer: FakeContainerizer, sent: list[internal_pb2.AgentMessage]
 ) -> None:
     executor = _executor(agent, "t1", launched=False)
-    framework = agent.frameworks["A-0000"]
+    framework = agent.table.framework_for(framework_info())
     await agent.supervisor.launch(framework, executor)
     assert executor.process is not None and executor.timer is not None
     await asyncio.sleep(REGISTRATION + 0.05)
@@ -133,7 +86,7 @@ async def test_an_adopted_executor_gets_the_reregistration_timeout(
     agent: Agent, containerizer: FakeContainerizer, sent: list[internal_pb2.AgentMessage]
 ) -> None:
     executor = _executor(agent, "t2", launched=True)
-    process = _process()
+    process = fake_process()
     agent.supervisor.watch(executor, process, adopted=True)
     assert executor.process is process
     await asyncio.sleep(REGISTRATION + 0.02)
@@ -156,7 +109,7 @@ async def test_a_launched_executor_exit_reports_its_status(
     agent: Agent, sent: list[internal_pb2.AgentMessage]
 ) -> None:
     executor = _executor(agent, "t3", launched=True)
-    process = _process()
+    process = fake_process()
     agent.supervisor.watch(executor, process)
     process.exited.set_result(3)
     await asyncio.sleep(0)
@@ -171,7 +124,7 @@ async def test_an_executor_that_subscribed_in_time_is_left_alone(
     agent: Agent, containerizer: FakeContainerizer, adopted: bool
 ) -> None:
     executor = _executor(agent, f"t4-{adopted}", launched=True)
-    agent.supervisor.watch(executor, _process(), adopted=adopted)
+    agent.supervisor.watch(executor, fake_process(), adopted=adopted)
     executor.transition(ExecutorState.RUNNING)  # as a SUBSCRIBE would
     await asyncio.sleep(REREGISTRATION + 0.05)
     assert containerizer.destroyed == []
