@@ -1,1 +1,0 @@
-"""Custom executors that the integration tests launch through ExecutorInfo."""
