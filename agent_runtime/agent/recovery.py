@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import RecoveredRun, RecoveredState
@@ -30,10 +30,16 @@ from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.executor_kind import ExecutorKind, kind_of
 from agent_runtime.proto import internal_pb2, mesos_pb2
 
-if TYPE_CHECKING:
-    from agent_runtime.containerizer.composing import ComposingContainerizer
-
 log = logging.getLogger(__name__)
+
+
+class Adopter(Protocol):
+    """What recovery asks of the containerizer (the composing one, in the agent)."""
+
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None: ...
+
+    async def destroy(self, container_id: str, process: Process, grace: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -47,7 +53,7 @@ class RecoveredExecutor:
     streams: dict[str, internal_pb2.UpdateStream] = field(default_factory=dict)
 
 
-def recover(state: RecoveredState, containerizer: ComposingContainerizer
+def recover(state: RecoveredState, containerizer: Adopter
             ) -> list[RecoveredExecutor]:
     """Rebuild executors from checkpoints and adopt the processes that still run."""
     recovered = []
@@ -84,7 +90,7 @@ def executor_of(run: RecoveredRun) -> Executor:
 
 
 async def clean_up(work_dir: str, state: RecoveredState,
-                   containerizer: ComposingContainerizer) -> list[str]:
+                   containerizer: Adopter) -> list[str]:
     """``--recover=cleanup``: kill what the checkpoints say still runs and start afresh."""
     for run in state.runs:
         process = containerizer.adopt(run.container_id, run.executor, run.pid, run.start_time)

@@ -12,9 +12,11 @@ import pytest
 
 from agent_runtime.agent import paths
 from agent_runtime.agent.agent import Agent
-from agent_runtime.agent.model import Executor
+from agent_runtime.agent.executor_updates import record
+from agent_runtime.agent.model import Executor, ExecutorState
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
+from agent_runtime.task_states import IllegalTransition
 from tests.unit.agent.fakes import RecordingStream, framework_info, make_agent
 
 Event = executor_pb2.Event
@@ -120,3 +122,39 @@ async def test_without_checkpoint_nothing_waits(
     assert [e.type for e in stream.events] == [Event.SUBSCRIBED, Event.LAUNCH]
     assert agent.executor_update(executor, _status(mesos_pb2.TASK_RUNNING)) is None
     assert len(sent) == 1
+
+
+# Master messages: one handler per kind -------------------------------------------------------
+async def test_master_messages_go_to_their_handler(
+        agent: Agent, sent: list[internal_pb2.AgentMessage]) -> None:
+    agent.handle(internal_pb2.MasterMessage(ping=7))
+    assert [m.pong for m in sent] == [7]
+
+    executor = _executor(agent, checkpoint=False)
+    shutdown = internal_pb2.MasterMessage()
+    shutdown.shutdown_executor.framework_id.value = "A-0000"
+    shutdown.shutdown_executor.executor_id.value = "e1"
+    agent.handle(shutdown)
+    assert executor.state == ExecutorState.TERMINATING
+
+    agent.handle(internal_pb2.MasterMessage())  # no kind set: nothing to do
+    assert len(sent) == 1
+
+
+# Task states: nothing follows a terminal one -------------------------------------------------
+async def test_an_update_resent_in_subscribe_after_the_task_ended_is_dropped(
+        agent: Agent, sent: list[internal_pb2.AgentMessage]) -> None:
+    executor = _executor(agent, checkpoint=False)
+    executor.queued.clear()
+    task = executor.launch(mesos_pb2.TaskInfo(name="t1", task_id=mesos_pb2.TaskID(value="t1")),
+                           "A-S0", "u")
+    agent.agent_update("A-0000", task, mesos_pb2.TASK_FAILED,
+                       Status.REASON_CONTAINER_LAUNCH_FAILED, "failed", executor)
+    assert task.state == mesos_pb2.TASK_FAILED
+    subscribe = executor_pb2.Call.Subscribe()
+    subscribe.unacknowledged_updates.add().status.CopyFrom(_status(mesos_pb2.TASK_RUNNING))
+    agent.executor_subscribed(executor, subscribe, RecordingStream())
+    assert task.state == mesos_pb2.TASK_FAILED
+    assert [m.status_update.status.state for m in sent] == [mesos_pb2.TASK_FAILED]
+    with pytest.raises(IllegalTransition):
+        record(executor, _status(mesos_pb2.TASK_RUNNING))
