@@ -155,7 +155,25 @@ def _check_container_id(container_id: str) -> None:
         raise ProvisionError(f"container id {container_id!r} cannot name a directory")
 
 
+@dataclasses.dataclass(frozen=True)
+class ProvisionerConfig:
+    """What the agent's flags say about images (built by ``agent/composition.py``)."""
+
+    work_dir: str  # --work_dir: rootfses under <work_dir>/provisioner
+    store_dir: str  # --docker_store_dir
+    registry: str | None = None  # --docker_registry: a directory of archives or a URL
+    docker_config: str | None = None  # --docker_config: a path or the JSON itself
+    limits: SizeLimits = NO_LIMITS  # --image_max_layer_size, --image_max_size
+    gc: ImageGcConfig | None = None  # --image_gc_config
+    backend: str | None = None  # None: overlay when the kernel allows it, else copy
+
+
 class Provisioner:
+    @classmethod
+    def from_config(cls, config: ProvisionerConfig) -> Provisioner:
+        return cls(config.work_dir, config.store_dir, config.registry, backend=config.backend,
+                   docker_config=config.docker_config, limits=config.limits, gc=config.gc)
+
     def __init__(self, work_dir: str, store_dir: str, registry: str | None,
                  backend: str | None = None, docker_config: str | None = None,
                  limits: SizeLimits = NO_LIMITS, gc: ImageGcConfig | None = None) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection
+from dataclasses import dataclass
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed, require_controller
 from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import LaunchInfo, container_resources
 from agent_runtime.proto import mesos_pb2
 
@@ -117,5 +118,10 @@ class CpuIsolator(CgroupIsolator):
             await remove_cgroup(self.cgroups, CPUACCT, self.cgroup(container_id))
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> CpuIsolator:
-    return CpuIsolator(cgroups, config.cgroups_root, config.cgroups_enable_cfs)
+@dataclass(frozen=True)
+class CpuConfig:
+    enable_cfs: bool = False  # --cgroups_enable_cfs
+
+
+def create(config: CpuConfig, host: Host) -> CpuIsolator:
+    return CpuIsolator(host.backend(), host.cgroups_root, config.enable_cfs)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import LaunchInfo
 from agent_runtime.errors import FlagError
 from agent_runtime.proto import mesos_pb2
@@ -111,5 +112,11 @@ class DevicesIsolator(CgroupIsolator):
         return LaunchInfo(cgroup_procs=(self.procs_file(container_id),))
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> DevicesIsolator:
-    return DevicesIsolator(cgroups, config.cgroups_root, allowed_entries(config.allowed_devices))
+@dataclass(frozen=True)
+class DevicesConfig:
+    allowed_devices: str | None = None  # --allowed_devices, Mesos's JSON DeviceWhitelist
+
+
+def create(config: DevicesConfig, host: Host) -> DevicesIsolator:
+    return DevicesIsolator(host.backend(), host.cgroups_root,
+                           allowed_entries(config.allowed_devices))

@@ -25,9 +25,9 @@ import ctypes
 import os
 from collections.abc import Collection
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed
 from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import LaunchInfo, Limitation, container_resources
 from agent_runtime.proto import mesos_pb2
 
@@ -209,5 +209,5 @@ class MemIsolator(CgroupIsolator):
         await super().cleanup(container_id)
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> MemIsolator:
-    return MemIsolator(cgroups, config.cgroups_root)
+def create(host: Host) -> MemIsolator:
+    return MemIsolator(host.backend(), host.cgroups_root)

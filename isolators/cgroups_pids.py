@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import time
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import LaunchInfo, container_resources
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
@@ -62,5 +61,5 @@ class PidsIsolator(CgroupIsolator):
         )
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> PidsIsolator:
-    return PidsIsolator(cgroups, config.cgroups_root)
+def create(host: Host) -> PidsIsolator:
+    return PidsIsolator(host.backend(), host.cgroups_root)

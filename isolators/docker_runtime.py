@@ -15,8 +15,6 @@ directory is WorkingDir (else the sandbox); the user is the image's User.
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 from agent_runtime.errors import LaunchError
@@ -61,6 +59,3 @@ class DockerRuntimeIsolator(Isolator):
             "user": config.image.user,
         })
 
-
-def create(config: AgentConfig, cgroups: Cgroups | None) -> DockerRuntimeIsolator:
-    return DockerRuntimeIsolator()

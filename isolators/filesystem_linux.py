@@ -9,8 +9,8 @@ through ``executors/rootfs.py``, with the sandbox bound at ``--sandbox_directory
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
+from dataclasses import dataclass
+
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 
@@ -30,5 +30,10 @@ class LinuxFilesystemIsolator(Isolator):
         })
 
 
-def create(config: AgentConfig, cgroups: Cgroups | None) -> LinuxFilesystemIsolator:
+@dataclass(frozen=True)
+class FilesystemConfig:
+    sandbox_directory: str = "/mnt/mesos/sandbox"  # --sandbox_directory
+
+
+def create(config: FilesystemConfig) -> LinuxFilesystemIsolator:
     return LinuxFilesystemIsolator(config.sandbox_directory)

@@ -29,13 +29,12 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups, require_controller
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolation import parse as parse_isolation
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, container_resources
 from agent_runtime.errors import FlagError, LaunchError
-from agent_runtime.resources import Resources, parse
+from agent_runtime.resources import Resources
 
 from .cgroups_devices import CONTROLLER, device_entry
 
@@ -193,19 +192,21 @@ def _indices(gpus: Sequence[Gpu]) -> str:
     return ",".join(str(gpu.index) for gpu in gpus)
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> GpuIsolator:
-    names = parse_isolation(config.isolation)
-    position = names.index("gpu/nvidia") if "gpu/nvidia" in names else len(names)
-    if "cgroups/devices" not in names[:position]:
-        raise FlagError("--isolation: gpu/nvidia needs cgroups/devices, named before it")
-    require_controller(cgroups, CONTROLLER, config.cgroups_root)
+@dataclass(frozen=True)
+class GpuConfig:
+    offered: int = 0  # the gpus --resources gives; 0: every GPU NVML finds
+
+
+def create(config: GpuConfig, host: Host) -> GpuIsolator:
+    """Needs cgroups/devices named before it (declared in the registry, checked at start)."""
+    cgroups = host.backend()
+    require_controller(cgroups, CONTROLLER, host.cgroups_root)
     gpus = discover_gpus()
-    offered = int(parse(config.resources, config.default_role).scalar("gpus")) \
-        if config.resources else 0
+    offered = config.offered
     if offered > len(gpus):
         raise FlagError(f"--resources: gpus:{offered} but NVML finds {len(gpus)} GPUs")
     if offered:
         gpus = gpus[:offered]
     log.info("gpu/nvidia: GPUs %s", ", ".join(f"{gpu.index} (minor {gpu.minor})"
                                              for gpu in gpus) or "none")
-    return GpuIsolator(cgroups, config.cgroups_root, gpus, uvm_major())
+    return GpuIsolator(cgroups, host.cgroups_root, gpus, uvm_major())

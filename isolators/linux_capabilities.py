@@ -9,10 +9,10 @@ and nothing asked gets Docker's default set (executors/security.py) even without
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
+from dataclasses import dataclass
+
 from agent_runtime.containerizer import capabilities
 from agent_runtime.containerizer.capabilities import describe
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 from agent_runtime.errors import LaunchError
@@ -51,7 +51,13 @@ class LinuxCapabilitiesIsolator(Isolator):
         return LaunchInfo(security=security) if security else None
 
 
-def create(config: AgentConfig, cgroups: Cgroups | None) -> LinuxCapabilitiesIsolator:
+@dataclass(frozen=True)
+class CapabilitiesConfig:
+    effective: str | None = None  # --effective_capabilities (JSON), None: not set
+    bounding: str | None = None  # --bounding_capabilities
+
+
+def create(config: CapabilitiesConfig) -> LinuxCapabilitiesIsolator:
     return LinuxCapabilitiesIsolator(
-        capabilities.parse_flag("effective_capabilities", config.effective_capabilities),
-        capabilities.parse_flag("bounding_capabilities", config.bounding_capabilities))
+        capabilities.parse_flag("effective_capabilities", config.effective),
+        capabilities.parse_flag("bounding_capabilities", config.bounding))

@@ -3,8 +3,6 @@ raises a task's privileges past what it was launched with (seccomp filters stay 
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 
@@ -15,6 +13,3 @@ class NoNewPrivilegesIsolator(Isolator):
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo:
         return NO_NEW_PRIVS
 
-
-def create(config: AgentConfig, cgroups: Cgroups | None) -> NoNewPrivilegesIsolator:
-    return NoNewPrivilegesIsolator()

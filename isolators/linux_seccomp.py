@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer import capabilities
 from agent_runtime.containerizer.capabilities import DOCKER_DEFAULT
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 from agent_runtime.errors import FlagError, LaunchError
@@ -62,14 +61,21 @@ class SeccompIsolator(Isolator):
         return ALL_CAPABILITIES
 
 
-def create(config: AgentConfig, cgroups: Cgroups | None) -> SeccompIsolator:
-    directory = config.seccomp_config_dir or BUNDLED
+@dataclass(frozen=True)
+class SeccompConfig:
+    config_dir: str | None = None  # --seccomp_config_dir; None: the bundled profiles
+    profile_name: str | None = None  # --seccomp_profile_name
+    effective_capabilities: str | None = None  # --effective_capabilities (JSON)
+
+
+def create(config: SeccompConfig) -> SeccompIsolator:
+    directory = config.config_dir or BUNDLED
     if not os.path.isdir(directory):
         raise FlagError(f"--seccomp_config_dir: {directory} is not a directory")
     book = ProfileBook(directory)
-    if config.seccomp_profile_name is not None:
-        default: str | None = config.seccomp_profile_name
-    elif config.seccomp_config_dir is None:
+    if config.profile_name is not None:
+        default: str | None = config.profile_name
+    elif config.config_dir is None:
         default = DEFAULT_PROFILE
     else:
         default = None

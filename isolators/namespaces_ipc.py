@@ -4,8 +4,6 @@ image container's /dev/shm is already its own tmpfs (executors/rootfs.py)."""
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 from agent_runtime.proto import mesos_pb2
@@ -19,6 +17,3 @@ class IpcNamespaceIsolator(Isolator):
             return None
         return IPC_NAMESPACE
 
-
-def create(config: AgentConfig, cgroups: Cgroups | None) -> IpcNamespaceIsolator:
-    return IpcNamespaceIsolator()

@@ -8,8 +8,6 @@ container also gets a /proc that shows that namespace. Like Mesos, it needs ``fi
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 
@@ -20,6 +18,3 @@ class PidNamespaceIsolator(Isolator):
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo:
         return PID_NAMESPACE
 
-
-def create(config: AgentConfig, cgroups: Cgroups | None) -> PidNamespaceIsolator:
-    return PidNamespaceIsolator()

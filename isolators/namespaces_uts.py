@@ -4,8 +4,6 @@ that changes it changes only its own."""
 
 from __future__ import annotations
 
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
 from agent_runtime.errors import LaunchError
@@ -24,6 +22,3 @@ class UtsNamespaceIsolator(Isolator):
             hostname = hostname.encode()[:HOST_NAME_MAX].decode(errors="ignore")
         return LaunchInfo(namespaces=UTS, hostname=hostname)
 
-
-def create(config: AgentConfig, cgroups: Cgroups | None) -> UtsNamespaceIsolator:
-    return UtsNamespaceIsolator()

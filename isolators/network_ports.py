@@ -31,13 +31,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import psutil
-from pyroute2 import DiagSocket  # type: ignore[import-untyped]
-from pyroute2.netlink.diag import SS_LISTEN  # type: ignore[import-untyped]
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolation import parse as parse_isolation
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.containerizer.isolator import (
     Isolator,
     LaunchInfo,
@@ -52,11 +49,6 @@ log = logging.getLogger(__name__)
 PORTS = "ports"
 # What the agent offers when --resources names no ports (agent/discovery.py, as Mesos).
 DEFAULT_AGENT_PORTS: Ranges = ((31000, 32000),)
-# The cgroup whose cgroup.procs lists a container's processes, per isolator, in preference.
-CGROUP_OF_ISOLATOR = {
-    "cgroups/pids": "pids", "cgroups/mem": "memory", "cgroups/cpu": "cpu",
-    "cgroups/devices": "devices",
-}
 _SOCKET_LINK = "socket:["
 
 
@@ -73,9 +65,9 @@ def ports_of(resources: Resources) -> Ranges:
     return tuple(merged)
 
 
-def agent_ports(config: AgentConfig) -> Ranges:
+def agent_ports(resources: str | None, default_role: str = "*") -> Ranges:
     """The agent's ``ports`` resource: from ``--resources``, else Mesos's default range."""
-    given = ports_of(parse(config.resources, config.default_role)) if config.resources else ()
+    given = ports_of(parse(resources, default_role)) if resources else ()
     return given or DEFAULT_AGENT_PORTS
 
 
@@ -97,6 +89,11 @@ def unallocated(listening: Iterable[int], allocated: Ranges, agent_range: Ranges
 
 def listening_sockets() -> dict[int, int]:
     """Inode -> local port of every listening TCP socket in this network namespace."""
+    # Imported here: pyroute2 costs ~150 ms, which agents without network/ports do not pay
+    # (the isolator registry imports this module).
+    from pyroute2 import DiagSocket  # type: ignore[import-untyped]
+    from pyroute2.netlink.diag import SS_LISTEN  # type: ignore[import-untyped]
+
     found: dict[int, int] = {}
     with DiagSocket() as diag:
         diag.bind()
@@ -244,11 +241,17 @@ class PortsIsolator(Isolator):
                 log.warning("container %s: %s", container_id, message)
 
 
-def create(config: AgentConfig, cgroups: Cgroups) -> PortsIsolator:
-    names = parse_isolation(config.isolation)  # aliases expanded ("cgroups")
-    controller = next((CGROUP_OF_ISOLATOR[name] for name in names if name in CGROUP_OF_ISOLATOR),
-                      None)
-    agent_range = agent_ports(config) if config.check_agent_port_range_only else None
-    return PortsIsolator(cgroups, config.cgroups_root, controller,
-                         float(config.container_ports_watch_interval),
-                         config.enforce_container_ports, agent_range)
+@dataclass(frozen=True)
+class PortsConfig:
+    watch_interval: float = 30.0  # --container_ports_watch_interval, seconds
+    enforce: bool = False  # --enforce_container_ports
+    # --check_agent_port_range_only: only ports in the agent's own range count; None: all.
+    agent_range: Ranges | None = None
+
+
+def create(config: PortsConfig, host: Host) -> PortsIsolator:
+    # A container's processes are found through the first cgroups isolator on (its
+    # cgroup.procs), else through the executor's process tree.
+    controller = host.controllers[0] if host.controllers else None
+    return PortsIsolator(host.backend(), host.cgroups_root, controller, config.watch_interval,
+                         config.enforce, config.agent_range)

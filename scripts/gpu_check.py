@@ -35,9 +35,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.agent.composition import build_isolators
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolation import MODULES, create_isolators
 from agent_runtime.containerizer.launcher import PosixLauncher
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
@@ -69,8 +69,8 @@ def _container(container_id: str, gpus: int, directory: str) -> ContainerConfig:
 
 
 async def check(gpus_wanted: int, hierarchy: str) -> int:
-    # The module as the agent loads it (by name, through the installed package).
-    gpu_nvidia: Any = importlib.import_module(MODULES["gpu/nvidia"])
+    # The module as the agent loads it (through the installed package).
+    gpu_nvidia: Any = importlib.import_module("agent_runtime.isolators.gpu_nvidia")
 
     try:
         found = gpu_nvidia.discover_gpus()
@@ -83,7 +83,7 @@ async def check(gpus_wanted: int, hierarchy: str) -> int:
     config = AgentConfig(isolation="cgroups/devices,gpu/nvidia", cgroups_root=root,
                          cgroups_hierarchy=hierarchy)
     try:
-        isolators = create_isolators(config)
+        isolators = build_isolators(config)
     except RuntimeErrorBase as exc:
         print(f"cannot run the check here: {exc}")
         _remove_root(hierarchy, root)

@@ -16,11 +16,11 @@ from agent_runtime import flags
 from agent_runtime.agent import recovery
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.checkpoint import Checkpointer
+from agent_runtime.agent.composition import build_containerizer
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.discovery import detect, parse_attributes
 from agent_runtime.agent.http import make_app
 from agent_runtime.agent.master_link import MasterLink
-from agent_runtime.containerizer.composing import create_containerizer
 from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.logs import setup_logging
 from agent_runtime.proto import mesos_pb2
@@ -69,7 +69,7 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     state = Checkpointer(config.work_dir, strict=config.strict).recover()
     if state.agent_info is not None and not state.rebooted:
         info.id.CopyFrom(state.agent_info.id)  # re-register as the agent we were
-    containerizer = await create_containerizer(config)
+    containerizer = await build_containerizer(config)
     app_agent = Agent(config, info, resources, containerizer)
     if config.recover == "cleanup":
         known = await recovery.clean_up(config.work_dir, state, containerizer)

@@ -20,8 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_runtime.codec import jsonpb
-from agent_runtime.containerizer.composing import ComposingContainerizer
-from agent_runtime.containerizer.mesos import MesosContainerizer
+from agent_runtime.containerizer.containerizer import Containerizer
 from agent_runtime.errors import BadRequest, NotImplementedCall, UnsupportedMediaType
 from agent_runtime.http_util import JSON, request_media_type, require_post
 from agent_runtime.proto import mesos_pb2
@@ -29,17 +28,10 @@ from agent_runtime.proto import mesos_pb2
 PruneImages = Callable[[Sequence[str]], Awaitable[object]]
 
 
-def image_pruner(containerizer: object) -> PruneImages | None:
-    """The Mesos containerizer's provisioner's ``prune_images``: only it keeps an image store
-    (the Docker engine keeps its own). ``None`` when the agent runs without one."""
-    # The containerizer interface has no prune call yet (Mesos's pruneImages); until it does,
-    # the provisioner is found here, in one place.
-    member = containerizer
-    if isinstance(containerizer, ComposingContainerizer):
-        member = containerizer.members.get("mesos")
-    if isinstance(member, MesosContainerizer) and member.provisioner is not None:
-        return member.provisioner.prune_images
-    return None
+def image_pruner(containerizer: Containerizer) -> PruneImages:
+    """The containerizer's ``prune_images`` (Mesos's pruneImages): only the Mesos containerizer
+    keeps an image store, and without one there is nothing to prune, as in Mesos."""
+    return containerizer.prune_images
 
 
 def excluded_images(call: dict[str, Any]) -> list[str]:

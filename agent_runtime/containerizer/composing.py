@@ -1,24 +1,21 @@
 """``--containerizers``: one containerizer per container type, chosen once at agent start.
 
-A launch goes to the member for its ContainerInfo type (DOCKER to Docker, MESOS or none to ours);
-``recover`` fans out to every member; the other calls follow the container to the member that
-launched it. A type with no member fails the launch with a message naming the flag.
+A launch (and an adoption at recovery) goes to the member for its ContainerInfo type (DOCKER to
+Docker, MESOS or none to ours); ``recover``, ``prune_images`` and ``close`` fan out to every
+member; the other calls follow the container to the member that launched it. A type with no
+member fails the launch with a message naming the flag. The members are built by the
+composition root (``agent/composition.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
-from agent_runtime.containerizer.forkserver import ForkServer
-from agent_runtime.containerizer.isolation import create_isolators
 from agent_runtime.containerizer.isolator import Limitation
-from agent_runtime.containerizer.launcher import PosixLauncher, Process
-from agent_runtime.containerizer.mesos import MesosContainerizer
-from agent_runtime.containerizer.provisioning import create_provisioner, providers
-from agent_runtime.errors import FlagError, LaunchError
+from agent_runtime.containerizer.launcher import Process
+from agent_runtime.errors import LaunchError
 from agent_runtime.proto import mesos_pb2
 
 ContainerType = mesos_pb2.ContainerInfo.Type
@@ -26,10 +23,8 @@ KNOWN = ("mesos", "docker")
 
 
 class ComposingContainerizer:
-    def __init__(self, members: dict[str, Containerizer],
-                 launcher: PosixLauncher | None = None) -> None:
+    def __init__(self, members: dict[str, Containerizer]) -> None:
         self.members = members  # "mesos"/"docker" -> containerizer, in --containerizers order
-        self.launcher = launcher or PosixLauncher()
         self._owner: dict[str, Containerizer] = {}
 
     def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
@@ -39,11 +34,9 @@ class ComposingContainerizer:
             member = self._member_for_info(info)
         except LaunchError:
             return None
-        process = self.launcher.adopt(pid, start_time)
+        process = member.adopt(container_id, info, pid, start_time)
         if process is not None:
             self._owner[container_id] = member
-            if isinstance(member, MesosContainerizer):
-                member.adopted(container_id, process)
         return process
 
     def _member_for(self, config: ContainerConfig) -> Containerizer:
@@ -90,36 +83,9 @@ class ComposingContainerizer:
         member = self._owner.get(container_id)
         return None if member is None else member.limitation(container_id)
 
+    async def prune_images(self, excluded: Sequence[str]) -> None:
+        await asyncio.gather(*(member.prune_images(excluded) for member in self.members.values()))
+
     async def close(self) -> None:
         await asyncio.gather(*(member.close() for member in self.members.values()))
 
-
-async def create_containerizer(config: AgentConfig) -> ComposingContainerizer:
-    """Build the members ``--containerizers`` names; Docker needs an engine that answers."""
-    names = [name.strip() for name in config.containerizers.split(",") if name.strip()]
-    unknown = [name for name in names if name not in KNOWN]
-    if unknown or not names:
-        raise FlagError(f"--containerizers: unknown {unknown or names}; known: {', '.join(KNOWN)}")
-    launcher = PosixLauncher()
-    members: dict[str, Containerizer] = {}
-    for name in dict.fromkeys(names):
-        if name == "mesos":
-            image_providers = providers(config)
-            members[name] = MesosContainerizer(
-                launcher, create_isolators(config, image_providers),
-                provisioner=create_provisioner(config), fork_server=ForkServer(launcher))
-            continue
-        # Imported here: the Docker SDK costs start-up time that agents without Docker skip.
-        from agent_runtime.containerizer.docker import DockerContainerizer
-        from agent_runtime.containerizer.docker_engine import DockerEngine, DockerEngineError
-
-        socket = config.docker_socket.removeprefix("unix://")
-        if "://" in socket:
-            # The docker executor reaches the engine too, over a unix socket only.
-            raise FlagError(f"--docker_socket must be a unix socket path, not {socket!r}")
-        try:
-            engine = await DockerEngine.connect(socket)
-        except DockerEngineError as exc:
-            raise FlagError(f"--containerizers={config.containerizers}: {exc}") from exc
-        members[name] = DockerContainerizer(config, engine, launcher)
-    return ComposingContainerizer(members, launcher)

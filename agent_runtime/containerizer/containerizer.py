@@ -6,18 +6,20 @@ the container's type; everything else in the agent talks to this Protocol only (
 
 Life of a container, per containerizer::
 
-    recover(known) -> launch(config) -> [destroy(id, process, grace)] -> cleanup(id)
+    [adopt(id, info, pid, start)]* -> recover(known) -> launch(config) -> [destroy(id, process,
+    grace)] -> cleanup(id)
                          `-> config.forked(process): the executor exists (pid checkpoint)
 
-``recover`` runs once at agent start, before any launch; ``known`` holds the containers whose
-executors the agent adopted from its checkpoints, and everything else the containerizer finds of
-its own is an orphan. ``cleanup`` runs after the executor process has exited and is
+``adopt`` runs at agent start for each executor the agent's checkpoints name, before
+``recover``; ``recover`` runs once, before any launch; ``known`` holds the containers whose
+executors the agent adopted, and everything else the containerizer finds of its own is an
+orphan. ``cleanup`` runs after the executor process has exited and is
 idempotent, as is ``destroy``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,6 +71,11 @@ class ContainerConfig:
 
 
 class Containerizer(Protocol):
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None:
+        """Agent recovery: the executor of a checkpointed container, if it still runs (a pid
+        and its start time, never the pid alone); None when it is gone."""
+
     async def recover(self, known: Collection[str]) -> None:
         """Take stock at agent start: adopt the ``known`` containers, remove the others."""
 
@@ -88,6 +95,10 @@ class Containerizer(Protocol):
     def limitation(self, container_id: str) -> Limitation | None:
         """The limit a container broke (and was destroyed for), asked by the agent when its
         executor exits and before ``cleanup``; None when it broke none."""
+
+    async def prune_images(self, excluded: Sequence[str]) -> None:
+        """Remove the images no container uses, except ``excluded`` (Mesos's ``pruneImages``);
+        nothing when this containerizer keeps no image store of its own."""
 
     async def close(self) -> None:
         """Let go of connections at agent exit; containers keep running."""

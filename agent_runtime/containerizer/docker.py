@@ -37,10 +37,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer import docker_options
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.docker_engine import (
@@ -51,13 +51,12 @@ from agent_runtime.containerizer.docker_engine import (
 )
 from agent_runtime.containerizer.docker_images import ImageFetcher
 from agent_runtime.containerizer.isolator import Limitation
-from agent_runtime.containerizer.launcher import PosixLauncher, Process
+from agent_runtime.containerizer.launcher import DEFAULT_PATH, PosixLauncher, Process
 from agent_runtime.containerizer.prewarm import PrewarmedExecutors
 from agent_runtime.errors import LaunchError
 from agent_runtime.proto import mesos_pb2
 
 log = logging.getLogger(__name__)
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _EXECUTOR_SPEC = importlib.util.find_spec("agent_runtime.executors.docker_executor")
 assert _EXECUTOR_SPEC is not None and _EXECUTOR_SPEC.origin is not None
@@ -68,12 +67,24 @@ _EXECUTOR_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import 
                   "sys.exit(docker_executor.main())")
 
 
+@dataclass(frozen=True)
+class DockerConfig:
+    """What the agent's flags say about Docker containers (built by ``agent/composition.py``)."""
+
+    registry: str | None = None  # --docker_registry: tarballs to load, or where to pull
+    docker_config: str | None = None  # --docker_config: a path or the JSON itself
+    sandbox_directory: str = "/mnt/mesos/sandbox"  # --sandbox_directory
+    stop_timeout: float = 0.0  # --docker_stop_timeout, seconds
+    kill_orphans: bool = True  # --docker_kill_orphans
+
+
 class DockerContainerizer:
-    def __init__(self, config: AgentConfig, engine: DockerEngine, launcher: PosixLauncher) -> None:
+    def __init__(self, config: DockerConfig, engine: DockerEngine,
+                 launcher: PosixLauncher) -> None:
         self.config = config
         self.engine = engine
         self.launcher = launcher
-        self.images = ImageFetcher(engine, config.docker_registry, config.docker_config)
+        self.images = ImageFetcher(engine, config.registry, config.docker_config)
         self.containers: dict[str, ContainerSpec] = {}  # container id -> what we created
         self.cpus: dict[str, float] = {}  # container id -> the task's cpus, for usage()
         self.starting: dict[str, asyncio.Future[None]] = {}  # container id -> create+start
@@ -85,6 +96,11 @@ class DockerContainerizer:
         return [sys.executable, "-S", "-c", _EXECUTOR_STUB,
                 os.path.dirname(os.path.dirname(DOCKER_EXECUTOR))]
 
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None:
+        # The executor goes on watching its container; ``recover`` finds the container by name.
+        return self.launcher.adopt(pid, start_time)
+
     async def recover(self, known: Collection[str]) -> None:
         for container in await self.engine.managed(docker_options.NAME_PREFIX):
             container_id = container.name[len(docker_options.NAME_PREFIX):]
@@ -94,7 +110,7 @@ class DockerContainerizer:
                 # none for it (an open issue).
                 self.containers[container_id] = ContainerSpec(name=container.name, image="")
                 continue
-            if not self.config.docker_kill_orphans:
+            if not self.config.kill_orphans:
                 continue
             log.info("removing orphan container %s (%s)", container.name, container.id[:12])
             await self.engine.remove(container.id)
@@ -178,11 +194,14 @@ class DockerContainerizer:
         if spec is None:
             return
         try:
-            if self.config.docker_stop_timeout > 0:
-                await self.engine.stop(spec.name, self.config.docker_stop_timeout)
+            if self.config.stop_timeout > 0:
+                await self.engine.stop(spec.name, self.config.stop_timeout)
             await self.engine.remove(spec.name)
         except DockerEngineError as exc:
             log.warning("could not remove container %s: %s", spec.name, exc)
+
+    async def prune_images(self, excluded: Sequence[str]) -> None:
+        return None  # the engine keeps its images itself, as Mesos's Docker containerizer
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
         spec = self.containers.get(container_id)

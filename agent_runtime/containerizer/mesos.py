@@ -6,7 +6,8 @@ Launch: the provisioner makes the image's rootfs (``provisioning.py``), every is
 the fork server (``forkserver.py``), anything else started by the posix launcher; either way
 the executor joins its cgroups and namespaces before its first instruction. Then ``isolate``
 and ``watch``: a limitation destroys the container and is kept for the agent to report.
-Cleanup runs the isolators in reverse, then removes the rootfs.
+Cleanup runs the isolators in reverse, then removes the rootfs. Each container moves through
+the states of ``container_state.py`` (PROVISIONING, PREPARING, RUNNING, DESTROYING, TERMINATED).
 """
 
 from __future__ import annotations
@@ -19,10 +20,21 @@ import logging
 import os
 import pwd
 import sys
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from agent_runtime.containerizer import posix_usage
 from agent_runtime.containerizer.capabilities import DOCKER_DEFAULT
+from agent_runtime.containerizer.container_state import (
+    DESTROYING,
+    PREPARING,
+    PROVISIONING,
+    RUNNING,
+    TERMINATED,
+    ContainerState,
+    transition,
+)
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.forkserver import ForkServer
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, Limitation
@@ -43,14 +55,15 @@ ROOTFS_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import roo
 TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
 # Imported rather than run as a script so its bytecode is cached; `-S` skips site-packages (the
 # executor needs the standard library only), which keeps its start-up, i.e. launch latency, low.
-_COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; import command; "
+# argv[1] is the folder that holds the `executors` package, as for every helper.
+_COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import command; "
                  "sys.exit(command.main())")
+EXECUTORS_ROOT = os.path.dirname(os.path.dirname(COMMAND_EXECUTOR))
 
 
 def rootfs_argv(launch: dict[str, Any]) -> list[str]:
     """Run ``launch["argv"]`` through executors/rootfs.py (see there for the keys)."""
-    return [sys.executable, "-S", "-c", ROOTFS_STUB,
-            os.path.dirname(os.path.dirname(COMMAND_EXECUTOR)), json.dumps(launch)]
+    return [sys.executable, "-S", "-c", ROOTFS_STUB, EXECUTORS_ROOT, json.dumps(launch)]
 
 
 def run_as(config: ContainerConfig) -> tuple[int, int, tuple[int, ...]] | None:
@@ -90,7 +103,7 @@ class _Launch:
 
 def executor_argv(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> list[str]:
     if command_executor:
-        return [sys.executable, "-S", "-c", _COMMAND_STUB, os.path.dirname(COMMAND_EXECUTOR)]
+        return [sys.executable, "-S", "-c", _COMMAND_STUB, EXECUTORS_ROOT]
     command = info.command
     if not command.HasField("shell") or command.shell:
         return ["/bin/sh", "-c", command.value]
@@ -108,6 +121,14 @@ class MesosContainerizer:
         self.fork_server = fork_server
         self._processes: dict[str, Process] = {}
         self._limitations: dict[str, Limitation] = {}
+        self._states: dict[str, ContainerState] = {}
+
+    def state(self, container_id: str) -> ContainerState | None:
+        return self._states.get(container_id)
+
+    def _move(self, container_id: str, target: ContainerState) -> None:
+        self._states[container_id] = transition(container_id, self._states.get(container_id),
+                                                target)
 
     async def recover(self, known: Collection[str]) -> None:
         # Executors are plain processes in their own sessions, adopted by the agent from its
@@ -122,9 +143,14 @@ class MesosContainerizer:
         for container_id in self._processes:
             self._watch(container_id)
 
-    def adopted(self, container_id: str, process: Process) -> None:
-        """Agent recovery found this container's executor running (before ``recover``)."""
-        self._processes[container_id] = process
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None:
+        """Agent recovery: the executor of a checkpointed container (before ``recover``)."""
+        process = self.launcher.adopt(pid, start_time)
+        if process is not None:
+            self._move(container_id, RUNNING)
+            self._processes[container_id] = process
+        return process
 
     def _watch(self, container_id: str) -> None:
         for isolator in self.isolators:
@@ -136,8 +162,10 @@ class MesosContainerizer:
     async def launch(self, config: ContainerConfig) -> Process:
         container_id = config.container_id
         merged = _Launch(environment=dict(config.environment))
+        self._move(container_id, PROVISIONING)
         try:
             config = await self._provision(config)
+            self._move(container_id, PREPARING)
             for isolator in self.isolators:
                 info = await isolator.prepare(container_id, config)
                 if info is not None:
@@ -147,6 +175,7 @@ class MesosContainerizer:
             await self.cleanup(container_id)
             raise
         self._processes[container_id] = process
+        self._move(container_id, RUNNING)
         config.forked(process)
         for isolator in self.isolators:
             await isolator.isolate(container_id, process.pid)
@@ -232,11 +261,15 @@ class MesosContainerizer:
         return self._limitations.get(container_id)
 
     async def destroy(self, container_id: str, process: Process, grace: float) -> None:
+        if self._states.get(container_id) in (PREPARING, RUNNING):
+            self._move(container_id, DESTROYING)
         await self.launcher.destroy(process, grace)
 
     async def cleanup(self, container_id: str) -> None:
         """Isolators in reverse order (each kills what is left in its cgroups first), then
         the rootfs."""
+        if self._states.get(container_id) not in (None, DESTROYING):
+            self._move(container_id, DESTROYING)
         self._processes.pop(container_id, None)
         self._limitations.pop(container_id, None)
         for isolator in reversed(self.isolators):
@@ -250,16 +283,14 @@ class MesosContainerizer:
                 await self.provisioner.destroy(container_id)
             except Exception:
                 log.exception("removing the rootfs of container %s failed", container_id)
+        if container_id in self._states:
+            self._move(container_id, TERMINATED)
+            del self._states[container_id]  # TERMINATED is final: nothing more to keep
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics | None:
         """Every isolator's statistics merged (Mesos's ``_usage``); the executor's process tree
         fills in what none reported (posix/cpu, posix/mem). None for a container with neither:
         unknown here, or adopted after a restart with no cgroups isolator on."""
-        # Imported here only to keep this change inside usage() while launch() is reworked.
-        import time
-
-        from agent_runtime.containerizer import posix_usage
-
         result = mesos_pb2.ResourceStatistics()
         # Concurrent: each is a few file reads, but a busy host can make them slow.
         for statistics in await asyncio.gather(
@@ -278,6 +309,10 @@ class MesosContainerizer:
             return None
         result.timestamp = time.time()
         return result
+
+    async def prune_images(self, excluded: Sequence[str]) -> None:
+        if self.provisioner is not None:
+            await self.provisioner.prune_images(excluded)
 
     async def close(self) -> None:
         if self.provisioner is not None:

@@ -1,19 +1,17 @@
 """The seam to the image provisioner (``images/provisioner.py``), chosen once at agent start.
 
-The provisioner lives in ``images/`` (installed as ``agent_runtime.images``) and is loaded by name,
-as the isolators are (mypy checks that folder as its own package); this module says what the
-containerizer needs of it and which image a container asks for.
+The provisioner lives in ``images/`` (installed as ``agent_runtime.images``); the composition
+root (``agent/composition.py``) builds it and hands it to the Mesos containerizer. This module
+says what the containerizer needs of it and which image a container asks for.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
-from agent_runtime.errors import FlagError, LaunchError, RuntimeErrorBase
+from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.proto import mesos_pb2
 
 PROVIDERS = ("docker", "appc")
@@ -47,31 +45,13 @@ class Provisioner(Protocol):
     async def close(self) -> None: ...
 
 
-def providers(config: AgentConfig) -> list[str]:
-    names = [name.strip() for name in (config.image_providers or "").split(",") if name.strip()]
+def providers(image_providers: str | None) -> list[str]:
+    """The names ``--image_providers`` gives; an unknown one is a flag error."""
+    names = [name.strip() for name in (image_providers or "").split(",") if name.strip()]
     unknown = [name for name in names if name not in PROVIDERS]
     if unknown:
         raise FlagError(f"--image_providers: unknown {unknown}; known: {', '.join(PROVIDERS)}")
     return names
-
-
-def create_provisioner(config: AgentConfig) -> Provisioner | None:
-    """A Docker image provisioner when ``--image_providers`` names docker, else None."""
-    if "docker" not in providers(config):
-        return None
-    module = importlib.import_module("agent_runtime.images.provisioner")
-    limits = importlib.import_module("agent_runtime.images.limits")
-    gc = importlib.import_module("agent_runtime.images.gc")
-    try:
-        provisioner: Provisioner = module.Provisioner(
-            config.work_dir, config.docker_store_dir, config.docker_registry,
-            docker_config=config.docker_config,
-            limits=limits.SizeLimits(max_layer=config.image_max_layer_size,
-                                     max_image=config.image_max_size),
-            gc=gc.parse_gc_config(config.image_gc_config) if config.image_gc_config else None)
-    except RuntimeErrorBase as exc:  # a registry it cannot use, a bad backend: the flags' fault
-        raise FlagError(str(exc)) from exc
-    return provisioner
 
 
 def runtime(config: RuntimeConfig) -> ImageRuntime:

@@ -85,11 +85,10 @@ async def test_only_post_is_taken(served: tuple[TestClient[Any, Any], Pruner]) -
     assert response.status == 405
 
 
-def test_the_pruner_is_the_mesos_containerizers_provisioner() -> None:
+async def test_the_containerizer_prunes_through_the_mesos_containerizers_provisioner() -> None:
     pruner = Pruner()
     mesos = MesosContainerizer(PosixLauncher(), provisioner=pruner)  # type: ignore[arg-type]
-    found = image_pruner(ComposingContainerizer({"mesos": mesos}))
-    assert found is not None and found.__self__ is pruner  # type: ignore[attr-defined]
-    assert image_pruner(ComposingContainerizer({"mesos": MesosContainerizer(PosixLauncher())})
-                        ) is None
-    assert image_pruner(object()) is None
+    await image_pruner(ComposingContainerizer({"mesos": mesos}))(["busybox"])
+    assert pruner.calls == [["busybox"]]
+    # Without an image store there is nothing to prune, and no error (as in Mesos).
+    await image_pruner(ComposingContainerizer({"mesos": MesosContainerizer(PosixLauncher())}))([])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import pytest
 
+from agent_runtime.agent.composition import build_containerizer
 from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.composing import ComposingContainerizer, create_containerizer
+from agent_runtime.containerizer.composing import ComposingContainerizer
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
@@ -20,6 +21,15 @@ class Recorder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.calls: list[tuple[str, str]] = []
+
+    def adopt(self, container_id: str, info: mesos_pb2.ExecutorInfo, pid: int,
+              start_time: float) -> Process | None:
+        self.calls.append(("adopt", container_id))
+        return Process(pid, start_time, asyncio.get_running_loop().create_future()) \
+            if pid else None
+
+    async def prune_images(self, excluded: Sequence[str]) -> None:
+        self.calls.append(("prune_images", ",".join(excluded)))
 
     async def recover(self, known: Collection[str]) -> None:
         self.calls.append(("recover", ",".join(known)))
@@ -81,7 +91,22 @@ async def test_a_type_without_its_containerizer_fails_the_launch_naming_the_flag
 
 async def test_unknown_containerizer_or_socket_url_is_a_flag_error() -> None:
     with pytest.raises(FlagError, match="unknown"):
-        await create_containerizer(AgentConfig(containerizers="mesos,lxc"))
+        await build_containerizer(AgentConfig(containerizers="mesos,lxc"))
     with pytest.raises(FlagError, match="unix socket"):
-        await create_containerizer(AgentConfig(containerizers="docker",
-                                               docker_socket="tcp://127.0.0.1:2375"))
+        await build_containerizer(AgentConfig(containerizers="docker",
+                                              docker_socket="tcp://127.0.0.1:2375"))
+
+
+async def test_adoption_goes_by_the_executors_container_type_and_prunes_reach_every_member(
+        ) -> None:
+    mesos, docker = Recorder("mesos"), Recorder("docker")
+    composing = ComposingContainerizer({"mesos": mesos, "docker": docker})
+    docker_info = config("c1", mesos_pb2.ContainerInfo.DOCKER).executor_info
+    adopted = composing.adopt("c1", docker_info, 4242, 1.0)
+    assert adopted is not None and adopted.pid == 4242
+    assert composing.adopt("c2", mesos_pb2.ExecutorInfo(), 0, 0.0) is None  # gone: not owned
+    await composing.cleanup("c1")
+    await composing.cleanup("c2")
+    await composing.prune_images(["busybox"])
+    assert docker.calls == [("adopt", "c1"), ("cleanup", "c1"), ("prune_images", "busybox")]
+    assert mesos.calls == [("adopt", "c2"), ("prune_images", "busybox")]

@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
+from agent_runtime.agent.composition import build_provisioner
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.provisioning import (
-    create_provisioner,
-    image_name,
-    image_of,
-    providers,
-)
+from agent_runtime.containerizer.provisioning import image_name, image_of, providers
 from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.flags import Bytes
 from agent_runtime.proto import mesos_pb2
@@ -29,11 +25,11 @@ def _config(tmp_path: Path, image_providers: str, docker_registry: str | None = 
 
 def test_a_registry_the_provisioner_cannot_use_is_a_flag_error(tmp_path: Path) -> None:
     with pytest.raises(FlagError, match="hdfs://"):
-        create_provisioner(_config(tmp_path, image_providers="docker",
+        build_provisioner(_config(tmp_path, image_providers="docker",
                                    docker_registry="hdfs://namenode/images"))
     with pytest.raises(FlagError, match="unknown"):
-        providers(_config(tmp_path, image_providers="docker,oci"))
-    assert create_provisioner(_config(tmp_path, image_providers="appc")) is None
+        providers("docker,oci")
+    assert build_provisioner(_config(tmp_path, image_providers="appc")) is None
 
 
 def test_a_command_task_image_wins_and_appc_images_are_refused_by_name() -> None:
@@ -59,7 +55,7 @@ def test_size_caps_and_the_gc_config_reach_the_provisioner(tmp_path: Path) -> No
         image_max_layer_size=Bytes(1 << 20), image_max_size=Bytes(3 << 20),
         image_gc_config='{"image_disk_headroom": 0.25, "excluded_images": ["busybox"], '
                         '"image_disk_watch_interval": {"nanoseconds": 60000000000}}')
-    provisioner: Any = create_provisioner(config)  # the images package's own class
+    provisioner: Any = build_provisioner(config)  # the images package's own class
     limits, gc = provisioner.store.limits, provisioner.gc
     assert (limits.max_layer, limits.max_image) == (1 << 20, 3 << 20)
     assert (gc.headroom, gc.interval, gc.excluded_images) == (0.25, 60.0, ("busybox",))
@@ -78,4 +74,4 @@ def test_a_bad_image_gc_config_is_a_flag_error_naming_the_field(tmp_path: Path, 
         _config(tmp_path, image_providers="docker", docker_registry=str(tmp_path)),
         image_gc_config=gc_config)
     with pytest.raises(FlagError, match=message):
-        create_provisioner(config)
+        build_provisioner(config)

@@ -9,12 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_runtime.isolators.cgroups_devices import (
+    DEFAULT_WHITELIST,
+    DevicesConfig,
+    DevicesIsolator,
+    allowed_entries,
+    create,
+)
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.errors import FlagError
 from agent_runtime.resources import Resources
-from isolators.cgroups_devices import DEFAULT_WHITELIST, DevicesIsolator, allowed_entries, create
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,
     cgroup_root,
@@ -83,7 +89,7 @@ def test_allowed_devices_become_whitelist_lines() -> None:
 @pytest.mark.cgroups
 async def test_the_container_opens_only_whitelisted_devices(root: str, tmp_path: Path) -> None:
     denied = _outside_the_whitelist()
-    isolator = create(AgentConfig(cgroups_root=root), CgroupsV1(HIERARCHY))
+    isolator = create(DevicesConfig(), Host(CgroupsV1(HIERARCHY), root))
     listing = Path(HIERARCHY, "devices", root, "c1", "devices.list")
     result = await _open_in_container(isolator, "c1", tmp_path,
                                       ["/dev/null", "/dev/zero", "/dev/urandom", denied])
@@ -98,8 +104,8 @@ async def test_the_container_opens_only_whitelisted_devices(root: str, tmp_path:
 @pytest.mark.cgroups
 async def test_allowed_devices_adds_to_the_whitelist(root: str, tmp_path: Path) -> None:
     extra = _outside_the_whitelist()
-    config = AgentConfig(cgroups_root=root, allowed_devices=_whitelist(extra))
-    isolator = create(config, CgroupsV1(HIERARCHY))
+    config = DevicesConfig(allowed_devices=_whitelist(extra))
+    isolator = create(config, Host(CgroupsV1(HIERARCHY), root))
     result = await _open_in_container(isolator, "c1", tmp_path, [extra, "/dev/null"])
     assert result == {extra: "ok", "/dev/null": "ok"}
     await isolator.cleanup("c1")
@@ -107,9 +113,9 @@ async def test_allowed_devices_adds_to_the_whitelist(root: str, tmp_path: Path) 
 
 @pytest.mark.cgroups
 async def test_recover_removes_cgroups_of_unknown_containers(root: str, tmp_path: Path) -> None:
-    isolator = create(AgentConfig(cgroups_root=root), CgroupsV1(HIERARCHY))
+    isolator = create(DevicesConfig(), Host(CgroupsV1(HIERARCHY), root))
     for name in ("known", "orphan"):
         await isolator.prepare(name, container_config(name, Resources(), tmp_path))
-    await create(AgentConfig(cgroups_root=root), CgroupsV1(HIERARCHY)).recover(["known"])
+    await create(DevicesConfig(), Host(CgroupsV1(HIERARCHY), root)).recover(["known"])
     assert CgroupsV1(HIERARCHY).children("devices", root) == ["known"]
     await isolator.cleanup("known")

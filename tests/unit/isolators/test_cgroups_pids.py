@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_runtime.isolators.cgroups_pids import PidsIsolator, create, pids_max
 
-from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolation import Host
 from agent_runtime.resources import Resources
-from isolators.cgroups_pids import PidsIsolator, create, pids_max
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,
     cgroup_root,
@@ -45,7 +45,7 @@ def root() -> Iterator[str]:
 
 
 def _isolator(root: str) -> PidsIsolator:
-    return create(AgentConfig(cgroups_root=root), CgroupsV1(HIERARCHY))
+    return create(Host(CgroupsV1(HIERARCHY), root))
 
 
 def _read(root: str, container: str, control: str) -> str:

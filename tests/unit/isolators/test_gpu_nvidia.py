@@ -8,6 +8,7 @@ card: ``scripts/gpu_check.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import types
@@ -15,13 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_runtime.isolators.gpu_nvidia import (
+    Gpu,
+    GpuIsolator,
+    control_entries,
+    discover_gpus,
+    uvm_major,
+)
 
+from agent_runtime.agent.composition import build_isolators
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolator import Isolator
 from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.resources import Resources
-from isolators import cgroups_devices, gpu_nvidia
-from isolators.gpu_nvidia import Gpu, GpuIsolator, control_entries, discover_gpus, uvm_major
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,
     cgroup_root,
@@ -66,13 +74,19 @@ def _listing(root: str, container: str) -> list[str]:
     return Path(HIERARCHY, "devices", root, container, "devices.list").read_text().splitlines()
 
 
+def _build(config: AgentConfig) -> tuple[Isolator, GpuIsolator]:
+    """cgroups/devices and gpu/nvidia as the agent builds them, through its composition root."""
+    devices, gpu = build_isolators(dataclasses.replace(config, cgroups_hierarchy=HIERARCHY))
+    assert isinstance(gpu, GpuIsolator)
+    return devices, gpu
+
+
 class _Pair:
     """cgroups/devices then gpu/nvidia, driven as the containerizer drives them."""
 
     def __init__(self, root: str, config: AgentConfig | None = None) -> None:
         config = config or AgentConfig(isolation=ISOLATION, cgroups_root=root)
-        self.devices = cgroups_devices.create(config, CgroupsV1(HIERARCHY))
-        self.gpu = gpu_nvidia.create(config, CgroupsV1(HIERARCHY))
+        self.devices, self.gpu = _build(config)
 
     async def prepare(self, container: str, resources: Resources, directory: Path
                       ) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -98,11 +112,11 @@ def test_gpus_are_discovered_with_their_minor_numbers(nvml: types.ModuleType) ->
 
 def test_an_unusable_nvml_or_a_missing_cgroups_devices_stops_the_agent(
         monkeypatch: pytest.MonkeyPatch, nvml: types.ModuleType) -> None:
-    with pytest.raises(FlagError, match="needs cgroups/devices"):
-        gpu_nvidia.create(AgentConfig(isolation="gpu/nvidia"), CgroupsV1(HIERARCHY))
-    with pytest.raises(FlagError, match="needs cgroups/devices"):
-        gpu_nvidia.create(AgentConfig(isolation="gpu/nvidia,cgroups/devices"),
-                          CgroupsV1(HIERARCHY))
+    with pytest.raises(FlagError, match="needs cgroups/devices, named before it"):
+        build_isolators(AgentConfig(isolation="gpu/nvidia", cgroups_hierarchy=HIERARCHY))
+    with pytest.raises(FlagError, match="needs cgroups/devices, named before it"):
+        build_isolators(AgentConfig(isolation="gpu/nvidia,cgroups/devices",
+                                    cgroups_hierarchy=HIERARCHY))
 
     def fail() -> None:
         raise RuntimeError("NVML Shared Library Not Found")
@@ -203,7 +217,7 @@ async def test_update_grows_and_shrinks_and_recover_rebuilds_the_allocation(
 async def test_the_resources_flag_limits_the_gpus_handed_out(
         root: str, nvml: types.ModuleType) -> None:
     config = AgentConfig(isolation=ISOLATION, cgroups_root=root, resources="cpus:1;gpus:1")
-    assert gpu_nvidia.create(config, CgroupsV1(HIERARCHY)).gpus == (Gpu(0, 3),)
+    assert _build(config)[1].gpus == (Gpu(0, 3),)
     too_many = AgentConfig(isolation=ISOLATION, cgroups_root=root, resources="gpus:3")
     with pytest.raises(FlagError, match="gpus:3 but NVML finds 2"):
-        gpu_nvidia.create(too_many, CgroupsV1(HIERARCHY))
+        _build(too_many)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from agent_runtime.isolators.cgroups_cpu import cpu_controls
+from agent_runtime.isolators.cgroups_mem import memory_limit_bytes
+from agent_runtime.isolators.registry import REGISTRY
 
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.containerizer.cgroups import select_backend
@@ -15,8 +18,6 @@ from agent_runtime.containerizer.isolator import container_resources
 from agent_runtime.errors import FlagError
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
-from isolators.cgroups_cpu import cpu_controls
-from isolators.cgroups_mem import memory_limit_bytes
 
 
 def test_cpu_shares_are_1024_per_cpu_with_a_floor_of_2() -> None:
@@ -64,23 +65,28 @@ def test_container_resources_add_tasks_to_a_custom_executor_only() -> None:
 
 
 def test_isolation_flag_names_are_checked() -> None:
-    assert parse("posix/cpu, posix/mem") == ["posix/cpu", "posix/mem"]
-    assert parse("cgroups/cpu,cgroups/mem,cgroups/cpu") == ["cgroups/cpu", "cgroups/mem"]
-    assert parse("process,cgroups") == ["posix/cpu", "posix/mem", "cgroups/cpu", "cgroups/mem"]
+    known = [spec.name for spec in REGISTRY]
+    assert parse("posix/cpu, posix/mem", known) == ["posix/cpu", "posix/mem"]
+    assert parse("cgroups/cpu,cgroups/mem,cgroups/cpu", known) == ["cgroups/cpu", "cgroups/mem"]
+    assert parse("process,cgroups", known) == ["posix/cpu", "posix/mem", "cgroups/cpu",
+                                                "cgroups/mem"]
     with pytest.raises(FlagError, match="network/cni"):
-        parse("cgroups/cpu,network/cni")
+        parse("cgroups/cpu,network/cni", known)
 
 
 def test_isolation_combinations_mesos_refuses_are_refused() -> None:
     with pytest.raises(FlagError, match="namespaces/pid needs filesystem/linux"):
-        check(["namespaces/pid"], [])
+        check(REGISTRY, ["namespaces/pid"], [])
     with pytest.raises(FlagError, match="only one filesystem isolator"):
-        check(["filesystem/linux", "filesystem/posix"], [])
+        check(REGISTRY, ["filesystem/linux", "filesystem/posix"], [])
     with pytest.raises(FlagError, match="docker/runtime"):
-        check(["filesystem/linux"], ["docker"])
+        check(REGISTRY, ["filesystem/linux"], ["docker"])
     with pytest.raises(FlagError, match="filesystem/linux and docker/runtime"):
-        check(["posix/cpu"], ["appc", "docker"])
-    check(["filesystem/linux", "docker/runtime", "namespaces/pid"], ["appc", "docker"])
+        check(REGISTRY, ["posix/cpu"], ["appc", "docker"])
+    with pytest.raises(FlagError, match="gpu/nvidia needs cgroups/devices, named before it"):
+        check(REGISTRY, ["gpu/nvidia", "cgroups/devices"], [])
+    check(REGISTRY, ["filesystem/linux", "docker/runtime", "namespaces/pid"], ["appc", "docker"])
+    check(REGISTRY, ["cgroups/devices", "gpu/nvidia"], [])
 
 
 def test_a_unified_hierarchy_gets_the_v2_backend(tmp_path: Path) -> None:

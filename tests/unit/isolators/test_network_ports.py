@@ -12,16 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import CgroupsV1
-from agent_runtime.containerizer.isolator import Isolator
-from agent_runtime.containerizer.launcher import Process
-from agent_runtime.flags import Duration
-from agent_runtime.proto import mesos_pb2
-from agent_runtime.resources import Resources, parse
-from isolators import cgroups_pids, network_ports
-from isolators.network_ports import (
+from agent_runtime.isolators import network_ports
+from agent_runtime.isolators.network_ports import (
     PortsIsolator,
     agent_ports,
     format_ranges,
@@ -30,6 +22,15 @@ from isolators.network_ports import (
     socket_inodes,
     unallocated,
 )
+
+from agent_runtime.agent.composition import build_isolators
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolator import Isolator
+from agent_runtime.containerizer.launcher import Process
+from agent_runtime.flags import Duration
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import Resources, parse
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,
     cgroup_root,
@@ -60,11 +61,16 @@ def _free_port() -> int:
         return port
 
 
-def _config(root: str, enforce: bool = False, agent_range_only: bool = False) -> AgentConfig:
-    return AgentConfig(isolation="cgroups/pids,network/ports", cgroups_root=root,
-                       container_ports_watch_interval=Duration(0.05),
-                       enforce_container_ports=enforce,
-                       check_agent_port_range_only=agent_range_only)
+def _isolators(root: str, enforce: bool = False, agent_range_only: bool = False
+               ) -> tuple[Isolator, PortsIsolator]:
+    """cgroups/pids and network/ports as the agent builds them (through its composition
+    root): the ports isolator finds a container's processes through the pids cgroup."""
+    pids, ports = build_isolators(AgentConfig(
+        isolation="cgroups/pids,network/ports", cgroups_root=root, cgroups_hierarchy=HIERARCHY,
+        container_ports_watch_interval=Duration(0.05), enforce_container_ports=enforce,
+        check_agent_port_range_only=agent_range_only))
+    assert isinstance(ports, PortsIsolator)
+    return pids, ports
 
 
 async def _listening_container(isolation: Sequence[Isolator], container: str, ports: str,
@@ -97,8 +103,8 @@ def test_only_ports_outside_the_allocation_count_and_in_the_agent_range_if_asked
     allocated = ((31000, 31005),)
     assert unallocated([31000, 31005, 8080, 31006], allocated, None) == [8080, 31006]
     assert unallocated([31000, 8080, 31006], allocated, ((31000, 32000),)) == [31006]
-    assert agent_ports(AgentConfig()) == ((31000, 32000),)
-    assert agent_ports(AgentConfig(resources="cpus:1;ports:[5000-5100]")) == ((5000, 5100),)
+    assert agent_ports(None) == ((31000, 32000),)
+    assert agent_ports("cpus:1;ports:[5000-5100]") == ((5000, 5100),)
 
 
 async def test_sock_diag_finds_listening_sockets_by_inode() -> None:
@@ -122,9 +128,7 @@ async def test_sock_diag_finds_listening_sockets_by_inode() -> None:
 @pytest.mark.cgroups
 async def test_a_port_outside_the_allocation_is_a_container_limitation(
         root: str, tmp_path: Path) -> None:
-    config = _config(root, enforce=True)
-    pids = cgroups_pids.create(config, CgroupsV1(HIERARCHY))
-    ports = network_ports.create(config, CgroupsV1(HIERARCHY))
+    pids, ports = _isolators(root, enforce=True)
     assert ports.controller == "pids"
     port = _free_port()
     await _listening_container([pids, ports], "c1", "[31000-31005]", port, tmp_path)
@@ -140,9 +144,7 @@ async def test_a_port_outside_the_allocation_is_a_container_limitation(
 
 @pytest.mark.cgroups
 async def test_a_port_inside_the_allocation_is_fine(root: str, tmp_path: Path) -> None:
-    config = _config(root, enforce=True)
-    pids = cgroups_pids.create(config, CgroupsV1(HIERARCHY))
-    ports = network_ports.create(config, CgroupsV1(HIERARCHY))
+    pids, ports = _isolators(root, enforce=True)
     port = _free_port()
     # Two containers: the other one's port is not this one's business, and vice versa.
     await _listening_container([pids, ports], "c1", f"[{port}-{port}]", port, tmp_path)
@@ -163,9 +165,7 @@ async def test_a_port_inside_the_allocation_is_fine(root: str, tmp_path: Path) -
 @pytest.mark.cgroups
 async def test_without_enforcement_a_stray_port_is_a_warning_once(
         root: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = _config(root)
-    pids = cgroups_pids.create(config, CgroupsV1(HIERARCHY))
-    ports = network_ports.create(config, CgroupsV1(HIERARCHY))
+    pids, ports = _isolators(root)
     port = _free_port()
     with caplog.at_level(logging.WARNING, logger=network_ports.__name__):
         await _listening_container([pids, ports], "c1", "[31000-31005]", port, tmp_path)
@@ -183,9 +183,7 @@ async def test_without_enforcement_a_stray_port_is_a_warning_once(
 @pytest.mark.cgroups
 async def test_only_the_agent_port_range_counts_when_asked(root: str, tmp_path: Path) -> None:
     port = _free_port()  # an ephemeral port, outside the agent's [31000-32000]
-    config = _config(root, enforce=True, agent_range_only=True)
-    pids = cgroups_pids.create(config, CgroupsV1(HIERARCHY))
-    ports = network_ports.create(config, CgroupsV1(HIERARCHY))
+    pids, ports = _isolators(root, enforce=True, agent_range_only=True)
     await _listening_container([pids, ports], "c1", "[31000-31005]", port, tmp_path)
     await ports.check()
     watch = ports.watch("c1")
