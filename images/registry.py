@@ -36,6 +36,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from agent_runtime.docker_config import DockerConfigError
+from agent_runtime.docker_config import load as load_docker_config
+
 from .errors import DigestMismatch, ImageError, ImageNotFound, RegistryError
 from .image_config import RuntimeConfig
 from .limits import SizeBudget
@@ -111,14 +114,11 @@ def _digest(value: Any, given: str, field: str, where: str) -> str:
 
 def _credentials(docker_config: str | None, host: str) -> str | None:
     """The base64 ``user:password`` that ``docker login`` saved for ``host``, if any."""
-    if docker_config is None:
-        return None
     try:
-        with open(docker_config) as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"cannot read --docker_config {docker_config}: {exc}") from exc
-    auths = config.get("auths") if isinstance(config, dict) else None
+        config = load_docker_config(docker_config)
+    except DockerConfigError as exc:
+        raise RegistryError(str(exc)) from exc
+    auths = config.get("auths") if config is not None else None
     for key, entry in (auths.items() if isinstance(auths, dict) else ()):
         key_host = urllib.parse.urlsplit(key).netloc if "://" in key else key.split("/")[0]
         if key_host == host or (host in _HUB_HOSTS and key_host in _HUB_HOSTS):

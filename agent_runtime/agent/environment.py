@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import Executor, FrameworkRecord
 from agent_runtime.agent.supervisor import shutdown_grace
+from agent_runtime.containerizer.launcher import DEFAULT_PATH
 from agent_runtime.errors import BadRequest
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)

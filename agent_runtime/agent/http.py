@@ -16,6 +16,7 @@ from agent_runtime.agent.model import Executor, FrameworkRecord
 from agent_runtime.agent.operator_api import OperatorAPI, image_pruner
 from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
+from agent_runtime.containerizer.isolator import executor_resources
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import MAX_BODY, Handler, error_middleware, json_response
 from agent_runtime.proto import mesos_pb2
@@ -58,15 +59,9 @@ def _task_json(task: mesos_pb2.Task) -> dict[str, Any]:
 
 def _allocated(executor: Executor) -> Resources:
     """The executor's resources plus its live tasks' (Mesos's ``allocatedResources()``)."""
-    total = Resources.from_proto(executor.info.resources)
-    if executor.command_executor:
-        return total  # its ExecutorInfo already holds the task's resources (see agent.py)
-    for task in executor.launched.values():
-        if task.state not in TERMINAL_STATES:
-            total = total + Resources.from_proto(task.resources)
-    for queued in executor.queued.values():
-        total = total + Resources.from_proto(queued.resources)
-    return total
+    live = [task for task in executor.launched.values() if task.state not in TERMINAL_STATES]
+    return executor_resources(executor.info, executor.command_executor,
+                              [*live, *executor.queued.values()])
 
 
 

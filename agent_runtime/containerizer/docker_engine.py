@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,6 +22,8 @@ import docker.auth
 import requests
 from docker import errors as sdk_errors
 
+from agent_runtime.docker_config import DockerConfigError
+from agent_runtime.docker_config import load as load_docker_config
 from agent_runtime.errors import LaunchError
 
 T = TypeVar("T")
@@ -241,19 +241,12 @@ class DockerEngine:
 
 def registry_auth(docker_config: str | None, registry: str) -> dict[str, str] | None:
     """Credentials for ``registry`` from ``--docker_config`` (a path or the JSON itself)."""
-    if not docker_config:
-        return None
-    text = docker_config
-    if not docker_config.lstrip().startswith("{"):
-        try:
-            with open(os.path.expanduser(docker_config)) as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise DockerEngineError(f"--docker_config: {exc}") from exc
     try:
-        loaded = json.loads(text)
-    except ValueError as exc:
-        raise DockerEngineError(f"--docker_config is not JSON: {exc}") from exc
+        loaded = load_docker_config(docker_config)
+    except DockerConfigError as exc:
+        raise DockerEngineError(str(exc)) from exc
+    if loaded is None:
+        return None
     try:
         config = docker.auth.load_config(config_dict=loaded)
         resolved = config.resolve_authconfig(registry)

@@ -15,7 +15,7 @@ Every method has a no-op default, so an isolator writes only what it does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,14 +87,21 @@ class Isolator(Protocol):
         return None
 
 
-def container_resources(config: ContainerConfig) -> Resources:
-    """The executor's and its tasks' resources together: what the container is limited to.
+def executor_resources(info: mesos_pb2.ExecutorInfo, command_executor: bool,
+                       tasks: Iterable[mesos_pb2.TaskInfo | mesos_pb2.Task]) -> Resources:
+    """An executor's and its tasks' resources together: what its container is limited to (and
+    what the agent reports as allocated to it, Mesos's ``allocatedResources()``).
 
     The command executor's ExecutorInfo already carries its task's resources (the agent adds the
     executor's own share to them); a custom executor's tasks come on top of its own.
     """
-    total = Resources.from_proto(config.executor_info.resources)
-    if not config.command_executor:
-        for task in config.tasks:
+    total = Resources.from_proto(info.resources)
+    if not command_executor:
+        for task in tasks:
             total = total + Resources.from_proto(task.resources)
     return total
+
+
+def container_resources(config: ContainerConfig) -> Resources:
+    """What a container being launched is limited to (see :func:`executor_resources`)."""
+    return executor_resources(config.executor_info, config.command_executor, config.tasks)
