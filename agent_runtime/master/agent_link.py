@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -16,9 +16,21 @@ from agent_runtime.proto import internal_pb2, internal_pb2_grpc
 log = logging.getLogger(__name__)
 
 
+Message = internal_pb2.AgentMessage
+
+
 class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
     def __init__(self, master: Master) -> None:
         self.master = master
+        launcher = master.launcher
+        # What an agent says on its link, by the message's kind (RegisterAgent comes first,
+        # once, and is handled by Connect).
+        self._handlers: dict[str, Callable[[Agent, Message], None]] = {
+            "status_update": lambda a, m: launcher.status_update(a, m.status_update),
+            "executor_message": lambda a, m: launcher.executor_message(a, m.executor_message),
+            "executor_exited": lambda a, m: launcher.executor_exited(a, m.executor_exited),
+            "pong": _pong,
+        }
 
     async def Connect(
         self,
@@ -31,7 +43,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             yield internal_pb2.MasterMessage(error="expected a RegisterAgent message first")
             return
         try:
-            agent = self.master.register_agent(first.register, outbox)
+            agent = self.master.agent_lifecycle.register(first.register, outbox)
         except RuntimeErrorBase as exc:
             yield internal_pb2.MasterMessage(error=f"registration refused: {exc}")
             return
@@ -51,7 +63,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         finally:
             reader.cancel()
             pinger.cancel()
-            self.master.agent_disconnected(agent, outbox)
+            self.master.agent_lifecycle.disconnected(agent, outbox)
 
     async def _ping(self, agent: Agent,
                     outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> None:
@@ -64,7 +76,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             await asyncio.sleep(config.agent_ping_timeout)
             missed = missed + 1 if agent.pong_seq != agent.ping_seq else 0
             if missed >= config.max_agent_ping_timeouts:
-                self.master.mark_unreachable(
+                self.master.agent_lifecycle.mark_unreachable(
                     agent.id, f"no pong for {missed} pings of {config.agent_ping_timeout:g}s")
                 return
             agent.ping_seq += 1
@@ -76,21 +88,18 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         request_iterator: AsyncIterator[internal_pb2.AgentMessage],
         outbox: asyncio.Queue[internal_pb2.MasterMessage | None],
     ) -> None:
-        launcher = self.master.launcher
         try:
             async for message in request_iterator:
-                kind = message.WhichOneof("kind")
-                if kind == "status_update":
-                    launcher.status_update(agent, message.status_update)
-                elif kind == "executor_message":
-                    launcher.executor_message(agent, message.executor_message)
-                elif kind == "executor_exited":
-                    launcher.executor_exited(agent, message.executor_exited)
-                elif kind == "pong":
-                    agent.pong_seq = message.pong
+                handler = self._handlers.get(message.WhichOneof("kind") or "")
+                if handler is not None:
+                    handler(agent, message)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("agent link of %s failed", agent.id)
         finally:
             outbox.put_nowait(None)
+
+
+def _pong(agent: Agent, message: Message) -> None:
+    agent.pong_seq = message.pong

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from agent_runtime.errors import BadRequest
 from agent_runtime.flags import Duration, flag
 
 
@@ -45,3 +47,22 @@ class MasterConfig:
             role, _, value = pair.partition("=")
             out[role.strip()] = float(value)
         return out
+
+    def role_whitelist(self) -> RoleWhitelist:
+        roles = {r.strip() for r in self.roles.split(",") if r.strip()} if self.roles else None
+        return RoleWhitelist(frozenset(roles) if roles is not None else None)
+
+
+@dataclass(frozen=True)
+class RoleWhitelist:
+    """``--roles``: the one place that says whether a role may be used (None: any role).
+    Frameworks, quota, weights and reservations all ask here."""
+
+    roles: frozenset[str] | None = None
+
+    def check(self, role: str) -> None:
+        if self.roles is not None and role not in self.roles:
+            raise BadRequest(f"Role '{role}' is not present in the master's --roles")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.roles or ()))

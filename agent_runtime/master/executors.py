@@ -1,35 +1,26 @@
 """Custom executors in the master: which ones run where, and what they hold.
 
-Owns the master's book of custom executors, by (agent id, framework id, executor id): the
-ExecutorInfo a task launched one with (``executor_as_launched``), Mesos's compatibility check for
-later tasks naming the same executor (``compatible_executors``), the resources an executor holds
-besides its tasks (counted in an agent's used resources), executors adopted from re-registering
-agents, and those removed when an agent re-registers without them. Command executors are the
-agent's own business and are not kept (``generated_for_command_task``), as in Mesos.
+Decides about the custom executors kept in the book (``MasterBook.executors``, by agent id,
+framework id and executor id): the ExecutorInfo a task launched one with
+(``executor_as_launched``), Mesos's compatibility check for later tasks naming the same executor
+(``compatible_executors``), the resources an executor holds besides its tasks (counted in an
+agent's used resources), executors adopted from re-registering agents, and those removed when an
+agent re-registers without them. Command executors are the agent's own business and are not
+kept (the shared rule in :mod:`agent_runtime.executor_kind`), as in Mesos.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest
-from agent_runtime.master.model import Agent, Executor
+from agent_runtime.executor_kind import generated_for_command_task
+from agent_runtime.master.allocator import Allocator
+from agent_runtime.master.book import MasterBook
+from agent_runtime.master.effects import MasterEffects
+from agent_runtime.master.model import Agent, Executor, ExecutorKey
 from agent_runtime.proto import internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
-
-if TYPE_CHECKING:
-    from agent_runtime.master.master import Master
-
-ExecutorKey = tuple[str, str, str]  # (agent id, framework id, executor id)
-
-
-def generated_for_command_task(info: mesos_pb2.ExecutorInfo) -> bool:
-    """Whether an executor an agent reports is one it made for a command task. Mesos's agent
-    leaves those out of its re-registration; ours reports them (their tasks come with them), as
-    DEFAULT executors named "Command Executor (Task: ...)" (see ``Agent._executor_info``)."""
-    return (info.type == mesos_pb2.ExecutorInfo.DEFAULT
-            and info.name.startswith("Command Executor"))
 
 
 def executor_as_launched(executor: mesos_pb2.ExecutorInfo, framework_id: str,
@@ -64,21 +55,22 @@ def compatible_executors(a: mesos_pb2.ExecutorInfo, b: mesos_pb2.ExecutorInfo) -
 
 
 class CustomExecutors:
-    """The custom executors the master knows; what they hold goes back to the allocator when
-    they are removed."""
+    """The custom executors the master knows (kept in ``book.executors``); what they hold goes
+    back to the allocator when they are removed."""
 
-    def __init__(self, master: Master) -> None:
-        self.master = master
-        self._executors: dict[ExecutorKey, Executor] = {}
+    def __init__(self, book: MasterBook, effects: MasterEffects, allocator: Allocator) -> None:
+        self.book = book
+        self.effects = effects
+        self.allocator = allocator
 
     def knows(self, key: ExecutorKey) -> bool:
-        return key in self._executors
+        return key in self.book.executors
 
     def launch_error(self, key: ExecutorKey, info: mesos_pb2.ExecutorInfo) -> str | None:
         """Why a task may not launch with ``info`` (as launched) for the executor ``key``."""
         # As Mesos: later tasks for an executor the agent already has must carry the same
         # ExecutorInfo; the first one's is what the executor was started with.
-        executor = self._executors.get(key)
+        executor = self.book.executors.get(key)
         if executor is not None and not compatible_executors(info, executor.info):
             return ("ExecutorInfo is not compatible with existing ExecutorInfo with same "
                     f"ExecutorID '{key[2]}'")
@@ -87,67 +79,51 @@ class CustomExecutors:
     def add(self, executor: Executor) -> None:
         """Track an executor this master launched (the allocator already counts its resources)."""
         key = (executor.agent_id, executor.framework_id, executor.executor_id)
-        self._executors.setdefault(key, executor)
-
-    def used_on(self, agent_id: str) -> Resources:
-        """What the custom executors on an agent hold besides their tasks."""
-        used = Resources()
-        for executor in self._executors.values():
-            if executor.agent_id == agent_id:
-                used = used + executor.resources
-        return used
-
-    def frameworks_on(self, agent_id: str) -> set[str]:
-        """Ids of the frameworks with a custom executor on the agent."""
-        return {fid for (aid, fid, _) in self._executors if aid == agent_id}
-
-    def of(self, framework_id: str) -> list[Executor]:
-        return [e for (_, fid, _), e in self._executors.items() if fid == framework_id]
+        self.book.executors.setdefault(key, executor)
 
     def forget_framework(self, framework_id: str) -> None:
-        for key in [k for k in self._executors if k[1] == framework_id]:
+        for key in [k for k in self.book.executors if k[1] == framework_id]:
             self.remove(key)
 
     def forget_agent(self, agent_id: str) -> None:
         """Drop an agent's executors without giving anything back: the allocator drops the
         whole agent, and its allocations with it."""
-        for key in [k for k in self._executors if k[0] == agent_id]:
-            del self._executors[key]
+        for key in [k for k in self.book.executors if k[0] == agent_id]:
+            del self.book.executors[key]
 
     def remove(self, key: ExecutorKey) -> None:
         """Forget a custom executor and give back what it held (its tasks are not touched)."""
-        executor = self._executors.pop(key, None)
+        executor = self.book.executors.pop(key, None)
         if executor is not None:
-            self.master.allocator.recover(key[1], executor.role, key[0], executor.resources,
-                                          now=self.master.clock())
-            self.master.schedule_allocation()
+            self.allocator.recover(key[1], executor.role, key[0], executor.resources,
+                                   now=self.effects.now())
+            self.effects.allocate_soon()
 
     def adopt(self, agent: Agent, info: mesos_pb2.ExecutorInfo) -> None:
         """A custom executor an agent reports that this master did not launch (it failed over,
         or the agent was away): account for it as if launched here."""
         key = (agent.id, info.framework_id.value, info.executor_id.value)
-        if generated_for_command_task(info) or key in self._executors:
+        if generated_for_command_task(info) or key in self.book.executors:
             return
         record = mesos_pb2.ExecutorInfo()
         record.CopyFrom(info)
         resources = Resources.from_proto(record.resources)
         role = next((r.allocation_info.role for r in record.resources
                      if r.allocation_info.role), "*")
-        self._executors[key] = Executor(record, agent.id, role, resources)
+        self.book.executors[key] = Executor(record, agent.id, role, resources)
         if resources:
-            self.master.allocator.allocate_resources(key[1], role, agent.id, resources)
+            self.allocator.allocate_resources(key[1], role, agent.id, resources)
 
     def sync(self, agent: Agent, executors: Iterable[internal_pb2.ExecutorState]) -> None:
         """As Mesos on re-registration: executors the master has but the agent does not report
         are removed (their resources go back); those it reports are adopted."""
         reported = [state.executor_info for state in executors]
         keys = {(agent.id, i.framework_id.value, i.executor_id.value) for i in reported}
-        for key in [k for k in self._executors if k[0] == agent.id and k not in keys]:
+        for key in [k for k in self.book.executors if k[0] == agent.id and k not in keys]:
             self.remove(key)
         for info in reported:
-            if info.framework_id.value in self.master.frameworks:
+            if info.framework_id.value in self.book.frameworks:
                 self.adopt(agent, info)
 
 
-__all__ = ["CustomExecutors", "ExecutorKey", "compatible_executors", "executor_as_launched",
-           "generated_for_command_task"]
+__all__ = ["CustomExecutors", "compatible_executors", "executor_as_launched"]

@@ -84,10 +84,10 @@ def make_app(master: Master) -> web.Application:
         framework_id = form.get("frameworkId")
         if not isinstance(framework_id, str) or not framework_id:
             raise BadRequest("Missing 'frameworkId' query parameter in the request body")
-        framework = master.frameworks.get(framework_id)
+        framework = master.book.frameworks.get(framework_id)
         if framework is None:
             raise BadRequest(f"No framework found with specified ID '{framework_id}'")
-        master.remove_framework(framework)
+        master.framework_lifecycle.remove(framework)
         return web.Response(status=200)
 
     routes: dict[str, Handler] = {

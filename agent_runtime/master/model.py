@@ -1,22 +1,42 @@
-"""The master's in-memory records: frameworks, agents, offers and tasks."""
+"""The master's in-memory records: frameworks, agents, offers, tasks and custom executors.
+
+Records only: their states move through ``transition()`` (tables in
+:mod:`agent_runtime.master.lifecycle` and :mod:`agent_runtime.task_states`); the indexes between
+them are kept by :class:`agent_runtime.master.book.MasterBook`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
+from agent_runtime.master.lifecycle import (
+    AGENT_TRANSITIONS,
+    FRAMEWORK_TRANSITIONS,
+    AgentState,
+    FrameworkState,
+    move,
+)
+from agent_runtime.proto import internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
 from agent_runtime.streams import EventStream
-from agent_runtime.task_states import TERMINAL_STATES
+from agent_runtime.task_states import TERMINAL_STATES, IllegalTransition, TaskState, can_move
 
 log = logging.getLogger(__name__)
-__all__ = ["TERMINAL_STATES", "Agent", "Executor", "Framework", "Offer", "Task"]
+__all__ = ["TERMINAL_STATES", "Agent", "Executor", "ExecutorKey", "Framework", "Offer", "Task",
+           "Timer"]
 
 MAX_COMPLETED_TASKS = 1000
+ExecutorKey = tuple[str, str, str]  # (agent id, framework id, executor id)
+
+
+class Timer(Protocol):
+    """What the master keeps of a timer it started: a way to cancel it (asyncio.TimerHandle)."""
+
+    def cancel(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -26,7 +46,7 @@ class Task:
     agent_id: str
     role: str
     resources: Resources
-    state: int = mesos_pb2.TASK_STAGING
+    state: TaskState = mesos_pb2.TASK_STAGING
     statuses: list[mesos_pb2.TaskStatus] = field(default_factory=list)
     # uuid of the update whose acknowledgement ends the task's life in the master
     terminal_uuid: bytes | None = None
@@ -35,7 +55,20 @@ class Task:
     # TASK_UNREACHABLE (PARTITION_AWARE) or TASK_LOST, and `state` keeps what was last known.
     unreachable_time: float | None = None
 
-    def reported_state(self, partition_aware: bool) -> int:
+    def transition(self, state: TaskState) -> None:
+        """Every change of ``state`` comes here; IllegalTransition (a bug in the caller) when
+        the shared table forbids it, e.g. leaving a terminal state."""
+        if not can_move(self.state, state):
+            raise IllegalTransition(
+                f"task {self.task_id}: illegal move {mesos_pb2.TaskState.Name(self.state)} -> "
+                f"{mesos_pb2.TaskState.Name(state)}")
+        self.state = state
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def reported_state(self, partition_aware: bool) -> TaskState:
         if self.unreachable_time is None:
             return self.state
         return mesos_pb2.TASK_UNREACHABLE if partition_aware else mesos_pb2.TASK_LOST
@@ -76,7 +109,7 @@ class Offer:
     agent_id: str
     role: str
     resources: Resources
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
 
 @dataclass(slots=True)
@@ -84,10 +117,8 @@ class Framework:
     id: str
     info: mesos_pb2.FrameworkInfo
     registered_time: float
+    state: FrameworkState
     stream: EventStream | None = None
-    connected: bool = False
-    active: bool = False
-    recovered: bool = False
     unregistered_time: float = 0.0
     reregistered_time: float | None = None
     tasks: dict[str, Task] = field(default_factory=dict)
@@ -95,9 +126,25 @@ class Framework:
         default_factory=lambda: collections.deque(maxlen=MAX_COMPLETED_TASKS)
     )
     offers: dict[str, Offer] = field(default_factory=dict)
-    failover_timer: asyncio.TimerHandle | None = None
+    failover_timer: Timer | None = None
     heartbeat: asyncio.Task[None] | None = None
     suppressed_roles: set[str] = field(default_factory=set)
+
+    def transition(self, state: FrameworkState) -> None:
+        self.state = move(FRAMEWORK_TRANSITIONS, self.state, state, f"framework {self.id}")
+
+    @property
+    def connected(self) -> bool:
+        return self.state is FrameworkState.ACTIVE
+
+    @property
+    def active(self) -> bool:
+        return self.state is FrameworkState.ACTIVE
+
+    @property
+    def recovered(self) -> bool:
+        """Known from an agent's report only: it has not subscribed to this master yet."""
+        return self.state is FrameworkState.RECOVERED
 
     @property
     def roles(self) -> list[str]:
@@ -113,10 +160,6 @@ class Framework:
     def partition_aware(self) -> bool:
         return self.has_capability(mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
 
-    def send(self, event: scheduler_pb2.Event) -> None:
-        if self.stream is not None:
-            self.stream.send(event)
-
 
 @dataclass(slots=True)
 class Agent:
@@ -127,33 +170,26 @@ class Agent:
     registered_time: float
     outbox: asyncio.Queue[internal_pb2.MasterMessage | None]
     version: str = ""
-    connected: bool = True
-    active: bool = True
+    state: AgentState = AgentState.REGISTERED
     reregistered_time: float | None = None
     capabilities: list[int] = field(default_factory=list)
     # task ids per framework that live on this agent
     tasks: dict[str, set[str]] = field(default_factory=dict)
-    removal_timer: asyncio.TimerHandle | None = None
+    removal_timer: Timer | None = None
     unreachable_time: float | None = None
     # Ping bookkeeping of the current link: the last ping sent and the last pong seen.
     ping_seq: int = 0
     pong_seq: int = 0
 
-    def send(self, message: internal_pb2.MasterMessage) -> None:
-        if self.connected:
-            self.outbox.put_nowait(message)
+    def transition(self, state: AgentState) -> None:
+        self.state = move(AGENT_TRANSITIONS, self.state, state, f"agent {self.id}")
 
+    @property
+    def connected(self) -> bool:
+        """Whether its link is up: messages to it are sent, not dropped."""
+        return self.state is AgentState.REGISTERED
 
-def tasks_on(agent: Agent, frameworks: Mapping[str, Framework]) -> list[tuple[Framework, Task]]:
-    """The tasks the master has placed on ``agent``, with their frameworks, taken all at once:
-    callers end some of them as they go, which changes ``agent.tasks``."""
-    found = []
-    for framework_id, task_ids in list(agent.tasks.items()):
-        framework = frameworks.get(framework_id)
-        if framework is None:
-            continue
-        for task_id in sorted(task_ids):
-            task = framework.tasks.get(task_id)
-            if task is not None:
-                found.append((framework, task))
-    return found
+    @property
+    def active(self) -> bool:
+        """Whether its resources are offered (as connected: no maintenance mode yet)."""
+        return self.state is AgentState.REGISTERED

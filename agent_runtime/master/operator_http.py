@@ -157,10 +157,10 @@ class OperatorHTTP:
             unreserve.agent_id.value, Resources.from_proto(unreserve.resources), principal)
 
     def _teardown(self, call: Call, principal: str | None) -> None:
-        framework = self.master.frameworks.get(call.teardown.framework_id.value)
+        framework = self.master.book.frameworks.get(call.teardown.framework_id.value)
         if framework is None:
             raise BadRequest(f"No framework found with ID '{call.teardown.framework_id.value}'")
-        self.master.remove_framework(framework)
+        self.master.framework_lifecycle.remove(framework)
 
     # Legacy endpoints -------------------------------------------------------------------------
     async def _form(self, request: web.Request) -> tuple[str, Resources]:

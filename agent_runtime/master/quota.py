@@ -9,16 +9,15 @@ reservations of the role's subtree plus its unreserved allocation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
 
 from agent_runtime.errors import BadRequest, Conflict
+from agent_runtime.master.allocator import Allocator
+from agent_runtime.master.book import MasterBook
+from agent_runtime.master.effects import MasterEffects
 from agent_runtime.master.registry import Quota
 from agent_runtime.proto import mesos_pb2, quota_pb2
 from agent_runtime.resources import Resources, to_millis, validate_role
-
-if TYPE_CHECKING:
-    from agent_runtime.master.master import Master
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +53,30 @@ def amounts_from_map(values: dict[str, mesos_pb2.Value.Scalar], what: str) -> di
 
 
 class QuotaBook:
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    """Quota and weights of roles: checked here, kept in the book's registry state (written
+    through the effects), applied to the allocator."""
+
+    def __init__(self, book: MasterBook, effects: MasterEffects, allocator: Allocator, *,
+                 flag_weights: Mapping[str, float] | None = None) -> None:
+        self.book = book
+        self.effects = effects
+        self.allocator = allocator
+        self.flag_weights = dict(flag_weights or {})  # --weights, below the registry's
 
     @property
     def _state(self) -> dict[str, Quota]:
-        return self.master.registry.state.quota
+        return self.book.registry.quota
 
     def recover(self) -> None:
         """Hand the registry's weights and quota to the allocator (master start-up)."""
-        for role, weight in self.master.registry.state.weights.items():
-            self.master.allocator.set_weight(role, weight)
+        for role, weight in self.book.registry.weights.items():
+            self.allocator.set_weight(role, weight)
         for role, quota in self._state.items():
-            self.master.allocator.set_quota(role, quota.guarantee, quota.limit)
+            self.allocator.set_quota(role, quota.guarantee, quota.limit)
 
     def _check_role(self, role: str) -> None:
         validate_role(role)
-        whitelist = self.master.role_whitelist
-        if whitelist is not None and role not in whitelist:
-            raise BadRequest(f"Role '{role}' is not present in the master's --roles")
+        self.book.roles.check(role)
 
     # Quota ----------------------------------------------------------------------------------
     def set_legacy(self, request: quota_pb2.QuotaRequest, principal: str | None) -> None:
@@ -108,7 +112,7 @@ class QuotaBook:
                     raise BadRequest(f"Invalid QuotaConfig: role '{role}' has a guarantee of "
                                      f"{name} above its limit")
             if not force:
-                consumed = self.master.allocator.quota_consumed(role)
+                consumed = self.allocator.quota_consumed(role)
                 for name, value in limit.items():
                     if consumed.get(name, 0) > value:
                         raise BadRequest(
@@ -126,9 +130,9 @@ class QuotaBook:
         if role not in self._state:
             raise BadRequest(f"Cannot remove quota for role '{role}' which has no quota set")
         self._state.pop(role)
-        self.master.allocator.remove_quota(role)
-        self.master.registry.save()
-        self.master.schedule_allocation()
+        self.allocator.remove_quota(role)
+        self.effects.save_registry()
+        self.effects.allocate_soon()
 
     def _check_capacity(self, changes: dict[str, dict[str, int]]) -> None:
         """Mesos's heuristic: all guarantees together must fit in the cluster."""
@@ -141,7 +145,7 @@ class QuotaBook:
             for name, value in guarantee.items():
                 wanted[name] = wanted.get(name, 0) + value
         total: dict[str, int] = {}
-        for agent in self.master.agents.values():
+        for agent in self.book.agents.values():
             for name, value in agent.total.scalars().items():
                 total[name] = total.get(name, 0) + value
         short = {n: v for n, v in wanted.items() if v > total.get(n, 0)}
@@ -156,14 +160,14 @@ class QuotaBook:
         for role, quota in changes.items():
             if not quota.guarantee and not quota.limit:
                 self._state.pop(role, None)
-                self.master.allocator.remove_quota(role)
+                self.allocator.remove_quota(role)
                 continue
             self._state[role] = quota
-            self.master.allocator.set_quota(role, quota.guarantee, quota.limit)
+            self.allocator.set_quota(role, quota.guarantee, quota.limit)
             log.info("quota of %s: guarantee %s, limit %s", role,
                      _millis_text(quota.guarantee), _millis_text(quota.limit) or "none")
-        self.master.registry.save()
-        self.master.schedule_allocation()
+        self.effects.save_registry()
+        self.effects.allocate_soon()
 
     def status(self) -> quota_pb2.QuotaStatus:
         status = quota_pb2.QuotaStatus()
@@ -192,13 +196,13 @@ class QuotaBook:
                                  "number above 0")
             weights[info.role] = info.weight
         for role, weight in weights.items():
-            self.master.registry.state.weights[role] = weight
-            self.master.allocator.set_weight(role, weight)
-        self.master.registry.save()
-        self.master.schedule_allocation()
+            self.book.registry.weights[role] = weight
+            self.allocator.set_weight(role, weight)
+        self.effects.save_registry()
+        self.effects.allocate_soon()
 
     def weights(self) -> list[mesos_pb2.WeightInfo]:
-        merged = dict(self.master.config.weight_map())
-        merged.update(self.master.registry.state.weights)
+        merged = dict(self.flag_weights)
+        merged.update(self.book.registry.weights)
         return [mesos_pb2.WeightInfo(role=role, weight=weight)
                 for role, weight in sorted(merged.items())]

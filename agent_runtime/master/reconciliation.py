@@ -9,13 +9,12 @@ reason REASON_RECONCILIATION and no uuid (nothing for the framework to acknowled
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from agent_runtime.master.book import MasterBook
+from agent_runtime.master.effects import MasterEffects, master_status
 from agent_runtime.master.model import Framework
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
-
-if TYPE_CHECKING:
-    from agent_runtime.master.master import Master
+from agent_runtime.task_states import TaskState
 
 log = logging.getLogger(__name__)
 Status = mesos_pb2.TaskStatus
@@ -24,8 +23,9 @@ Status = mesos_pb2.TaskStatus
 class Reconciler:
     """Answers RECONCILE calls from what the master knows of tasks and agents."""
 
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    def __init__(self, book: MasterBook, effects: MasterEffects) -> None:
+        self.book = book
+        self.effects = effects
 
     def reconcile(self, framework: Framework, reconcile: scheduler_pb2.Call.Reconcile) -> None:
         if not reconcile.tasks:
@@ -56,7 +56,7 @@ class Reconciler:
             self._update(framework, item.task_id.value, agent_id, state, None,
                          unreachable_time=unreachable_time)
 
-    def unknown_task_state(self, agent_id: str) -> tuple[int, float | None] | None:
+    def unknown_task_state(self, agent_id: str) -> tuple[TaskState, float | None] | None:
         """Mesos's explicit reconciliation of a task the master does not know (``master.cpp``,
         ``Master::reconcile``), by what is known of the agent named (``agent_id``, may be empty):
 
@@ -69,37 +69,24 @@ class Reconciler:
         with the time the agent became unreachable. (No MARK_AGENT_GONE here, so never
         TASK_GONE_BY_OPERATOR.) Frameworks that are not PARTITION_AWARE get TASK_LOST instead.
         """
-        master = self.master
-        recovered = master.recovered_agents
+        recovered = self.book.recovered_agents
         if (agent_id in recovered) if agent_id else bool(recovered):
             return None
-        agent = master.agents.get(agent_id) if agent_id else None
+        agent = self.book.agents.get(agent_id) if agent_id else None
         if agent is not None and agent.unreachable_time is None:
             return mesos_pb2.TASK_GONE, None
         unreachable = (agent.unreachable_time if agent is not None
-                       else master.registry.state.unreachable.get(agent_id))
+                       else self.book.registry.unreachable.get(agent_id))
         if unreachable is not None:
             return mesos_pb2.TASK_UNREACHABLE, unreachable
         return mesos_pb2.TASK_UNKNOWN, None
 
-    def _update(self, framework: Framework, task_id: str, agent_id: str, state: int,
+    def _update(self, framework: Framework, task_id: str, agent_id: str, state: TaskState,
                 last: mesos_pb2.TaskStatus | None, *,
                 unreachable_time: float | None = None) -> None:
-        event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE)
-        status = event.update.status
-        if last is not None:
-            status.CopyFrom(last)
-            status.ClearField("uuid")
-        status.task_id.value = task_id
-        if agent_id:
-            status.agent_id.value = agent_id
-        if unreachable_time is not None:
-            status.unreachable_time.nanoseconds = int(unreachable_time * 1e9)
-        status.state = state  # type: ignore[assignment]
-        status.source = Status.SOURCE_MASTER
-        status.reason = Status.REASON_RECONCILIATION
-        status.timestamp = self.master.clock()
-        framework.send(event)
+        self.effects.to_framework(framework, master_status(
+            task_id, agent_id, state, Status.REASON_RECONCILIATION, now=self.effects.now(),
+            last=last, unreachable_time=unreachable_time))
 
 
 __all__ = ["Reconciler"]

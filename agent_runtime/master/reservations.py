@@ -11,14 +11,14 @@ either side.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from agent_runtime.errors import BadRequest, Conflict
+from agent_runtime.master.allocator import Allocator
+from agent_runtime.master.book import MasterBook
+from agent_runtime.master.effects import MasterEffects
+from agent_runtime.master.model import Agent, Framework
+from agent_runtime.master.offers import Offers
 from agent_runtime.resources import DYNAMIC, Resources
-
-if TYPE_CHECKING:
-    from agent_runtime.master.master import Master
-    from agent_runtime.master.model import Agent, Framework
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,20 @@ def _check_reservations(resources: Resources, principal: str | None, *, verb: st
 
 
 class Reservations:
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    """Dynamic reservations: kept in the book's registry state (written through the effects),
+    applied to agents' totals and to the allocator; rescinds offers to make room."""
+
+    def __init__(self, book: MasterBook, effects: MasterEffects, allocator: Allocator,
+                 offers: Offers) -> None:
+        self.book = book
+        self.effects = effects
+        self.allocator = allocator
+        self.offers = offers
 
     # Agents ---------------------------------------------------------------------------------
     def apply_registered(self, agent_id: str, advertised: Resources) -> Resources:
         """The agent's total: its advertised resources with the registry's reservations on top."""
-        reserved = self.master.registry.state.reservations.get(agent_id)
+        reserved = self.book.registry.reservations.get(agent_id)
         if not reserved:
             return advertised
         base = static_base(reserved)
@@ -83,30 +90,26 @@ class Reservations:
         if not plain.contains(base):
             log.warning("agent %s no longer has %s for its dynamic reservations; dropping them",
                         agent_id, base.text())
-            self.master.registry.state.reservations.pop(agent_id, None)
-            self.master.registry.save()
+            self.book.registry.reservations.pop(agent_id, None)
+            self.effects.save_registry()
             return advertised
         return plain - base + reserved
 
     def _update_agent(self, agent: Agent, total: Resources) -> None:
         agent.total = total
-        self.master.allocator.update_agent(agent.id, total)
-        reservations = self.master.registry.state.reservations
+        self.allocator.update_agent(agent.id, total)
+        reservations = self.book.registry.reservations
         dynamic = dynamic_part(total)
         if dynamic:
             reservations[agent.id] = dynamic
         else:
             reservations.pop(agent.id, None)
-        self.master.registry.save()
+        self.effects.save_registry()
 
     def _free(self, agent: Agent, needed: Resources) -> None:
         """Make ``needed`` unallocated on the agent, rescinding its offers when that helps."""
-        master = self.master
-        used = master.launcher.used_on(agent.id)
-        offered = Resources()
-        offers = [o for o in master.offers.values() if o.agent_id == agent.id]
-        for offer in offers:
-            offered = offered + offer.resources
+        used = self.book.used_on(agent.id)
+        offered = self.book.offered_on(agent.id)
         if (agent.total - used - offered).contains(needed):
             return
         if not (agent.total - used).contains(needed):
@@ -114,20 +117,17 @@ class Reservations:
                 f"Agent {agent.id} does not have {needed.text()} unallocated "
                 f"(total {agent.total.text()}, in use {used.text()})"
             )
-        for offer in offers:  # as Mesos: rescind outstanding offers to make room
-            master.rescind_offer(offer.proto.id.value)
+        self.offers.rescind_on(agent.id)  # as Mesos: rescind outstanding offers to make room
 
     def _agent(self, agent_id: str) -> Agent:
-        agent = self.master.agents.get(agent_id)
+        agent = self.book.agents.get(agent_id)
         if agent is None:
             raise BadRequest(f"No agent found with specified ID '{agent_id}'")
         return agent
 
     def _check_roles(self, resources: Resources) -> None:
-        whitelist = self.master.role_whitelist
         for role in resources.roles():
-            if whitelist is not None and role not in whitelist:
-                raise BadRequest(f"Role '{role}' is not present in the master's --roles")
+            self.book.roles.check(role)
 
     # Operator API ---------------------------------------------------------------------------
     def reserve(self, agent_id: str, resources: Resources, principal: str | None) -> None:
@@ -138,7 +138,7 @@ class Reservations:
         self._free(agent, source)
         self._update_agent(agent, agent.total - source + resources)
         log.info("reserved %s on agent %s", resources.text(), agent_id)
-        self.master.schedule_allocation()
+        self.effects.allocate_soon()
 
     def unreserve(self, agent_id: str, resources: Resources, principal: str | None) -> None:
         agent = self._agent(agent_id)
@@ -150,7 +150,7 @@ class Reservations:
         self._free(agent, resources)
         self._update_agent(agent, agent.total - resources + popped(resources))
         log.info("unreserved %s on agent %s", resources.text(), agent_id)
-        self.master.schedule_allocation()
+        self.effects.allocate_soon()
 
     # Offer operations -------------------------------------------------------------------------
     def offer_operation(self, framework: Framework, agent: Agent, role: str, reserve: bool,
@@ -171,6 +171,6 @@ class Reservations:
         if not pool.contains(source):
             raise BadRequest(f"Invalid {verb}: {source.text()} is not in the offered "
                              f"{pool.text()}")
-        self.master.allocator.update_allocation(framework.id, role, agent.id, source, target)
+        self.allocator.update_allocation(framework.id, role, agent.id, source, target)
         self._update_agent(agent, agent.total - source + target)
         return pool - source + target

@@ -28,8 +28,9 @@ class SchedulerAPI:
     def __init__(self, master: Master) -> None:
         self.master = master
         launcher = master.launcher
+        lifecycle = master.framework_lifecycle
         self._handlers: dict[int, Callable[[Framework, Call], Any]] = {
-            Call.TEARDOWN: lambda f, c: master.remove_framework(f),
+            Call.TEARDOWN: lambda f, c: lifecycle.remove(f),
             Call.ACCEPT: lambda f, c: launcher.accept(f, c.accept),
             Call.DECLINE: lambda f, c: launcher.decline(f, c.decline),
             Call.REVIVE: self._revive,
@@ -37,7 +38,7 @@ class SchedulerAPI:
             Call.KILL: lambda f, c: launcher.kill(f, c.kill),
             Call.SHUTDOWN: lambda f, c: launcher.shutdown(f, c.shutdown),
             Call.ACKNOWLEDGE: lambda f, c: launcher.acknowledge(f, c.acknowledge),
-            Call.RECONCILE: lambda f, c: launcher.reconcile(f, c.reconcile),
+            Call.RECONCILE: lambda f, c: master.reconciler.reconcile(f, c.reconcile),
             Call.MESSAGE: lambda f, c: launcher.message(f, c.message),
             Call.REQUEST: lambda f, c: None,  # the built-in allocator ignores requests
             Call.ACCEPT_INVERSE_OFFERS: lambda f, c: None,
@@ -67,9 +68,9 @@ class SchedulerAPI:
         handler = self._handlers.get(call.type)
         if handler is None:
             raise NotImplementedCall(f"Call {Call.Type.Name(call.type)} is not implemented")
-        framework = self.master.framework_for(call, stream_id)
+        framework = self.master.framework_lifecycle.framework_for(call, stream_id)
         handler(framework, call)
-        self.master.metrics[f"master/messages_{Call.Type.Name(call.type).lower()}"] += 1
+        self.master.effects.count(f"master/messages_{Call.Type.Name(call.type).lower()}")
         return web.Response(status=202)
 
     async def _subscribe(self, request: web.Request, call: Call) -> web.StreamResponse:
@@ -78,26 +79,26 @@ class SchedulerAPI:
         if not call.HasField("subscribe") or not call.subscribe.HasField("framework_info"):
             raise BadRequest("Expecting 'subscribe.framework_info' to be present")
         accept = response_media_type(request, strict=True)
-        self.master.validate_framework_info(call.subscribe.framework_info)
+        self.master.framework_lifecycle.validate(call.subscribe.framework_info)
         stream_id = str(uuid.uuid4())
         response = web.StreamResponse(status=200)
         response.content_type = accept
         response.headers[STREAM_HEADER] = stream_id
         response.enable_chunked_encoding()
         stream = EventStream(response, accept, stream_id)
-        framework = self.master.subscribe(call, stream)
+        framework = self.master.framework_lifecycle.subscribe(call, stream)
         await response.prepare(request)
         try:
             await stream.pump()
         finally:
-            self.master.stream_closed(framework, stream)
+            self.master.framework_lifecycle.stream_closed(framework, stream)
         return response
 
     def _revive(self, framework: Framework, call: Call) -> None:
         roles = list(call.revive.roles) or None
         self.master.allocator.revive(framework.id, roles)
         framework.suppressed_roles -= set(roles or framework.roles)
-        self.master.schedule_allocation()
+        self.master.effects.allocate_soon()
 
     def _suppress(self, framework: Framework, call: Call) -> None:
         roles = list(call.suppress.roles) or None

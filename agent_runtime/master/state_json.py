@@ -9,9 +9,10 @@ from agent_runtime.attributes import flat_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import TERMINAL_STATES, Agent, Executor, Framework, Offer, Task
+from agent_runtime.master.model import Agent, Executor, Framework, Offer, Task
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
+from agent_runtime.task_states import TaskState
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "framework_id": task.framework_id,
         "executor_id": task.executor_id,
         "slave_id": task.agent_id,
-        "state": mesos_pb2.TaskState.Name(task.state),  # type: ignore[arg-type]
+        "state": mesos_pb2.TaskState.Name(task.state),
         "resources": task.resources.flat(),
         "role": task.role,
         "statuses": [
@@ -74,10 +75,10 @@ def executor_json(executor: Executor) -> dict[str, Any]:
 
 def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
     info = framework.info
-    executors = master.launcher.executors_of(framework.id)
+    executors = master.book.executors_of(framework.id)
     used = Resources()
     for task in framework.tasks.values():
-        if task.state not in TERMINAL_STATES:
+        if not task.terminal:
             used = used + task.resources
     for executor in executors:  # as Mesos's totalUsedResources: executors count too
         used = used + executor.resources
@@ -124,11 +125,8 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
 
 
 def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
-    used = master.launcher.used_on(agent.id)  # live tasks and custom executors
-    offered = Resources()
-    for offer in master.offers.values():
-        if offer.agent_id == agent.id:
-            offered = offered + offer.resources
+    used = master.book.used_on(agent.id)  # live tasks and custom executors
+    offered = master.book.offered_on(agent.id)
     reserved: dict[str, Any] = {
         role: agent.total.reserved(role).flat() for role in sorted(agent.total.roles())
     }
@@ -161,11 +159,9 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
     return out
 
 
-
-
 def frameworks_json(master: Master, framework_id: str | None = None) -> dict[str, Any]:
-    active = [f for f in master.frameworks.values() if framework_id in (None, f.id)]
-    done = [f for f in master.completed_frameworks if framework_id in (None, f.id)]
+    active = [f for f in master.book.frameworks.values() if framework_id in (None, f.id)]
+    done = [f for f in master.book.completed_frameworks if framework_id in (None, f.id)]
     return {
         "frameworks": [framework_json(master, f) for f in active],
         "completed_frameworks": [framework_json(master, f) for f in done],
@@ -176,10 +172,12 @@ def frameworks_json(master: Master, framework_id: str | None = None) -> dict[str
 def slaves_json(master: Master, agent_id: str | None = None) -> dict[str, Any]:
     return {
         "slaves": [
-            agent_json(master, a) for a in master.agents.values() if agent_id in (None, a.id)
+            agent_json(master, a) for a in master.book.agents.values()
+            if agent_id in (None, a.id)
         ],
         "recovered_slaves": [
-            recovered_agent_json(info) for recovered_id, info in master.recovered_agents.items()
+            recovered_agent_json(info)
+            for recovered_id, info in master.book.recovered_agents.items()
             if agent_id in (None, recovered_id)
         ],
     }
@@ -215,21 +213,22 @@ def roles_json(master: Master) -> dict[str, Any]:
         return roles[name]
 
     # Mesos lists whitelisted roles, roles with frameworks, and roles with a weight or quota.
-    for role in master.role_whitelist or ():
+    book = master.book
+    for role in book.roles:
         entry(role)
-    for role in [*master.registry.state.weights, *master.registry.state.quota]:
+    for role in [*book.registry.weights, *book.registry.quota]:
         entry(role)
-    for framework in master.frameworks.values():
+    for framework in book.frameworks.values():
         for role in framework.roles:
             entry(role)["frameworks"].append(framework.id)
         for task in framework.tasks.values():
-            if task.state not in TERMINAL_STATES:
+            if not task.terminal:
                 entry(task.role)["allocated"] += task.resources
-        for executor in master.launcher.executors_of(framework.id):
+        for executor in book.executors_of(framework.id):
             entry(executor.role)["allocated"] += executor.resources
         for offer in framework.offers.values():
             entry(offer.role)["offered"] += offer.resources
-    for agent in master.agents.values():
+    for agent in book.agents.values():
         for role in agent.total.roles():
             entry(role)["reserved"] += agent.total.reserved(role)
     out = []
@@ -258,7 +257,7 @@ def _unreachable_json(task: Task) -> dict[str, Any]:
 
 
 def _quota_json(master: Master, role: str) -> dict[str, Any]:
-    quota = master.registry.state.quota.get(role)
+    quota = master.book.registry.quota.get(role)
     consumed = master.allocator.quota_consumed(role)
     return {
         "role": role,
@@ -274,7 +273,7 @@ def _scalars_flat(quantities: dict[str, int]) -> dict[str, float]:
 
 def tasks_json(master: Master, query: Any) -> dict[str, Any]:
     tasks: list[Task] = []
-    for framework in list(master.frameworks.values()) + list(master.completed_frameworks):
+    for framework in [*master.book.frameworks.values(), *master.book.completed_frameworks]:
         if query.get("framework_id") not in (None, framework.id):
             continue
         tasks.extend(framework.tasks.values())
@@ -304,7 +303,7 @@ def version_json() -> dict[str, Any]:
 
 
 def state_json(master: Master) -> dict[str, Any]:
-    info = master.info
+    info, book = master.info, master.book
     out: dict[str, Any] = {
         **version_json(),
         "start_time": master.start_time,
@@ -313,9 +312,9 @@ def state_json(master: Master) -> dict[str, Any]:
         "pid": info.pid,
         "hostname": info.hostname,
         "capabilities": [],
-        "activated_slaves": sum(1 for a in master.agents.values() if a.active),
-        "deactivated_slaves": sum(1 for a in master.agents.values() if not a.active),
-        "unreachable_slaves": len(master.registry.state.unreachable),
+        "activated_slaves": sum(1 for a in book.agents.values() if a.active),
+        "deactivated_slaves": sum(1 for a in book.agents.values() if not a.active),
+        "unreachable_slaves": len(book.registry.unreachable),
         "leader": info.pid,
         "leader_info": to_dict(info),
         "flags": as_strings(master.config),
@@ -331,49 +330,50 @@ def state_json(master: Master) -> dict[str, Any]:
 
 
 def metrics_json(master: Master) -> dict[str, float]:
+    book = master.book
     out: dict[str, float] = {
         "master/elected": 1.0,
-        "master/uptime_secs": master.clock() - master.start_time,
-        "master/slaves_active": sum(1.0 for a in master.agents.values() if a.active),
-        "master/slaves_connected": sum(1.0 for a in master.agents.values() if a.connected),
+        "master/uptime_secs": master.effects.now() - master.start_time,
+        "master/slaves_active": sum(1.0 for a in book.agents.values() if a.active),
+        "master/slaves_connected": sum(1.0 for a in book.agents.values() if a.connected),
         "master/slaves_disconnected": sum(
-            1.0 for a in master.agents.values() if not a.connected
+            1.0 for a in book.agents.values() if not a.connected
         ),
-        "master/slaves_inactive": sum(1.0 for a in master.agents.values() if not a.active),
-        "master/slaves_unreachable": float(len(master.registry.state.unreachable)),
-        "master/frameworks_active": sum(1.0 for f in master.frameworks.values() if f.active),
+        "master/slaves_inactive": sum(1.0 for a in book.agents.values() if not a.active),
+        "master/slaves_unreachable": float(len(book.registry.unreachable)),
+        "master/frameworks_active": sum(1.0 for f in book.frameworks.values() if f.active),
         "master/frameworks_connected": sum(
-            1.0 for f in master.frameworks.values() if f.connected
+            1.0 for f in book.frameworks.values() if f.connected
         ),
         "master/frameworks_disconnected": sum(
-            1.0 for f in master.frameworks.values() if not f.connected
+            1.0 for f in book.frameworks.values() if not f.connected
         ),
         "master/frameworks_inactive": sum(
-            1.0 for f in master.frameworks.values() if not f.active
+            1.0 for f in book.frameworks.values() if not f.active
         ),
-        "master/outstanding_offers": float(len(master.offers)),
+        "master/outstanding_offers": float(len(book.offers)),
     }
-    def key(state: int) -> str:
-        name = mesos_pb2.TaskState.Name(state).lower()  # type: ignore[arg-type]
+    def key(state: TaskState) -> str:
+        name = mesos_pb2.TaskState.Name(state).lower()
         return "master/" + name.replace("task_", "tasks_", 1)
 
     counts = {key(state): 0.0 for state in mesos_pb2.TaskState.values()}
     # Terminal states are counters in Mesos: a torn-down framework's tasks still count.
-    for framework in [*master.frameworks.values(), *master.completed_frameworks]:
+    for framework in [*book.frameworks.values(), *book.completed_frameworks]:
         for task in [*framework.tasks.values(), *framework.completed_tasks]:
             counts[key(task.state)] += 1
     out.update(counts)
     total = Resources()
-    for agent in master.agents.values():
+    for agent in book.agents.values():
         total = total + agent.total
     used = Resources()
-    for agent in master.agents.values():  # as Mesos: what agents' tasks and executors use
-        used = used + master.launcher.used_on(agent.id)
+    for agent in book.agents.values():  # as Mesos: what agents' tasks and executors use
+        used = used + book.used_on(agent.id)
     for resource in ("cpus", "mem", "disk", "gpus"):
         t, u = total.scalar(resource), used.scalar(resource)
         out[f"master/{resource}_total"] = t
         out[f"master/{resource}_used"] = u
         out[f"master/{resource}_percent"] = u / t if t else 0.0
-    for metric, value in master.metrics.items():
+    for metric, value in master.effects.metrics.items():
         out[metric] = float(value)
     return out

@@ -3,11 +3,8 @@ which executors an agent reports are its own command executors."""
 
 from __future__ import annotations
 
-from agent_runtime.master.executors import (
-    compatible_executors,
-    executor_as_launched,
-    generated_for_command_task,
-)
+from agent_runtime.executor_kind import generated_for_command_task
+from agent_runtime.master.executors import compatible_executors, executor_as_launched
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import parse
 

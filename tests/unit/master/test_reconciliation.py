@@ -14,6 +14,7 @@ from aiohttp import web
 
 from agent_runtime.flags import Duration
 from agent_runtime.master.config import MasterConfig
+from agent_runtime.master.lifecycle import AgentState, FrameworkState
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent, Framework
 from agent_runtime.master.registry import Registry
@@ -38,10 +39,10 @@ def _framework(master: Master, partition_aware: bool = True) -> tuple[Framework,
     info = mesos_pb2.FrameworkInfo(user="root", name="reconciler")
     if partition_aware:
         info.capabilities.add(type=Capability.PARTITION_AWARE)
-    framework = Framework("F1", info, registered_time=0.0, connected=True)
+    framework = Framework("F1", info, registered_time=0.0, state=FrameworkState.ACTIVE)
     stream = Recorder()
     framework.stream = stream
-    master.frameworks[framework.id] = framework
+    master.book.frameworks[framework.id] = framework
     return framework, stream
 
 
@@ -51,7 +52,7 @@ def _agent(master: Master, agent_id: str) -> Agent:
     outbox: asyncio.Queue[internal_pb2.MasterMessage | None] = asyncio.Queue()
     agent = Agent(agent_id, info, "slave(1)@127.0.0.1:5051", parse("cpus:1"),
                   registered_time=0.0, outbox=outbox)
-    master.agents[agent_id] = agent
+    master.book.agents[agent_id] = agent
     return agent
 
 
@@ -63,7 +64,7 @@ def _reconcile(master: Master, framework: Framework, stream: Recorder,
     if agent_id:
         item.agent_id.value = agent_id
     before = len(stream.events)
-    master.launcher.reconcile(framework, reconcile)
+    master.reconciler.reconcile(framework, reconcile)
     return [e.update.status for e in stream.events[before:]]
 
 
@@ -72,9 +73,10 @@ def test_unknown_task_by_what_the_master_knows_of_its_agent() -> None:
     framework, stream = _framework(master)
     _agent(master, "registered")
     gone_away = _agent(master, "partitioned")
+    gone_away.state = AgentState.UNREACHABLE
     gone_away.unreachable_time = 900.0
-    master.registry.state.unreachable["partitioned"] = 900.0
-    master.registry.state.unreachable["long-gone"] = 500.0
+    master.book.registry.unreachable["partitioned"] = 900.0
+    master.book.registry.unreachable["long-gone"] = 500.0
 
     def answer(agent_id: str) -> tuple[int, int]:
         (status,) = _reconcile(master, framework, stream, "t", agent_id)
@@ -95,7 +97,7 @@ def test_frameworks_that_are_not_partition_aware_get_task_lost() -> None:
     master = Master(MasterConfig(), clock=lambda: 1000.0)
     framework, stream = _framework(master, partition_aware=False)
     _agent(master, "registered")
-    master.registry.state.unreachable["partitioned"] = 900.0
+    master.book.registry.unreachable["partitioned"] = 900.0
     for agent_id in ("registered", "partitioned", "nobody", ""):
         (status,) = _reconcile(master, framework, stream, "t", agent_id)
         assert status.state == mesos_pb2.TASK_LOST, agent_id
@@ -105,7 +107,7 @@ def test_no_answer_while_the_agent_may_still_reregister() -> None:
     master = Master(MasterConfig(), clock=lambda: 1000.0)
     framework, stream = _framework(master)
     _agent(master, "back")
-    master.recovered_agents["away"] = mesos_pb2.AgentInfo(hostname="h")
+    master.book.recovered_agents["away"] = mesos_pb2.AgentInfo(hostname="h")
     # The named agent is recovered but not back: no answer; the framework retries.
     assert _reconcile(master, framework, stream, "t", "away") == []
     # No agent named while any agent is recovered: the task may be there, no answer either.
@@ -154,14 +156,14 @@ async def test_recovered_agents_become_unreachable_after_the_reregister_timeout(
     master = Master(config, clock=lambda: 1000.0)
     master.start()
     try:
-        assert set(master.recovered_agents) == {"S1"}
+        assert set(master.book.recovered_agents) == {"S1"}
         framework, stream = _framework(master)
         assert _reconcile(master, framework, stream, "t", "S1") == []
         (status,) = _reconcile(master, framework, stream, "t", "S2")
         assert status.state == mesos_pb2.TASK_UNREACHABLE
 
         await asyncio.sleep(0.5)
-        assert master.recovered_agents == {}
+        assert master.book.recovered_agents == {}
         (status,) = _reconcile(master, framework, stream, "t", "S1")
         assert (status.state, status.unreachable_time.nanoseconds) == (
             mesos_pb2.TASK_UNREACHABLE, 1000 * 10**9)
@@ -190,8 +192,8 @@ async def test_a_recovered_agent_that_reregisters_is_answered_for_again(
         assert _reconcile(master, framework, stream, "t") == []
         register = internal_pb2.RegisterAgent(pid="slave(1)@127.0.0.1:5051")
         register.agent_info.CopyFrom(info)
-        master.register_agent(register, asyncio.Queue())
-        assert master.recovered_agents == {}
+        master.agent_lifecycle.register(register, asyncio.Queue())
+        assert master.book.recovered_agents == {}
         (status,) = _reconcile(master, framework, stream, "t", "S1")
         assert status.state == mesos_pb2.TASK_GONE
         (status,) = _reconcile(master, framework, stream, "t")
