@@ -42,8 +42,10 @@ class SeccompIsolator(Isolator):
         if name is None:
             return None
         held = self._held(config)
+        program = self.book.cached(name, held)
         try:
-            program = await asyncio.to_thread(self.book.program, name, held)
+            if program is None:  # compiled once per profile and capability set, off the loop
+                program = await asyncio.to_thread(self.book.program, name, held)
         except ProfileError as exc:
             raise LaunchError(str(exc)) from None
         return LaunchInfo(security={"seccomp": program})
@@ -81,7 +83,8 @@ def create(config: SeccompConfig) -> SeccompIsolator:
         default = None
     if default is not None:
         try:  # read and compiled now: a broken profile stops the agent, not a task
-            book.program(default, DOCKER_DEFAULT)
+            for held in (DOCKER_DEFAULT, ALL_CAPABILITIES):  # image tasks', host tasks'
+                book.program(default, held)
         except ProfileError as exc:
             raise FlagError(f"--seccomp_profile_name: {exc}") from None
     return SeccompIsolator(book, default, capabilities.parse_flag(

@@ -146,6 +146,10 @@ class ProfileBook:
             raise ProfileError(f"seccomp profile {name!r} lies outside --seccomp_config_dir")
         return path
 
+    def cached(self, name: str, held: frozenset[int]) -> str | None:
+        """The program if it was compiled already (the launch path: no thread hop)."""
+        return self._programs.get((name, held))
+
     def program(self, name: str, held: frozenset[int]) -> str:
         """The base64 BPF program of profile ``name`` for a task holding ``held``."""
         key = (name, held)
