@@ -34,7 +34,7 @@ import launch  # noqa: E402
 
 from agent_runtime.proto import mesos_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from tests.harness.cluster import Cluster  # noqa: E402
 
 BASE = "cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid"
 CONFINEMENT = "linux/capabilities,linux/seccomp,linux/nnp,namespaces/ipc,namespaces/uts"
@@ -124,17 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mem", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--image", help="run the tasks from this image (e.g. busybox)")
+    parser.add_argument("--confine", default=CONFINEMENT,
+                        help=f"isolators the confined side adds (default {CONFINEMENT})")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (cgroups, namespaces)", file=sys.stderr)
         return 2
     work = tempfile.mkdtemp(prefix="bench-confinement-")
     if args.image:
-        from tests.registry import offline_images
+        from tests.harness.registry import offline_images
 
         args.images = offline_images(os.path.join(work, "images"))
     sides = [Side("plain", BASE, os.path.join(work, "plain"), args),
-             Side("confined", f"{BASE},{CONFINEMENT}", os.path.join(work, "confined"), args)]
+             Side("confined", f"{BASE},{args.confine}", os.path.join(work, "confined"), args)]
     try:
         for side in sides:
             os.makedirs(side.work_dir)
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"confinement benchmark: {args.runs} launches a side, alternating, "
               f"{'image ' + args.image if args.image else 'no image'}, {os.cpu_count()} CPUs")
         print(f"  --isolation={BASE}")
-        print(f"  confined adds {CONFINEMENT}")
+        print(f"  confined adds {args.confine}")
         print(f"{'agent LAUNCH->RUNNING ms':<28}{'p50':>8}{'p99':>8}")
         print(f"{'  plain':<28}{p50(plain):>8.1f}{p99(plain, 99):>8.1f}")
         print(f"{'  confined':<28}{p50(confined):>8.1f}{p99(confined, 99):>8.1f}")
