@@ -16,7 +16,7 @@ from agent_runtime.agent.executor_updates import record
 from agent_runtime.agent.model import Executor, ExecutorState
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
-from agent_runtime.task_states import IllegalTransition
+from agent_runtime.task_states import IllegalTransition, TaskState
 from tests.unit.agent.fakes import RecordingStream, framework_info, make_agent
 
 Event = executor_pb2.Event
@@ -48,8 +48,8 @@ def _executor(agent: Agent, *, checkpoint: bool) -> Executor:
     return executor
 
 
-def _status(state: int, **fields: object) -> mesos_pb2.TaskStatus:
-    status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_EXECUTOR,  # type: ignore[arg-type]
+def _status(state: TaskState, **fields: object) -> mesos_pb2.TaskStatus:
+    status = mesos_pb2.TaskStatus(state=state, source=Status.SOURCE_EXECUTOR,
                                   uuid=uuid.uuid4().bytes)
     status.task_id.value = "t1"
     for name, value in fields.items():

@@ -7,10 +7,11 @@ import uuid
 
 from agent_runtime.agent.status_updates import StatusUpdateManager
 from agent_runtime.proto import internal_pb2, mesos_pb2
+from agent_runtime.task_states import TaskState
 
 
-def _status(task_id: str, state: int) -> mesos_pb2.TaskStatus:
-    status = mesos_pb2.TaskStatus(state=state, uuid=uuid.uuid4().bytes)  # type: ignore[arg-type]
+def _status(task_id: str, state: TaskState) -> mesos_pb2.TaskStatus:
+    status = mesos_pb2.TaskStatus(state=state, uuid=uuid.uuid4().bytes)
     status.task_id.value = task_id
     return status
 
