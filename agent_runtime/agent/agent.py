@@ -1,10 +1,7 @@
 """The agent's core: runs executors for the master's tasks and relays their status updates.
 
-Who runs is the executor table's (``executor_table.py``); processes are the supervisor's
-(``supervisor.py``), which calls back here for task updates and exits; update delivery is the
-status update manager's; the rules for an executor's updates are ``executor_updates.py``'s and
-its environment ``environment.py``'s. The master's messages reach one handler each, by kind.
-"""
+Who runs is the executor table's; processes are the supervisor's, which calls back here for
+task updates and exits. The master's messages reach one handler each, by kind."""
 
 from __future__ import annotations
 
