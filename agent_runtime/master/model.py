@@ -172,7 +172,8 @@ class Agent:
     version: str = ""
     state: AgentState = AgentState.REGISTERED
     reregistered_time: float | None = None
-    capabilities: list[int] = field(default_factory=list)
+    capabilities: list[mesos_pb2.AgentInfo.Capability.Type.ValueType] = field(
+        default_factory=list)
     # task ids per framework that live on this agent
     tasks: dict[str, set[str]] = field(default_factory=dict)
     removal_timer: Timer | None = None

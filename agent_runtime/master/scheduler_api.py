@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -22,6 +22,8 @@ from agent_runtime.streams import EventStream
 
 Call = scheduler_pb2.Call
 STREAM_HEADER = "Mesos-Stream-Id"
+# The calls whose payload field must be present, by the field's name.
+Payload = Literal["accept", "decline", "kill", "shutdown", "acknowledge", "message"]
 
 
 class SchedulerAPI:
@@ -44,7 +46,7 @@ class SchedulerAPI:
             Call.ACCEPT_INVERSE_OFFERS: lambda f, c: None,
             Call.DECLINE_INVERSE_OFFERS: lambda f, c: None,
         }
-        self._payload = {
+        self._payload: dict[int, Payload] = {
             Call.ACCEPT: "accept", Call.DECLINE: "decline", Call.KILL: "kill",
             Call.SHUTDOWN: "shutdown", Call.ACKNOWLEDGE: "acknowledge", Call.MESSAGE: "message",
         }
@@ -63,7 +65,7 @@ class SchedulerAPI:
         if not call.HasField("framework_id"):
             raise BadRequest("Expecting 'framework_id' to be present")
         payload = self._payload.get(call.type)
-        if payload is not None and not call.HasField(payload):  # type: ignore[arg-type]
+        if payload is not None and not call.HasField(payload):
             raise BadRequest(f"Expecting '{payload}' to be present")
         handler = self._handlers.get(call.type)
         if handler is None:

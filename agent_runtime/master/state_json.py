@@ -146,7 +146,7 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
         "deactivated": False,
         "version": agent.version or __version__,
         "capabilities": [
-            mesos_pb2.AgentInfo.Capability.Type.Name(c)  # type: ignore[arg-type]
+            mesos_pb2.AgentInfo.Capability.Type.Name(c)
             for c in agent.capabilities
         ],
         "reserved_resources_full": {
