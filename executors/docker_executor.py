@@ -3,10 +3,11 @@
 One per task, executor id = task id, as Mesos's ``mesos-docker-executor``. The agent's Docker
 containerizer creates and starts the container ``MESOS_CONTAINER_NAME`` while this executor
 subscribes and reports TASK_STARTING (``agent_runtime/containerizer/docker.py`` says why). It
-speaks the v1 executor API in JSON like the command executor, whose HTTP client and main loop it
-reuses, and talks to the Docker Engine itself over its unix socket (``MESOS_DOCKER_SOCKET``)
-with that same small client: standard library only, started with ``python -S``, because the
-Docker SDK's import alone would cost more than this whole executor's start-up.
+speaks the v1 executor API in JSON through the same session as the command executor
+(``session.py``: it is the :class:`DockerTask` runner that session drives), and talks to the
+Docker Engine itself over its unix socket (``MESOS_DOCKER_SOCKET``) with the session's small
+HTTP client (``agent_client.py``): standard library only, started with ``python -S``, because
+the Docker SDK's import alone would cost more than this whole executor's start-up.
 
 Life of the task::
 
@@ -26,7 +27,7 @@ hears of the exit. The agent removes the container after this process exits.
 
 With checkpointing (``MESOS_CHECKPOINT=1``) an agent restart changes nothing of the above: the
 container runs on, the threads keep watching it, and updates wait for the re-subscription
-(``CommandExecutor._resubscribe``). Only a launch the dead agent left half done is failed.
+(``ExecutorSession._resubscribe``). Only a launch the dead agent left half done is failed.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import os
 import sys
 import threading
 
-from executors.command import CommandExecutor, HttpConnection
+from .agent_client import HttpConnection
+from .session import ExecutorSession, policy_grace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -165,44 +167,42 @@ class LogDemux:
                 view = view[os.write(fd, view):]
 
 
-class DockerExecutor(CommandExecutor):
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
-        self.container = env["MESOS_CONTAINER_NAME"]
-        self.engine = Engine(env.get("MESOS_DOCKER_SOCKET") or DEFAULT_SOCKET)
+class DockerTask:
+    """The task as a Docker container the agent starts (the session's ``TaskRunner``)."""
+
+    kind = "docker"
+
+    def __init__(self, session: ExecutorSession) -> None:
+        self.session = session
+        self.container = session.env["MESOS_CONTAINER_NAME"]
+        self.engine = Engine(session.env.get("MESOS_DOCKER_SOCKET") or DEFAULT_SOCKET)
         self.started = False
+        self.killing = False
         self.kill_grace: float | None = None
         self.logs_done = threading.Event()
 
     def launched(self) -> bool:
         return self.started
 
-    def on_launch(self, event: dict[str, Json]) -> None:
-        task = event["launch"]["task"]
-        if self.task is not None:
-            self.task, first = task, self.task
-            self.update("TASK_ERROR", "Attempted to run multiple tasks using a docker executor")
-            self.task = first
-            return
-        self.task = task
+    def launch(self, task: dict[str, Json]) -> None:
         # LAUNCH comes while the agent creates and starts the container: TASK_STARTING (and its
         # acknowledgement) overlap the engine's work, and TASK_RUNNING follows its start event.
         threading.Thread(target=self._watch_start, daemon=True).start()
-        self.update("TASK_STARTING")
+        self.session.update("TASK_STARTING")
 
     def _watch_start(self) -> None:
         try:
             self.engine.watch_start(self.container)
         except (OSError, ValueError, EngineError) as exc:
-            self.events.put(("wait_failed", str(exc)))
+            self.session.events.put(("wait_failed", str(exc)))
             return
-        self.events.put(("started", None))
+        self.session.events.put(("started", None))
 
-    def on_started(self) -> None:
-        if self.terminal_uuid is not None:
+    def _on_started(self) -> None:
+        if self.session.terminal_uuid is not None:
             return  # killed before it started; the agent removes the container
         self.started = True
-        self.update("TASK_RUNNING")
+        self.session.update("TASK_RUNNING")
         threading.Thread(target=self._follow_logs, daemon=True).start()
         threading.Thread(target=self._wait, daemon=True).start()
 
@@ -218,12 +218,12 @@ class DockerExecutor(CommandExecutor):
         try:
             code = self.engine.wait(self.container)
         except (OSError, ValueError, KeyError, EngineError) as exc:
-            self.events.put(("wait_failed", str(exc)))
+            self.session.events.put(("wait_failed", str(exc)))
             return
         self.logs_done.wait(LOG_DRAIN)
-        self.events.put(("exited", code))
+        self.session.events.put(("exited", code))
 
-    def on_exited(self, status: int) -> None:
+    def exited(self, status: int) -> tuple[str, str, str | None]:
         message = f"Container exited with status {status}"
         oom = False
         try:
@@ -231,30 +231,25 @@ class DockerExecutor(CommandExecutor):
         except (OSError, ValueError, EngineError) as exc:
             print(f"docker executor: inspect of {self.container}: {exc}", file=sys.stderr)
         if self.killing:
-            self.update("TASK_KILLED", message)
-        elif oom:
-            self.update("TASK_FAILED", f"Memory limit exceeded: {message} (OOM killed)",
-                        reason="REASON_CONTAINER_LIMITATION_MEMORY")
-        elif status == 0:
-            self.update("TASK_FINISHED", message)
-        else:
-            self.update("TASK_FAILED", message)
+            return "TASK_KILLED", message, None
+        if oom:
+            return ("TASK_FAILED", f"Memory limit exceeded: {message} (OOM killed)",
+                    "REASON_CONTAINER_LIMITATION_MEMORY")
+        return ("TASK_FINISHED" if status == 0 else "TASK_FAILED"), message, None
 
-    def on_other(self, kind: str, payload: Json) -> None:
+    def event(self, kind: str, payload: Json) -> None:
         if kind == "started":
-            self.on_started()
-        elif kind == "wait_failed" and self.terminal_uuid is None:
-            self.update("TASK_FAILED", f"Lost track of container {self.container}: {payload}")
+            self._on_started()
+        elif kind == "wait_failed" and self.session.terminal_uuid is None:
+            self.session.update("TASK_FAILED",
+                                f"Lost track of container {self.container}: {payload}")
 
-    def on_kill(self, grace: float | None) -> None:
-        if self.task is None or self.terminal_uuid is not None:
-            return
-        if not self.started:
-            self.update("TASK_KILLED", "Task killed before it started")
-            return
+    def kill(self, grace: float | None) -> None:
         if grace is None:
-            policy = self.task.get("kill_policy", {}).get("grace_period")
-            grace = int(policy.get("nanoseconds", 0)) / 1e9 if policy else self.shutdown_grace
+            assert self.session.task is not None
+            grace = policy_grace(self.session.task.get("kill_policy"))
+            if grace is None:
+                grace = self.session.shutdown_grace
         # A second KILL may only shorten the grace: a new `stop` with a shorter timeout does.
         if self.killing and self.kill_grace is not None and grace >= self.kill_grace:
             return
@@ -268,14 +263,18 @@ class DockerExecutor(CommandExecutor):
         except (OSError, ValueError, EngineError) as exc:
             print(f"docker executor: stop of {self.container}: {exc}", file=sys.stderr)
 
-    def _resubscribe(self) -> bool:
-        if not super()._resubscribe():
-            return False
-        if self.task is not None and not self.started and self.terminal_uuid is None:
-            self._check_abandoned()
-        return True
+    def deadline(self) -> float | None:
+        return None  # the engine's `stop` keeps the grace period
 
-    def _check_abandoned(self) -> None:
+    def expired(self) -> None:
+        return None
+
+    def resubscribed(self) -> None:
+        if self.session.task is not None and not self.started \
+                and self.session.terminal_uuid is None:
+            self.check_abandoned()
+
+    def check_abandoned(self) -> None:
         """Back with a restarted agent before the container ran: the agent that was creating
         and starting it died, and the new one does not go on with that launch."""
         try:
@@ -288,14 +287,14 @@ class DockerExecutor(CommandExecutor):
         started = state.get("StartedAt", "")
         if started and not started.startswith("0001-"):
             return  # it did start: the start event is on its way
-        self.update("TASK_FAILED", f"Container {self.container} was not started: the agent "
-                                   "restarted while launching it",
-                    reason="REASON_CONTAINER_LAUNCH_FAILED")
+        self.session.update("TASK_FAILED", f"Container {self.container} was not started: the "
+                                           "agent restarted while launching it",
+                            reason="REASON_CONTAINER_LAUNCH_FAILED")
 
-    def on_disconnected(self) -> None:
+    def disconnected(self) -> None:
         # The agent is gone and, without checkpointing, will not know us when it comes back:
         # stop the task rather than leave it unsupervised (the agent removes it at start-up).
-        if self.started and self.terminal_uuid is None:
+        if self.started and self.session.terminal_uuid is None:
             self._stop(0.0)
 
 
@@ -327,7 +326,8 @@ def main() -> int:
     if missing:
         print(f"docker executor: missing environment {', '.join(missing)}", file=sys.stderr)
         return 2
-    return DockerExecutor(dict(os.environ)).run()
+    session = ExecutorSession(dict(os.environ))
+    return session.run(DockerTask(session))
 
 
 if __name__ == "__main__":

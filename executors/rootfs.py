@@ -29,8 +29,8 @@ import signal
 import stat
 import sys
 
-from executors import linux
-from executors.security import confine
+from . import linux
+from .security import confine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

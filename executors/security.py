@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import os
 
-from executors import linux
+from . import linux
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ import signal
 import sys
 import traceback
 
-from executors import command, linux, security
+from . import command, linux, security
 
 # Imported lazily by the executor's first connection (getaddrinfo encodes the host name): done
 # here, while we are root, because --switch_user may run the executor as a user who cannot

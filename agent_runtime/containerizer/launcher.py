@@ -20,7 +20,7 @@ import psutil
 from agent_runtime.errors import LaunchError
 
 # The PATH an executor gets when the agent has none (the agent side's one copy; executors/, which
-# runs on the standard library alone, keeps its own in executors/environment.py).
+# runs on the standard library alone, keeps its own in executors/rootfs.py).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Joins the cgroups before the exec, so the executor's first instruction already runs inside

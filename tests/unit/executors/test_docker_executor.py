@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from executors.docker_executor import DockerExecutor, LogDemux, NoSuchContainer
+from agent_runtime.executors.docker_executor import DockerTask, LogDemux, NoSuchContainer
+from agent_runtime.executors.session import ExecutorSession
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -29,12 +30,13 @@ def test_frames_go_to_their_stream_even_when_split_across_reads() -> None:
     os.close(err_r)
 
 
-def executor(inspected: dict[str, Any] | None) -> tuple[DockerExecutor, list[str]]:
-    """A docker executor whose engine answers ``inspected`` (None: no such container)."""
+def executor(inspected: dict[str, Any] | None) -> tuple[DockerTask, list[str]]:
+    """A docker task runner whose engine answers ``inspected`` (None: no such container)."""
     env = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:1", "MESOS_FRAMEWORK_ID": "F",
            "MESOS_EXECUTOR_ID": "t", "MESOS_CONTAINER_NAME": "mesos-c1", "MESOS_CHECKPOINT": "1"}
-    docker_executor = DockerExecutor(env)
-    docker_executor.task = {"task_id": {"value": "t"}}
+    session = ExecutorSession(env)
+    session.task = {"task_id": {"value": "t"}}
+    runner = DockerTask(session)
     sent: list[str] = []
 
     def inspect(name: str) -> dict[str, Any]:
@@ -45,20 +47,24 @@ def executor(inspected: dict[str, Any] | None) -> tuple[DockerExecutor, list[str
     def update(state: str, message: str | None = None, reason: str | None = None) -> None:
         sent.append(f"{state} {reason}")
 
-    docker_executor.engine.inspect = inspect  # type: ignore[method-assign]
-    docker_executor.update = update  # type: ignore[method-assign]
-    return docker_executor, sent
+    runner.engine.inspect = inspect  # type: ignore[method-assign]
+    session.update = update  # type: ignore[method-assign]
+    return runner, sent
 
 
 def test_a_launch_the_dead_agent_left_half_done_fails_after_resubscribing() -> None:
     for inspected in (None, {"State": {"Status": "created", "StartedAt": "0001-01-01T00:00:00Z"}}):
-        docker_executor, sent = executor(inspected)
-        docker_executor._check_abandoned()
+        runner, sent = executor(inspected)
+        runner.resubscribed()
         assert sent == ["TASK_FAILED REASON_CONTAINER_LAUNCH_FAILED"]
 
 
 def test_a_container_that_started_while_the_agent_was_away_is_left_to_its_watchers() -> None:
-    docker_executor, sent = executor({"State": {"Status": "running",
-                                                "StartedAt": "2026-01-01T00:00:00.1Z"}})
-    docker_executor._check_abandoned()
+    runner, sent = executor({"State": {"Status": "running",
+                                       "StartedAt": "2026-01-01T00:00:00.1Z"}})
+    runner.resubscribed()
+    assert sent == []
+    runner.started = True  # and one that had started before is not looked at at all
+    runner.engine.inspect = None  # type: ignore[assignment]
+    runner.resubscribed()
     assert sent == []
