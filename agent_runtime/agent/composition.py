@@ -115,8 +115,10 @@ def build_provisioner(config: AgentConfig) -> Provisioner | None:
         raise FlagError(str(exc)) from exc
 
 
-async def build_containerizer(config: AgentConfig) -> ComposingContainerizer:
-    """The members ``--containerizers`` names; Docker needs an engine that answers."""
+async def build_containerizer(config: AgentConfig,
+                              agent_id: str | None = None) -> ComposingContainerizer:
+    """The members ``--containerizers`` names; Docker needs an engine that answers.
+    ``agent_id`` is the checkpointed one, if any: whose Docker containers are ours."""
     names = [name.strip() for name in config.containerizers.split(",") if name.strip()]
     unknown = [name for name in names if name not in KNOWN]
     if unknown or not names:
@@ -129,11 +131,12 @@ async def build_containerizer(config: AgentConfig) -> ComposingContainerizer:
                 launcher, build_isolators(config), provisioner=build_provisioner(config),
                 fork_server=ForkServer(launcher))
         else:
-            members[name] = await _docker(config, launcher)
+            members[name] = await _docker(config, launcher, agent_id)
     return ComposingContainerizer(members)
 
 
-async def _docker(config: AgentConfig, launcher: PosixLauncher) -> Containerizer:
+async def _docker(config: AgentConfig, launcher: PosixLauncher,
+                  agent_id: str | None) -> Containerizer:
     # Imported here: the Docker SDK costs start-up time that agents without Docker skip.
     from agent_runtime.containerizer.docker import DockerConfig, DockerContainerizer
     from agent_runtime.containerizer.docker_engine import DockerEngine, DockerEngineError
@@ -149,5 +152,6 @@ async def _docker(config: AgentConfig, launcher: PosixLauncher) -> Containerizer
     docker_config = DockerConfig(
         registry=config.docker_registry, docker_config=config.docker_config,
         sandbox_directory=config.sandbox_directory,
-        stop_timeout=float(config.docker_stop_timeout), kill_orphans=config.docker_kill_orphans)
+        stop_timeout=float(config.docker_stop_timeout), kill_orphans=config.docker_kill_orphans,
+        agent_id=agent_id)
     return DockerContainerizer(docker_config, engine, launcher)

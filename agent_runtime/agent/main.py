@@ -69,7 +69,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     state = Checkpointer(config.work_dir, strict=config.strict).recover()
     if state.agent_info is not None and not state.rebooted:
         info.id.CopyFrom(state.agent_info.id)  # re-register as the agent we were
-    containerizer = await build_containerizer(config)
+    checkpointed_id = state.agent_info.id.value if state.agent_info is not None else None
+    containerizer = await build_containerizer(config, checkpointed_id)
     app_agent = Agent(config, info, resources, containerizer)
     if config.recover == "cleanup":
         known = await recovery.clean_up(config.work_dir, state, containerizer)

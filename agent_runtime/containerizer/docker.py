@@ -44,10 +44,12 @@ from typing import Any
 from agent_runtime.containerizer import docker_options
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.docker_engine import (
+    LABEL_AGENT,
     ContainerSpec,
     DockerEngine,
     DockerEngineError,
     ImageNotFound,
+    ManagedContainer,
 )
 from agent_runtime.containerizer.docker_images import ImageFetcher
 from agent_runtime.containerizer.isolator import Limitation
@@ -76,6 +78,10 @@ class DockerConfig:
     sandbox_directory: str = "/mnt/mesos/sandbox"  # --sandbox_directory
     stop_timeout: float = 0.0  # --docker_stop_timeout, seconds
     kill_orphans: bool = True  # --docker_kill_orphans
+    # The id this agent had before it restarted (None on a first start). Agents may share one
+    # engine, so a container labelled with another agent's id is that agent's, never our
+    # orphan (Mesos put the agent id in the name for the same reason).
+    agent_id: str | None = None
 
 
 class DockerContainerizer:
@@ -110,11 +116,17 @@ class DockerContainerizer:
                 # none for it (an open issue).
                 self.containers[container_id] = ContainerSpec(name=container.name, image="")
                 continue
-            if not self.config.kill_orphans:
+            if not self.config.kill_orphans or not self._ours(container):
                 continue
             log.info("removing orphan container %s (%s)", container.name, container.id[:12])
             await self.engine.remove(container.id)
         self.prewarmed.refill()
+
+    def _ours(self, container: ManagedContainer) -> bool:
+        # Unlabelled ``mesos-`` containers stay ours to remove: we label every one we create,
+        # so no live agent of ours claims them.
+        agent_id = container.labels.get(LABEL_AGENT)
+        return agent_id is None or agent_id == self.config.agent_id
 
     async def launch(self, config: ContainerConfig) -> Process:
         if not config.command_executor or len(config.tasks) != 1:
