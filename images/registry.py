@@ -36,23 +36,20 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from agent_runtime.docker_config import DockerConfigError
-from agent_runtime.docker_config import load as load_docker_config
-
 from .errors import DigestMismatch, ImageError, ImageNotFound, RegistryError
 from .image_config import RuntimeConfig
 from .limits import SizeBudget
 from .pull import LayerSource, Manifest, Progress
 from .reference import Reference
+from .registry_http import CHUNK, HUB_HOSTS, OPENER, read_capped
+from .registry_http import credentials as saved_credentials
 from .store import BLOB_PREFIX
 from .unpack import unpack_layer
 
 log = logging.getLogger(__name__)
 
 DOCKER_HUB = "https://registry-1.docker.io"
-_HUB_HOSTS = ("registry-1.docker.io", "index.docker.io", "docker.io")
 _TIMEOUT = 60.0
-_CHUNK = 1 << 20
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 SCHEMA2_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -65,66 +62,12 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_DOCUMENT = 4 << 20  # bytes of a manifest, an image config or a token answer
 
 
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to ``http`` and ``https`` only (urllib's own also allows ``ftp``)."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise urllib.error.HTTPError(newurl, code, f"redirect to a {scheme or 'relative'}: "
-                                         "URL refused", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """An opener that speaks only HTTP(S): no ``file:``, ``ftp:`` or ``data:`` handlers."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(),
-                    urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    urllib.request.HTTPDefaultErrorHandler(), _RedirectHandler(),
-                    urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    return opener
-
-
-_OPENER = _opener()
-
-
-def _read_capped(response: Any, limit: int, what: str) -> bytes:
-    """The whole body of ``response``, or :class:`RegistryError` when it exceeds ``limit``."""
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := response.read(min(_CHUNK, limit + 1 - total)):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise RegistryError(f"{what} is larger than the {limit} byte limit "
-                                f"({limit >> 20} MiB)")
-    return b"".join(chunks)
-
-
 def _digest(value: Any, given: str, field: str, where: str) -> str:
     """A ``sha256:<hex>`` digest read from ``field`` of a registry document."""
     if not isinstance(value, str) or not _DIGEST.fullmatch(value):
         raise RegistryError(f"image {given!r}: field {field} in {where} is not a sha256 "
                             f"digest: {value!r:.100}")
     return value
-
-
-def _credentials(docker_config: str | None, host: str) -> str | None:
-    """The base64 ``user:password`` that ``docker login`` saved for ``host``, if any."""
-    try:
-        config = load_docker_config(docker_config)
-    except DockerConfigError as exc:
-        raise RegistryError(str(exc)) from exc
-    auths = config.get("auths") if config is not None else None
-    for key, entry in (auths.items() if isinstance(auths, dict) else ()):
-        key_host = urllib.parse.urlsplit(key).netloc if "://" in key else key.split("/")[0]
-        if key_host == host or (host in _HUB_HOSTS and key_host in _HUB_HOSTS):
-            auth = entry.get("auth") if isinstance(entry, dict) else None
-            return auth if isinstance(auth, str) else None
-    return None
 
 
 class RegistryPuller:
@@ -142,7 +85,7 @@ class RegistryPuller:
 
     @staticmethod
     def _name(base: str, reference: Reference) -> str:
-        hub = urllib.parse.urlsplit(base).hostname in _HUB_HOSTS
+        hub = urllib.parse.urlsplit(base).hostname in HUB_HOSTS
         return f"library/{reference.repository}" if hub and "/" not in reference.repository \
             else reference.repository
 
@@ -157,7 +100,7 @@ class RegistryPuller:
                 # Not sent on to a redirect (blob storage may reject or leak it).
                 request.add_unredirected_header("Authorization", token)
             try:
-                return _OPENER.open(request, timeout=_TIMEOUT)
+                return OPENER.open(request, timeout=_TIMEOUT)
             except urllib.error.HTTPError as exc:
                 if exc.code == 401 and attempt == 0:
                     challenge = exc.headers.get("WWW-Authenticate", "")
@@ -177,7 +120,7 @@ class RegistryPuller:
     def _authorize(self, challenge: str, host: str, given: str, scheme_of_registry: str) -> str:
         scheme, _, params_text = challenge.partition(" ")
         params = dict(_CHALLENGE_PARAM.findall(params_text))
-        credentials = _credentials(self.docker_config, host)
+        credentials = saved_credentials(self.docker_config, host)
         if scheme.lower() == "basic":
             if credentials is None:
                 raise RegistryError(f"image {given!r}: the registry {host} asks for a login "
@@ -197,8 +140,8 @@ class RegistryPuller:
         if credentials is not None:
             request.add_header("Authorization", f"Basic {credentials}")
         try:
-            with _OPENER.open(request, timeout=_TIMEOUT) as response:
-                answer = json.loads(_read_capped(response, MAX_DOCUMENT,
+            with OPENER.open(request, timeout=_TIMEOUT) as response:
+                answer = json.loads(read_capped(response, MAX_DOCUMENT,
                                                  f"the token answer from {realm}"))
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise RegistryError(f"image {given!r}: cannot get a token from "
@@ -214,7 +157,7 @@ class RegistryPuller:
     def _get(self, url: str, accept: str, given: str, name: str, what: str) -> tuple[bytes, str]:
         try:
             with self._open(url, accept, given, name) as response:
-                data = _read_capped(response, MAX_DOCUMENT, f"image {given!r}: {what} {url}")
+                data = read_capped(response, MAX_DOCUMENT, f"image {given!r}: {what} {url}")
                 return data, response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
@@ -386,7 +329,7 @@ class RegistryPuller:
         try:
             with self._open(url, "*/*", manifest.reference, name) as response, \
                     open(blob, "wb") as out:
-                while chunk := response.read(_CHUNK):
+                while chunk := response.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
                     progress.add(len(chunk))

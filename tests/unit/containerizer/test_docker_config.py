@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from agent_runtime.images.errors import RegistryError
-from agent_runtime.images.registry import _credentials
 
 from agent_runtime.containerizer.docker_engine import DockerEngineError, registry_auth
 from agent_runtime.docker_config import DockerConfigError, load
+from agent_runtime.images.errors import RegistryError
+from agent_runtime.images.registry_http import credentials
 
 AUTH = base64.b64encode(b"alice:secret").decode()
 CONFIG = {"auths": {"registry.example:5000": {"auth": AUTH}}}
@@ -32,9 +32,9 @@ def test_a_path_or_the_json_itself_reads_the_same(flag: str) -> None:
     assert load(None) is None and load("") is None
 
 
-def test_both_users_find_the_same_credentials(flag: str) -> None:
-    assert _credentials(flag, "registry.example:5000") == AUTH
-    assert _credentials(flag, "other.example") is None
+def test_both_users_find_the_samecredentials(flag: str) -> None:
+    assert credentials(flag, "registry.example:5000") == AUTH
+    assert credentials(flag, "other.example") is None
     auth = registry_auth(flag, "registry.example:5000")
     assert auth is not None and auth["username"] == "alice"
 
@@ -48,6 +48,6 @@ def test_bad_values_are_errors_naming_the_flag_at_each_seam(tmp_path: Path) -> N
         with pytest.raises(DockerConfigError, match=f"--docker_config.*{message}"):
             load(value)
         with pytest.raises(RegistryError, match=message):
-            _credentials(value, "registry.example:5000")
+            credentials(value, "registry.example:5000")
         with pytest.raises(DockerEngineError, match=message):
             registry_auth(value, "registry.example:5000")
