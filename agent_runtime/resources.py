@@ -23,9 +23,12 @@ from typing import Any
 
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import mesos_pb2
+from agent_runtime.resource_values import Range as Range
+from agent_runtime.resource_values import Ranges as Ranges
+from agent_runtime.resource_values import merge_ranges, ranges_contain, subtract_ranges
+from agent_runtime.resource_values import to_millis as to_millis
+from agent_runtime.roles import validate_role as validate_role
 
-Range = tuple[int, int]
-Ranges = tuple[Range, ...]
 Value = int | Ranges | frozenset[str]
 
 STATIC = mesos_pb2.Resource.ReservationInfo.STATIC
@@ -43,45 +46,6 @@ class Reservation:
 Key = tuple[str, tuple[Reservation, ...]]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-/]+$")
-
-
-def _merge(ranges: Iterable[Range]) -> Ranges:
-    out: list[list[int]] = []
-    for begin, end in sorted(ranges):
-        if out and begin <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([begin, end])
-    return tuple((b, e) for b, e in out)
-
-
-def _subtract_ranges(left: Ranges, right: Ranges) -> Ranges:
-    out: list[Range] = []
-    for begin, end in left:
-        pieces = [(begin, end)]
-        for rb, re_ in right:
-            next_pieces: list[Range] = []
-            for pb, pe in pieces:
-                if re_ < pb or rb > pe:
-                    next_pieces.append((pb, pe))
-                    continue
-                if rb > pb:
-                    next_pieces.append((pb, rb - 1))
-                if re_ < pe:
-                    next_pieces.append((re_ + 1, pe))
-            pieces = next_pieces
-        out.extend(pieces)
-    return _merge(out)
-
-
-def _ranges_contain(outer: Ranges, inner: Ranges) -> bool:
-    return not _subtract_ranges(inner, outer)
-
-
-def to_millis(value: float) -> int:
-    """Mesos's ``convertToFixed``: ``llround(value * 1000)``, halves away from zero."""
-    millis = math.floor(abs(value) * 1000 + 0.5)
-    return millis if value >= 0 else -millis
 
 
 class Resources(Mapping[Key, Value]):
@@ -127,7 +91,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 items[key] = mine | value  # type: ignore[operator]
             else:
-                items[key] = _merge(mine + value)  # type: ignore[operator, arg-type]
+                items[key] = merge_ranges(mine + value)  # type: ignore[operator, arg-type]
         return Resources(items)
 
     def __sub__(self, other: Resources) -> Resources:
@@ -141,7 +105,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 items[key] = mine - value  # type: ignore[operator]
             else:
-                items[key] = _subtract_ranges(mine, value)  # type: ignore[arg-type]
+                items[key] = subtract_ranges(mine, value)  # type: ignore[arg-type]
         return Resources(items)
 
     def contains(self, other: Resources) -> bool:
@@ -155,7 +119,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 if not value <= mine:  # type: ignore[operator]
                     return False
-            elif not _ranges_contain(mine, value):  # type: ignore[arg-type]
+            elif not ranges_contain(mine, value):  # type: ignore[arg-type]
                 return False
         return True
 
@@ -244,7 +208,7 @@ class Resources(Mapping[Key, Value]):
             elif isinstance(value, frozenset):
                 merged[name] = mine | value  # type: ignore[operator]
             else:
-                merged[name] = _merge(mine + value)  # type: ignore[operator, arg-type]
+                merged[name] = merge_ranges(mine + value)  # type: ignore[operator, arg-type]
         for name, value in merged.items():
             out[name] = value / 1000 if isinstance(value, int) else _value_text(value)
         return out
@@ -363,32 +327,13 @@ def _value_of(res: mesos_pb2.Resource) -> Value:
             if r.begin > r.end:
                 raise BadRequest(f"resource {res.name}: range {r.begin}-{r.end} is inverted")
             pairs.append((r.begin, r.end))
-        return _merge(pairs)
+        return merge_ranges(pairs)
     if res.type == mesos_pb2.Value.SET:
         items = list(res.set.item)
         if len(set(items)) != len(items):
             raise BadRequest(f"resource {res.name}: set has duplicate items")
         return frozenset(items)
     raise BadRequest(f"resource {res.name}: unsupported type {res.type}")
-
-
-def validate_role(role: str) -> None:
-    """Role names as Mesos accepts them (``src/common/roles.cpp``)."""
-    if role == "*":
-        return
-    if not role:
-        raise BadRequest("role name must not be empty")
-    if role.startswith("/") or role.endswith("/"):
-        raise BadRequest(f"role {role!r} must not start or end with '/'")
-    for part in role.split("/"):
-        if part in ("", ".", ".."):
-            raise BadRequest(f"role {role!r} has an invalid path component {part!r}")
-        if part.startswith("-"):
-            raise BadRequest(f"role {role!r}: a component must not start with '-'")
-        if part == "*":
-            raise BadRequest(f"role {role!r}: '*' is only valid on its own")
-        if any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in part):
-            raise BadRequest(f"role {role!r} contains whitespace or control characters")
 
 
 _TEXT_ITEM_RE = re.compile(r"^\s*([^:(\s]+)\s*(?:\(([^)]*)\))?\s*:\s*(.+?)\s*$")

@@ -1,6 +1,7 @@
 """Provisioner backends: how a stack of extracted layers becomes one container root filesystem.
 
-Two backends, chosen once by :func:`choose_backend` (STYLE rule 6), behind :class:`Backend`:
+Two backends, chosen once by :func:`.backends.choose_backend` (STYLE rule 6), behind
+:class:`Backend`:
 
 - ``overlay`` (:mod:`.backend_overlay`): one overlay mount, the layers as read-only lower
   directories, a per-rootfs upper and work directory. Instant, and layers are shared on disk.
@@ -132,17 +133,3 @@ def overlay_works(upper_parent: str, lower_parent: str) -> bool:
     finally:
         remove_tree(upper_probe)
         shutil.rmtree(lower_probe, ignore_errors=True)
-
-
-def choose_backend(name: str | None, upper_parent: str, lower_parent: str) -> Backend:
-    """The backend named, or overlay when it works here, else copy. Called once."""
-    from .backend_copy import CopyBackend
-    from .backend_overlay import OverlayBackend
-
-    if name is None:
-        name = "overlay" if overlay_works(upper_parent, lower_parent) else "copy"
-    if name == "overlay":
-        return OverlayBackend()
-    if name == "copy":
-        return CopyBackend()
-    raise ProvisionError(f"unknown provisioner backend {name!r} (known: {', '.join(BACKENDS)})")

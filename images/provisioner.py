@@ -11,7 +11,7 @@
 The image comes from the :class:`~.store.Store` (pulled once, layers shared), through one puller
 picked from ``--docker_registry``: a directory of ``docker save`` archives (Mesos's tar puller,
 :class:`ArchivePuller`) or a Registry v2 URL (:class:`~.registry.RegistryPuller`). The rootfs is
-then stacked by one backend, chosen once (:func:`~.backend.choose_backend`). Disk layout, as in
+then stacked by one backend, chosen once (:func:`~.backends.choose_backend`). Disk layout, as in
 Mesos::
 
     <work_dir>/provisioner/containers/<container_id>/backends/<backend>/rootfses/<uuid>
@@ -48,7 +48,8 @@ from agent_runtime.files import atomic_write
 from agent_runtime.flags import Bytes
 
 from .archive import DockerArchive
-from .backend import BACKENDS, Backend, choose_backend, remove_tree
+from .backend import BACKENDS, Backend, remove_tree
+from .backends import choose_backend
 from .errors import BadArchive, ImageError, ImageNotFound, ProvisionError
 from .gc import ImageGcConfig, free_fraction
 from .image_config import RuntimeConfig

@@ -113,19 +113,6 @@ def flat_keyed(text: str) -> dict[str, int]:
     return out
 
 
-def select_backend(hierarchy: str) -> Cgroups:
-    """The one place that picks a cgroup version: only a unified hierarchy's root has
-    ``cgroup.controllers``."""
-    if not os.path.isdir(hierarchy):
-        raise FlagError(f"--cgroups_hierarchy={hierarchy}: no such directory")
-    if os.path.exists(os.path.join(hierarchy, "cgroup.controllers")):
-        # Imported here: cgroups_v2 builds on CgroupsV1 from this module.
-        from agent_runtime.containerizer.cgroups_v2 import CgroupsV2
-
-        return CgroupsV2(hierarchy)
-    return CgroupsV1(hierarchy)
-
-
 def require_controller(cgroups: Cgroups, controller: str, root: str) -> None:
     """Fail at start-up, with the flag named, when a controller is not mounted or not ours."""
     base = cgroups.path(controller, "")

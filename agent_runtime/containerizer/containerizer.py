@@ -23,8 +23,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
+from agent_runtime.containerizer.limitation import Limitation
 from agent_runtime.proto import mesos_pb2
 
 

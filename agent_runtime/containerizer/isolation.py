@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from agent_runtime.containerizer.cgroups import Cgroups, select_backend
+from agent_runtime.containerizer.cgroup_backend import select_backend
+from agent_runtime.containerizer.cgroups import Cgroups
 from agent_runtime.containerizer.isolator import Isolator
 from agent_runtime.errors import FlagError
 

@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agent_runtime.containerizer.limitation import Limitation
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 
@@ -45,14 +46,6 @@ class LaunchInfo:
     # sandbox and mount point from filesystem/linux; argv, environment, working_dir and user
     # from docker/runtime), merged key by key.
     rootfs_launch: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Limitation:
-    """A limit the container broke: the containerizer destroys it, the agent reports this."""
-
-    reason: int  # a mesos_pb2.TaskStatus.Reason
-    message: str
 
 
 class Isolator(Protocol):
@@ -105,3 +98,6 @@ def executor_resources(info: mesos_pb2.ExecutorInfo, command_executor: bool,
 def container_resources(config: ContainerConfig) -> Resources:
     """What a container being launched is limited to (see :func:`executor_resources`)."""
     return executor_resources(config.executor_info, config.command_executor, config.tasks)
+
+
+__all__ = ["Isolator", "LaunchInfo", "Limitation"]  # Limitation re-exported for isolators

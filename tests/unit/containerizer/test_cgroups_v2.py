@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.containerizer.cgroups import CgroupsV1, select_backend
+from agent_runtime.containerizer.cgroup_backend import select_backend
+from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.containerizer.cgroups_v2 import (
     V1_UNLIMITED,
     CgroupsV2,
@@ -26,10 +27,10 @@ from agent_runtime.containerizer.cgroups_v2 import (
 )
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.errors import FlagError, LaunchError
+from agent_runtime.isolators.cgroups_cpu import CpuIsolator
+from agent_runtime.isolators.cgroups_mem import MemIsolator
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
-from isolators.cgroups_cpu import CpuIsolator
-from isolators.cgroups_mem import MemIsolator
 
 CONTROLLERS = "cpuset cpu io memory pids"
 # What the kernel puts in every new cgroup directory (the files these tests read).

@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agent_runtime.isolators.cgroups_cpu import cpu_controls
-from agent_runtime.isolators.cgroups_mem import memory_limit_bytes
-from agent_runtime.isolators.registry import REGISTRY
 
 from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import select_backend
+from agent_runtime.containerizer.cgroup_backend import select_backend
 from agent_runtime.containerizer.cgroups_v2 import CgroupsV2
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolation import check, parse
 from agent_runtime.containerizer.isolator import container_resources
 from agent_runtime.errors import FlagError
+from agent_runtime.isolators.cgroups_cpu import cpu_controls
+from agent_runtime.isolators.cgroups_mem import memory_limit_bytes
+from agent_runtime.isolators.registry import REGISTRY
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 
