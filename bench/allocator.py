@@ -1,6 +1,6 @@
 """Allocator benchmarks ported from Mesos, timed beside Mesos's published figures.
 
-Shapes (see /work/shared/reference/perf-anchors.md section 1):
+Shapes (Mesos's own allocator benchmarks, with the figures Mesos published for them):
 
 (a) ``HierarchicalAllocator_BENCHMARK_Test.DeclineOffers`` (src/tests/hierarchical_allocator_tests
     .cpp): agents of ``cpus:24;mem:4096;disk:4096;ports:[31000-32000]``, each with
