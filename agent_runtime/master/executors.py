@@ -95,9 +95,9 @@ class CustomExecutors:
         """Forget a custom executor and give back what it held (its tasks are not touched)."""
         executor = self.book.executors.pop(key, None)
         if executor is not None:
+            # Offered again at the next batched allocation, as a task's freed resources are.
             self.allocator.recover(key[1], executor.role, key[0], executor.resources,
                                    now=self.effects.now())
-            self.effects.allocate_soon()
 
     def adopt(self, agent: Agent, info: mesos_pb2.ExecutorInfo) -> None:
         """A custom executor an agent reports that this master did not launch (it failed over,

@@ -18,6 +18,7 @@ from agent_runtime.master.effects import MasterEffects
 from agent_runtime.master.executors import CustomExecutors
 from agent_runtime.master.lifecycle import FrameworkState
 from agent_runtime.master.model import Framework
+from agent_runtime.master.offer_filters import offer_minimums
 from agent_runtime.master.offers import Offers
 from agent_runtime.master.task_ends import TaskEnds
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
@@ -69,6 +70,7 @@ class FrameworkLifecycle:
         info = mesos_pb2.FrameworkInfo()
         info.CopyFrom(call.subscribe.framework_info)
         self.validate(info)
+        minimums = offer_minimums(info, list(info.roles) or [info.role or "*"])
         if (call.HasField("framework_id") and info.HasField("id")
                 and call.framework_id.value != info.id.value):
             raise BadRequest("'framework_id' differs from 'subscribe.framework_info.id'")
@@ -83,6 +85,7 @@ class FrameworkLifecycle:
         framework.stream = stream
         framework.transition(FrameworkState.ACTIVE)
         self.allocator.activate_framework(framework_id)
+        self.allocator.set_offer_filters(framework_id, minimums)
         self.allocator.revive(framework_id)
         if framework.suppressed_roles:
             self.allocator.suppress(framework_id, list(framework.suppressed_roles))

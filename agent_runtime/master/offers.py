@@ -98,7 +98,7 @@ class Offers:
             event = scheduler_pb2.Event(type=scheduler_pb2.Event.RESCIND)
             event.rescind.offer_id.value = offer_id
             self.effects.to_framework(framework, event)
-        self.effects.allocate_soon()
+        # No allocation at once: the resources go out with the next batch, as in Mesos.
 
     def rescind_on(self, agent_id: str) -> None:
         """Rescind every outstanding offer of an agent's resources."""

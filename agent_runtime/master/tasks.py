@@ -63,7 +63,6 @@ class TaskLauncher:
                         mesos_pb2.TASK_LOST
                     self.ends.report(framework, task.task_id.value, task.agent_id.value,
                                      state, Status.REASON_INVALID_OFFERS, error)
-            self.effects.allocate_soon()
             return
         for offer in offers:
             self.offers.take(offer.proto.id.value)
@@ -80,7 +79,8 @@ class TaskLauncher:
                 framework.id, role, offers[0].agent_id, pool,
                 now=self.effects.now(), refuse_seconds=refuse_seconds,
             )
-        self.effects.allocate_soon()
+        # What an ACCEPT or DECLINE leaves goes out with the next batched allocation
+        # (--allocation_interval), as Mesos's recoverResources does; no allocation at once.
 
     def _operate(self, framework: Framework, agent: Agent | None, role: str,
                  operation: mesos_pb2.Offer.Operation, pool: Resources) -> Resources:

@@ -155,6 +155,15 @@ class Allocator:
             framework.forget_refusals(roles=framework.suppressed - wanted)
             framework.suppressed = wanted
 
+    def set_offer_filters(self, framework_id: str,
+                          minimums: Mapping[str, Sequence[Mapping[str, int]]]) -> None:
+        """FrameworkInfo.offer_filters: per role, alternatives of scalar amounts (milli units)
+        of which an offer must hold one in full; a role left out keeps the master's minimum."""
+        framework = self._books.frameworks.get(framework_id)
+        if framework is not None:
+            framework.minimums = {role: MinAllocatable(alternatives)
+                                  for role, alternatives in minimums.items()}
+
     def remove_framework(self, framework_id: str) -> None:
         """Forget the framework and make everything it held available again."""
         framework = self._books.frameworks.get(framework_id)

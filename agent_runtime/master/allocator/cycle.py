@@ -160,6 +160,8 @@ class Cycle:
             offer, amounts, unreserved, toward = made
             if framework.refusals and framework.refused(leaf.path, agent.id, offer, self.now):
                 continue
+            if framework.minimums and framework.too_small(leaf.path, amounts, bool(offer)):
+                continue
             self.give(framework, leaf, agent, offer, amounts, unreserved)
             sub_into(self.required, toward)
             touched.append((leaf, framework))
@@ -250,6 +252,8 @@ class Cycle:
                 continue
             offer, amounts, unreserved, whole = made
             if framework.refusals and framework.refused(path, agent.id, offer, now):
+                continue
+            if framework.minimums and framework.too_small(path, amounts, bool(offer)):
                 continue
             self.give(framework, leaf, agent, offer, amounts, unreserved)
             touched.append((leaf, framework))

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent_runtime.master.allocator.quantities import Quantities, add_into, sub_into
+from agent_runtime.master.allocator.quantities import (
+    MinAllocatable,
+    Quantities,
+    add_into,
+    sub_into,
+)
 from agent_runtime.master.allocator.roles import RoleTree
 from agent_runtime.resources import Resources
 
@@ -69,6 +74,13 @@ class FrameworkState:
     # Each refusal is its own filter, as in Mesos: an offer is hidden while one refusal contains
     # it; summing refusals would hide amounts the framework never saw.
     refusals: dict[tuple[str, str], list[Refusal]] = field(default_factory=dict)
+    # FrameworkInfo.offer_filters: per role, the least an offer must hold for this framework
+    # (on top of the master's --min_allocatable_resources).
+    minimums: dict[str, MinAllocatable] = field(default_factory=dict)
+
+    def too_small(self, role: str, amounts: Quantities, anything: bool) -> bool:
+        minimum = self.minimums.get(role)
+        return minimum is not None and not minimum.allows(amounts, anything)
 
     def refused(self, role: str, agent_id: str, offer: Resources, now: float) -> bool:
         key = (role, agent_id)

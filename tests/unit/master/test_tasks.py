@@ -81,11 +81,14 @@ def test_status_updates_move_the_task_and_free_it_once() -> None:
 
     status_update(p, framework, "t1", mesos_pb2.TASK_FINISHED, uuid=UUID)
     assert task.state == mesos_pb2.TASK_FINISHED and task.terminal_uuid == UUID
-    assert p.effects.allocations_asked == asked + 1  # freed
+    # Freed, and left for the next batched allocation (no allocation asked for at once).
+    assert p.effects.allocations_asked == asked
+    (freed,) = p.allocator.allocate(p.effects.now())
+    assert freed.resources == parse("cpus:1;mem:128")
     # A late update cannot move it out of its terminal state, and frees nothing again.
     status_update(p, framework, "t1", mesos_pb2.TASK_FAILED, uuid=b"x" * 16)
     assert task.state == mesos_pb2.TASK_FINISHED
-    assert p.effects.allocations_asked == asked + 1
+    assert p.allocator.allocate(p.effects.now()) == []
     # Every update is passed on to the framework as the agent sent it.
     assert [s.state for s in p.effects.updates()] == [
         mesos_pb2.TASK_RUNNING, mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED]

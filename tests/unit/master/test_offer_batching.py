@@ -1,0 +1,65 @@
+"""Offers as Mesos makes them: what tasks free waits for the next batched allocation, and an
+agent's free resources go out merged in one offer; FrameworkInfo.offer_filters are checked
+before the allocator sees them (a hostile SUBSCRIBE gets a 400, not a crash)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agent_runtime.errors import BadRequest
+from agent_runtime.master.offer_filters import offer_minimums
+from agent_runtime.proto import mesos_pb2
+from agent_runtime.resources import parse
+from tests.unit.master.fakes import (
+    add_agent,
+    add_framework,
+    launch,
+    offer_all,
+    parts,
+    status_update,
+)
+
+
+def test_ten_finished_tasks_come_back_as_one_offer() -> None:
+    p = parts()
+    framework = add_framework(p)
+    add_agent(p, resources="cpus:0.5;mem:320")
+    tasks = [(f"t{i}", "cpus:0.05;mem:32") for i in range(10)]
+    launch(p, framework, offer_all(p), *tasks)
+    asked = p.effects.allocations_asked
+    for index, _ in enumerate(tasks):
+        status_update(p, framework, f"t{index}", mesos_pb2.TASK_FINISHED, uuid=b"%016d" % index)
+    assert p.effects.allocations_asked == asked  # nothing allocated per finished task
+    assert p.book.offers == {}
+
+    (offer_id,) = offer_all(p)  # the interval's batch
+    assert p.book.offers[offer_id].resources == parse("cpus:0.5;mem:320")
+    offers_events = [e for _, e in p.effects.events if e.type == e.OFFERS]
+    assert len(offers_events) == 2 and len(offers_events[-1].offers.offers) == 1
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (-1.0, "non-negative"), (math.inf, "finite"), (math.nan, "finite")])
+def test_bad_offer_filters_are_refused_by_name(value: float, problem: str) -> None:
+    info = mesos_pb2.FrameworkInfo(user="u", name="n")
+    info.offer_filters["*"].min_allocatable_resources.quantities.add().quantities[
+        "cpus"].value = value
+    with pytest.raises(BadRequest, match=problem):
+        offer_minimums(info, ["*"])
+
+
+def test_offer_filters_for_a_foreign_role_are_refused() -> None:
+    info = mesos_pb2.FrameworkInfo(user="u", name="n")
+    info.offer_filters["ops"].min_allocatable_resources.quantities.add()
+    with pytest.raises(BadRequest, match="'ops'"):
+        offer_minimums(info, ["*"])
+
+
+def test_offer_filters_become_milli_units() -> None:
+    info = mesos_pb2.FrameworkInfo(user="u", name="n")
+    alternative = info.offer_filters["*"].min_allocatable_resources.quantities.add()
+    alternative.quantities["cpus"].value = 0.5
+    alternative.quantities["mem"].value = 64
+    assert offer_minimums(info, ["*"]) == {"*": [{"cpus": 500, "mem": 64_000}]}
