@@ -100,9 +100,15 @@ class MasterLink:
             log.info("registered with master %s as agent %s", first.registered.master_info.id,
                      self.agent.id)
             writer = asyncio.get_running_loop().create_task(self._write(call, outbox))
+            # Pings come every --agent_ping_timeout; none in all of them means the master is cut
+            # off (its TCP link stays open), so look for the leader again.
+            silence = first.registered.ping_timeout_seconds or None
             try:
                 while True:
-                    message = await call.read()
+                    try:
+                        message = await asyncio.wait_for(call.read(), silence)
+                    except TimeoutError:
+                        raise ConnectionError(f"no word from the master in {silence:g}s") from None
                     if not isinstance(message, internal_pb2.MasterMessage):
                         raise ConnectionError("master closed the link")
                     self.agent.handle(message)

@@ -50,6 +50,9 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         registered = internal_pb2.MasterMessage()
         registered.registered.agent_id.value = agent.id
         registered.registered.master_info.CopyFrom(self.master.info)
+        config = self.master.config
+        registered.registered.ping_timeout_seconds = (
+            float(config.agent_ping_timeout) * config.max_agent_ping_timeouts)
         yield registered
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(agent, request_iterator, outbox))

@@ -245,6 +245,11 @@ class Registered(_message.Message):
 
     AGENT_ID_FIELD_NUMBER: _builtins.int
     MASTER_INFO_FIELD_NUMBER: _builtins.int
+    PING_TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    ping_timeout_seconds: _builtins.float
+    """--agent_ping_timeout times --max_agent_ping_timeouts: an agent that hears nothing from its
+    master this long (a partitioned or cut-off leader) looks for the leader again, as Mesos's.
+    """
     @_builtins.property
     def agent_id(self) -> _mesos_pb2.AgentID: ...
     @_builtins.property
@@ -254,10 +259,11 @@ class Registered(_message.Message):
         *,
         agent_id: _mesos_pb2.AgentID | None = ...,
         master_info: _mesos_pb2.MasterInfo | None = ...,
+        ping_timeout_seconds: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "master_info", b"master_info"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "master_info", b"master_info", "ping_timeout_seconds", b"ping_timeout_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "master_info", b"master_info"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "master_info", b"master_info", "ping_timeout_seconds", b"ping_timeout_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
