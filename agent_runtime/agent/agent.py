@@ -15,7 +15,12 @@ from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.environment import AgentIdentity, ExecutorEnvironment
 from agent_runtime.agent.executor_table import ExecutorTable
-from agent_runtime.agent.executor_updates import after_terminal, record, validate_update
+from agent_runtime.agent.executor_updates import (
+    after_terminal,
+    complete,
+    record,
+    validate_update,
+)
 from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.recovery import RecoveredExecutor
 from agent_runtime.agent.status_updates import StatusUpdateManager
@@ -190,7 +195,7 @@ class Agent:
             status = update.status
             if after_terminal(executor, status):
                 continue
-            self._complete(executor, status)
+            complete(executor, status, self.id, self.clock())
             if self.updates.update(executor.framework_id, status):
                 record(executor, status)
         queued = list(executor.queued.values())
@@ -227,19 +232,12 @@ class Agent:
                       mesos_pb2.TaskState.Name(status.state), time.time())
         if after_terminal(executor, status):
             return None
-        self._complete(executor, status)
+        complete(executor, status, self.id, self.clock())
         record(executor, status)
         self.updates.update(executor.framework_id, status)
         if not self.table.checkpointing(executor.framework_id):
             return None
         return self.checkpoint_writer.durable()
-
-    def _complete(self, executor: Executor, status: mesos_pb2.TaskStatus) -> None:
-        """Fill in what the agent adds to an executor's update."""
-        status.executor_id.value = executor.id
-        status.agent_id.value = self.id
-        if not status.HasField("timestamp"):
-            status.timestamp = self.clock()
 
     def executor_message(self, executor: Executor, data: bytes) -> None:
         message = internal_pb2.AgentMessage()

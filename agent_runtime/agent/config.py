@@ -96,3 +96,7 @@ class AgentConfig:
     quiet: bool = flag(False, "Log warnings only")
     log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
     http_command_executor: bool = flag(True, "Command executors speak the HTTP API")
+    # Accepted as Mesos's (its CLI's test harness passes both); this agent keeps its runtime
+    # state under --work_dir and runs no executor under a systemd unit.
+    runtime_dir: str = flag("/var/run/mesos", "Mesos's runtime state directory (unused here)")
+    systemd_enable_support: bool = flag(False, "Mesos's systemd integration (unused here)")

@@ -55,3 +55,16 @@ def record(executor: Executor, status: mesos_pb2.TaskStatus) -> None:
     stored = task.statuses.add()
     stored.CopyFrom(status)
     stored.ClearField("data")
+
+
+def complete(executor: Executor, status: mesos_pb2.TaskStatus, agent_id: str,
+             now: float) -> None:
+    """Fill in what the agent adds to an executor's update, as Mesos's agent does: the executor,
+    the agent, a timestamp, and the container the task runs in (Mesos's CLI finds the parent of
+    ``task exec``/``task attach`` in ``container_status.container_id``)."""
+    status.executor_id.value = executor.id
+    status.agent_id.value = agent_id
+    if not status.HasField("timestamp"):
+        status.timestamp = now
+    if executor.container_id and not status.container_status.HasField("container_id"):
+        status.container_status.container_id.value = executor.container_id

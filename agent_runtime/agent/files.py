@@ -79,15 +79,8 @@ def browse(work_dir: str, agent_id: str, path: str) -> list[dict[str, Any]]:
             os.close(listing)
 
 
-def read(work_dir: str, agent_id: str, path: str, offset_text: str | None,
-         length_text: str | None) -> dict[str, Any]:
-    try:
-        offset = int(offset_text) if offset_text is not None else 0
-        length = int(length_text) if length_text is not None else MAX_READ
-    except ValueError as exc:
-        raise BadRequest(f"Failed to parse offset/length: {exc}") from exc
-    if offset < -1 or length < 0:
-        raise BadRequest("'offset' must be >= -1 and 'length' >= 0")
+def open_regular(work_dir: str, agent_id: str, path: str) -> int:
+    """A read-only descriptor of the sandbox file at ``path``; the caller closes it."""
     with _open(work_dir, agent_id, path) as found:
         mode = os.fstat(found).st_mode
         if stat.S_ISDIR(mode):
@@ -95,12 +88,36 @@ def read(work_dir: str, agent_id: str, path: str, offset_text: str | None,
         if not stat.S_ISREG(mode):
             raise BadRequest(f"'{path}' is not a regular file")
         # /proc/self/fd reopens the very inode the O_PATH descriptor holds, for reading.
-        handle = os.open(f"/proc/self/fd/{found}", os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(f"/proc/self/fd/{found}", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _number(text: str | None, name: str, default: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise BadRequest(f"Failed to parse {name}: '{text[:64]}' is not an integer") from exc
+
+
+def read(work_dir: str, agent_id: str, path: str, offset_text: str | None,
+         length_text: str | None) -> dict[str, Any]:
+    """Mesos's semantics: ``offset=-1`` asks only for the size (its web UI's log viewer starts
+    so); ``length=-1``, like no length, reads to the end, capped at :data:`MAX_READ`; an offset at
+    or past the end answers the size with no data. Anything below -1 is a 400."""
+    offset = _number(offset_text, "offset", 0)
+    length = _number(length_text, "length", -1)
+    if offset < -1:
+        raise BadRequest(f"Negative offset provided: {offset}")
+    if length < -1:
+        raise BadRequest(f"Negative length provided: {length}")
+    handle = open_regular(work_dir, agent_id, path)
     try:
         size = os.fstat(handle).st_size
-        if offset == -1:
+        if offset == -1 or offset >= size:
             return {"data": "", "offset": size}
-        data = os.pread(handle, min(length, MAX_READ), offset)
+        wanted = MAX_READ if length == -1 else min(length, MAX_READ)
+        data = os.pread(handle, wanted, offset)
     finally:
         os.close(handle)
     return {"data": data.decode("utf-8", errors="replace"), "offset": offset}

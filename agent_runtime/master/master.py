@@ -39,6 +39,7 @@ from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.effects import LiveEffects
 from agent_runtime.master.executors import CustomExecutors
 from agent_runtime.master.frameworks import FrameworkLifecycle
+from agent_runtime.master.maintenance import Maintenance
 from agent_runtime.master.offers import Offers
 from agent_runtime.master.quota import QuotaBook
 from agent_runtime.master.reconciliation import Reconciler
@@ -79,6 +80,7 @@ class Master:
         self.offers = Offers(book, effects, allocator, master_id=self.id,
                              offer_timeout=config.offer_timeout)
         self.reservations = Reservations(book, effects, allocator, self.offers)
+        self.maintenance = Maintenance(book, effects, allocator, self.offers)
         self.quota = QuotaBook(book, effects, allocator, flag_weights=config.weight_map())
         executors = CustomExecutors(book, effects, allocator)
         ends = TaskEnds(book, effects, allocator)

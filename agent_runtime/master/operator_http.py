@@ -27,7 +27,10 @@ from agent_runtime.http_util import (
     require_post,
     response_media_type,
 )
+from agent_runtime.master import operator_legacy
 from agent_runtime.master.master import Master
+from agent_runtime.master.operator_calls import OperatorCalls
+from agent_runtime.master.operator_feed import OperatorFeed
 from agent_runtime.proto import master_pb2, mesos_pb2, quota_pb2
 from agent_runtime.resources import Resources
 
@@ -81,6 +84,9 @@ class OperatorHTTP:
             Call.UNRESERVE_RESOURCES: self._unreserve,
             Call.TEARDOWN: self._teardown,
         }
+        # State, logging, files, maintenance and agent control; SUBSCRIBE is the event feed.
+        self._calls.update(OperatorCalls(master).calls())
+        self.feed = OperatorFeed(master)
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         routes: dict[tuple[str, str], Handler] = {}
@@ -91,16 +97,19 @@ class OperatorHTTP:
             routes[("*", prefix + "/quota")] = self.quota
             routes[("DELETE", prefix + "/quota/{role:.+}")] = self.remove_quota
             routes[("*", prefix + "/weights")] = self.weights
+        routes.update(operator_legacy.routes(self.master))
         return routes
 
     # v1 operator API --------------------------------------------------------------------------
-    async def api(self, request: web.Request) -> web.Response:
+    async def api(self, request: web.Request) -> web.StreamResponse:
         require_post(request)
         media = request_media_type(request)
         accept = response_media_type(request, strict=True)
         call: Call = await read_message(request, Call, media)
         if not call.HasField("type") or call.type == Call.UNKNOWN:
             raise BadRequest("Expecting 'type' to be present")
+        if call.type == Call.SUBSCRIBE:
+            return await self.feed.subscribe(request, accept)
         handler = self._calls.get(call.type)
         if handler is None:
             raise NotImplementedCall(f"Call {Call.Type.Name(call.type)} is not implemented")

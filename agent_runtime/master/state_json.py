@@ -6,8 +6,10 @@ from typing import Any
 
 from agent_runtime import __version__
 from agent_runtime.attributes import flat_json
+from agent_runtime.build_info import version_json as version_json  # /version shares it
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
+from agent_runtime.master import task_query
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent, Executor, Framework, Offer, Task
 from agent_runtime.proto import mesos_pb2
@@ -272,34 +274,7 @@ def _scalars_flat(quantities: dict[str, int]) -> dict[str, float]:
 
 
 def tasks_json(master: Master, query: Any) -> dict[str, Any]:
-    tasks: list[Task] = []
-    for framework in [*master.book.frameworks.values(), *master.book.completed_frameworks]:
-        if query.get("framework_id") not in (None, framework.id):
-            continue
-        tasks.extend(framework.tasks.values())
-        tasks.extend(framework.completed_tasks)
-    if "task_id" in query:
-        tasks = [t for t in tasks if t.task_id == query["task_id"]]
-    try:
-        limit = int(query.get("limit", 100))
-        offset = int(query.get("offset", 0))
-    except ValueError:
-        limit, offset = 100, 0
-    if query.get("order") == "des":
-        tasks.reverse()
-    return {"tasks": [task_json(t) for t in tasks[offset: offset + max(limit, 0)]]}
-
-
-def version_json() -> dict[str, Any]:
-    return {
-        "version": __version__,
-        "build_date": "",
-        "build_time": 0.0,
-        "build_user": "",
-        "git_sha": "",
-        "git_branch": "",
-        "git_tag": "",
-    }
+    return {"tasks": [task_json(t) for t in task_query.select(master.book, query)]}
 
 
 def state_json(master: Master) -> dict[str, Any]:

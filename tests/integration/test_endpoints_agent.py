@@ -10,16 +10,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.test_endpoints import (
-    CLUSTER_RESOURCES,
-    TASK_RESOURCES,
-    VERSION_KEYS,
-    Running,
-    assert_keys,
-    launch_task,
-    wait_for,
-)
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.curl import Running, launch_task
+from tests.harness.shapes import CLUSTER_RESOURCES, TASK_RESOURCES, VERSION_KEYS, assert_keys
+from tests.harness.wait import wait_for
 
 AGENT_STATE_KEYS = {
     "version", "build_date", "build_time", "build_user", "start_time", "id", "pid",
@@ -190,7 +184,10 @@ def test_files_read_stdout_through_runs_latest(busy: tuple[Cluster, Running, Run
     start = data["data"].index("hello-out")
     piece = get_json(url + f"?path={stdout}&offset={start}&length=5")
     assert piece == {"data": "hello", "offset": start}
-    for query, status in (("&offset=-2", 400), ("&offset=x", 400), ("&length=-1", 400)):
+    # length=-1 (what Mesos's log viewer sends) reads to the end, like no length.
+    assert get_json(url + f"?path={stdout}&offset=-1&length=-1") == {"data": "", "offset": size}
+    assert get_json(url + f"?path={stdout}&offset=0&length=-1") == data
+    for query, status in (("&offset=-2", 400), ("&offset=x", 400), ("&length=-2", 400)):
         response = requests.get(url + f"?path={stdout}{query}", timeout=5)
         assert response.status_code == status, (query, response.text)
         assert response.text
