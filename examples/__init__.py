@@ -1,0 +1,1 @@
+"""Frameworks built on agent_runtime's scheduler library, as users would write them."""
