@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent_runtime.agent import files, metrics, state_json
+from agent_runtime.agent import files, metrics, prometheus, state_json
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.executor_api import ExecutorAPI
 from agent_runtime.agent.model import Executor
@@ -20,6 +20,7 @@ from agent_runtime.build_info import version_json
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import MAX_BODY, Handler, error_middleware, json_response
+from agent_runtime.prometheus_text import CONTENT_TYPE
 from agent_runtime.proto import mesos_pb2
 
 DOWNLOAD_CHUNK = 64 * 1024
@@ -43,6 +44,10 @@ def make_app(agent: Agent) -> web.Application:
 
     async def snapshot(request: web.Request) -> web.Response:
         return json_response(metrics.snapshot(agent), request)
+
+    async def prometheus_metrics(request: web.Request) -> web.Response:
+        return web.Response(body=await prometheus.scrape(agent),
+                            headers={"Content-Type": CONTENT_TYPE})
 
     async def browse(request: web.Request) -> web.Response:
         return json_response(
@@ -133,6 +138,7 @@ def make_app(agent: Agent) -> web.Application:
         "/monitor/statistics.json": statistics,
         "/version": version,
         "/metrics/snapshot": snapshot,
+        "/metrics": prometheus_metrics,
         "/files/browse": browse,
         "/files/browse.json": browse,
         "/files/read": read,

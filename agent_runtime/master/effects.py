@@ -96,9 +96,10 @@ class LiveEffects:
         self._clock = clock
         self._allocation_scheduled = False
         self.metrics: collections.Counter[str] = collections.Counter()
-        # Sees every message and event the master sends (the operator event stream derives
-        # its events from them); None while nobody watches.
-        self.watcher: Callable[[object], None] | None = None
+        # See every message and event the master sends (the operator event stream and the
+        # Prometheus launch latencies derive theirs from them), and every gauge set.
+        self.watchers: list[Callable[[object], None]] = []
+        self.gauge_watchers: list[Callable[[str, int], None]] = []
 
     def now(self) -> float:
         return self._clock()
@@ -109,28 +110,24 @@ class LiveEffects:
     def to_agent(self, agent: Agent, message: internal_pb2.MasterMessage) -> None:
         if agent.connected:
             agent.outbox.put_nowait(message)
-        if self.watcher is not None:
-            self.watcher(message)
+        self._watch(message)
 
     def to_framework(self, framework: Framework, event: scheduler_pb2.Event) -> None:
         if framework.stream is not None:
             framework.stream.send(event)
-        if self.watcher is not None:
-            self.watcher(event)
+        self._watch(event)
 
     def broadcast(self, event: scheduler_pb2.Event) -> None:
         for framework in self._book.frameworks.values():
             self.to_framework(framework, event)
-        if self.watcher is not None:
-            self.watcher(None)
+        self._watch(None)
 
     def save_registry(self) -> None:
         self._registry.state = self._book.registry
         self._registry.save()
 
     def allocate_soon(self) -> None:
-        if self.watcher is not None:
-            self.watcher(None)  # something changed: agents or frameworks may have come or gone
+        self._watch(None)  # something changed: agents or frameworks may have come or gone
         if not self._allocation_scheduled:
             self._allocation_scheduled = True
             asyncio.get_running_loop().call_soon(self._run_allocation)
@@ -139,11 +136,17 @@ class LiveEffects:
         self._allocation_scheduled = False
         self._allocate()
 
+    def _watch(self, sent: object) -> None:
+        for watcher in self.watchers:
+            watcher(sent)
+
     def count(self, metric: str, by: int = 1) -> None:
         self.metrics[metric] += by
 
     def gauge(self, metric: str, value: int) -> None:
         self.metrics[metric] = value
+        for watcher in self.gauge_watchers:
+            watcher(metric, value)
 
 
 __all__ = ["LiveEffects", "MasterEffects", "agent_failure", "master_status"]

@@ -6,7 +6,7 @@ task, from its agent or the master, with ``state`` the latest the agent knows (r
 and reconciliation answers tell nothing new and are not sent); AGENT_ADDED, AGENT_REMOVED,
 FRAMEWORK_ADDED, FRAMEWORK_UPDATED, FRAMEWORK_REMOVED; HEARTBEAT every ``heartbeat_interval``.
 
-The feed watches what the master's effects send (``LiveEffects.watcher``): a RunTask leaving for
+The feed watches what the master's effects send (``LiveEffects.watchers``): a RunTask leaving for
 an agent, an UPDATE or SUBSCRIBED leaving for a framework; agents and frameworks that came or
 went are found by comparing the book with what subscribers were last told, on every effect (an
 agent's registration asks for an allocation; a removal broadcasts a FAILURE or frees resources).
@@ -43,7 +43,7 @@ class OperatorFeed:
         self._agents: set[str] = set()
         self._frameworks: set[str] = set()
         self._task_states: dict[str, int] = {}
-        master.effects.watcher = self.watch
+        master.effects.watchers.append(self.watch)
 
     # What the master sends -------------------------------------------------------------------
     def watch(self, sent: object) -> None:

@@ -1,7 +1,8 @@
 """The master's legacy (v0) operator endpoints for maintenance and the summary the web UIs poll:
 ``/master/maintenance/schedule`` (GET, POST a Schedule), ``/master/maintenance/status``,
 ``/master/machine/down`` and ``/master/machine/up`` (POST a JSON array of MachineIDs), and
-``/master/state-summary`` (agents and frameworks with their task counts per state)."""
+``/master/state-summary`` (agents and frameworks with their task counts per state); and
+``/metrics``, the Prometheus text format (``master/prometheus.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from agent_runtime.http_util import Handler, json_response, require_post
 from agent_runtime.master import state_json
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Task
+from agent_runtime.master.prometheus import MasterMetrics
+from agent_runtime.prometheus_text import CONTENT_TYPE, render
 from agent_runtime.proto import maintenance_pb2, mesos_pb2
 
 COUNTED = ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
@@ -102,7 +105,13 @@ def routes(master: Master) -> dict[tuple[str, str], Handler]:
     async def summary(request: web.Request) -> web.Response:
         return json_response(state_summary(master), request)
 
-    out: dict[tuple[str, str], Handler] = {}
+    prometheus = MasterMetrics(master)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=render(prometheus.registry),
+                            headers={"Content-Type": CONTENT_TYPE})
+
+    out: dict[tuple[str, str], Handler] = {("GET", "/metrics"): metrics}
     for prefix in ("", "/master"):
         out[("*", prefix + "/maintenance/schedule")] = schedule
         out[("GET", prefix + "/maintenance/status")] = status

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent_runtime.proto import master_pb2
 from tests.harness.cluster import Cluster, get_json, running_cluster
@@ -218,6 +219,44 @@ def test_legacy_endpoints_for_the_cli_and_web_ui(cluster: tuple[Cluster, Subscri
                         timeout=5).status_code == 400
     assert requests.get(agent_url(c) + "/files/download?path=/etc/passwd",
                         timeout=5).status_code == 403
+
+
+STABLE = ("tasks_", "slaves_", "frameworks_", "executors_", "cpus_", "mem_", "disk_")
+
+
+def prometheus_values(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = requests.get(url + "/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith(
+        "text/plain; version=0.0.4")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples}
+
+
+@pytest.mark.parametrize("daemon", ["master", "agent"])
+def test_prometheus_metrics_agree_with_the_snapshot(
+        cluster: tuple[Cluster, Subscription, Running], daemon: str) -> None:
+    c, _, running = cluster
+    url = c.master_url if daemon == "master" else agent_url(c)
+    snapshot = get_json(url + "/metrics/snapshot")
+    values = prometheus_values(url)
+    for key, value in snapshot.items():
+        name = "mesos_" + key.replace("/", "_")
+        assert (name, ()) in values, key
+        if key.split("/", 1)[1].startswith(STABLE):
+            assert values[(name, ())] == pytest.approx(value), key
+    if daemon == "master":
+        running_tasks = values[("mesos_master_task_states", (("state", "TASK_RUNNING"),))]
+        assert running_tasks == snapshot["master/tasks_running"] >= 1
+        assert values[("mesos_master_role_allocated", (("resource", "cpus"), ("role", "*")))] \
+            == pytest.approx(snapshot["master/cpus_used"])
+        assert values[("mesos_allocator_cycle_seconds_count", ())] >= 1
+        assert values[("mesos_master_task_launch_seconds_count", ())] >= 1
+    else:
+        limits = [v for (n, labels), v in values.items()
+                  if n == "mesos_container_mem_limit_bytes"
+                  and ("executor_id", running.task_id) in labels]
+        assert limits and limits[0] > 0
 
 
 def test_drain_and_mark_gone_end_the_agent(cluster: tuple[Cluster, Subscription, Running]
