@@ -44,7 +44,7 @@ import psutil  # noqa: E402
 from agent_runtime.containerizer.cgroups import CgroupsV1  # noqa: E402
 from agent_runtime.proto import mesos_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from tests.harness.cluster import Cluster  # noqa: E402
 
 ISOLATION = "cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid"
 HIERARCHY = "/sys/fs/cgroup"

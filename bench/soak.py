@@ -35,11 +35,14 @@ from agent_runtime.detector import MasterDetector
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
 from agent_runtime.task_states import TERMINAL_STATES
-from tests.integration.framework import command_task
-from tests.integration.test_master_ha import HACluster
-from tests.zookeeper import zookeeper_server
+from tests.harness.framework import command_task
+from tests.harness.ha import HACluster
+from tests.harness.zookeeper import zookeeper_server
 
 Event = scheduler_pb2.Event
+# The masters' defaults (--agent_ping_timeout=15secs, --max_agent_ping_timeouts=5): a task on an
+# agent that stays away is reported only after this long, so a drain must outlast it.
+AGENT_PING_WINDOW = 15.0 * 5
 
 
 @dataclass
@@ -187,15 +190,22 @@ async def soak(args: argparse.Namespace) -> int:
                 chaos(cluster, rng, not args.no_agent_kills, events, args.every)))
             started = time.monotonic()
             await asyncio.sleep(args.duration)
+            elapsed = time.monotonic() - started
             jobs[-1].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs[-1]
+            # Chaos may stop between a kill and its restart; a process left dead would hold
+            # its tasks RUNNING until the ping timeout and count them lost: the soak would
+            # measure itself, not the runtime.
+            for name in cluster.revive():
+                events.append(f"{time.strftime('%H:%M:%S')} restarted {name} (end of chaos)")
             scheduler.launching = False
-            deadline = time.monotonic() + args.drain
+            deadline = time.monotonic() + max(args.drain, AGENT_PING_WINDOW + 15)
             while time.monotonic() < deadline and any(
                     ledger.final(t) is None for t in ledger.states):
                 await asyncio.sleep(1)
             for job in jobs:
                 job.cancel()
-            elapsed = time.monotonic() - started
         finally:
             cluster.stop()
     unfinished = [t for t in ledger.states if ledger.final(t) != mesos_pb2.TASK_FINISHED]
@@ -208,7 +218,8 @@ async def soak(args: argparse.Namespace) -> int:
         if ledger.final(t) == mesos_pb2.TASK_FINISHED
         and not {mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING} <= set(s))
     print("\n".join(events))
-    print(f"soak: {elapsed:.0f} s of chaos ({len(events) // 2} kills, agents "
+    kills = sum(1 for line in events if " killed " in line)
+    print(f"soak: {elapsed:.0f} s of chaos ({kills} kills, agents "
           f"{'spared' if args.no_agent_kills else 'killed too'}), {ledger.resubscribes} "
           "scheduler re-subscriptions")
     print(f"tasks launched:        {ledger.launched}")
@@ -227,7 +238,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of chaos")
     parser.add_argument("--every", type=float, default=10.0, help="mean seconds between kills")
-    parser.add_argument("--drain", type=float, default=60.0, help="seconds to let tasks end")
+    parser.add_argument("--drain", type=float, default=AGENT_PING_WINDOW + 15,
+                        help="seconds to let tasks end (never less than the agent ping "
+                             "timeout and a margin)")
     parser.add_argument("--in-flight", type=int, default=12, help="tasks kept running")
     parser.add_argument("--no-agent-kills", action="store_true", help="kill masters only")
     parser.add_argument("--seed", type=int, default=1)

@@ -1,10 +1,21 @@
+"""Fixtures every test directory can ask for; the helpers behind them live in tests/harness/.
+
+Services a test needs (a Docker engine, cgroups, root, the offline images) come as fixtures
+that skip locally and fail in CI when missing (``tests/harness/needs.py``).
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import docker
 import pytest
 
-from tests.cluster import Cluster, running_cluster
+from tests.harness import dockerd
+from tests.harness.cluster import Cluster, running_cluster
+from tests.harness.locks import exclusive
+from tests.harness.needs import require_root
+from tests.harness.registry import offline_images
 
 
 @pytest.fixture
@@ -17,3 +28,63 @@ def cluster(tmp_path: object) -> Iterator[Cluster]:
 def cluster2(tmp_path: object) -> Iterator[Cluster]:
     with running_cluster(str(tmp_path), agents=2) as running:
         yield running
+
+
+@pytest.fixture
+def redis_port() -> Iterator[int]:
+    """Redis's default port, which the redis images listen on: one test at a time holds it."""
+    with exclusive("port-6379"):
+        yield 6379
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.APIClient]:
+    """The running Docker engine (``scripts/docker.sh`` starts one)."""
+    client = dockerd.engine()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_images(engine: docker.APIClient) -> str:
+    """A ``--docker_registry`` directory for the docker containerizer: busybox (and redis)."""
+    return dockerd.image_dir(engine)
+
+
+@pytest.fixture(scope="session")
+def offline_images_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """busybox.tar and redis.tar for the Mesos containerizer's image tasks, built once a
+    session (image tasks mount and unshare: root)."""
+    require_root("image tasks mount and unshare")
+    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+
+
+# A test that asks for one of these fixtures carries its marker, so the markers always say what
+# a test needs: ``-m "not docker"`` deselects every test that would touch the engine.
+FIXTURE_MARKERS = {
+    "engine": ("docker",),
+    "docker_images": ("docker",),
+    "offline_images_dir": ("root", "images"),
+}
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """Which tests run on one worker under ``pytest -n N --dist loadgroup``: those of one module
+    (they share its module fixtures and may rely on each other's leftovers), and all the tests
+    of the Docker engine (they load, tag and remove images every other one uses)."""
+    if "engine" in getattr(item, "fixturenames", ()):
+        return "docker-engine"
+    return item.nodeid.split("::")[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker("integration")
+        for fixture, markers in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                for marker in markers:
+                    item.add_marker(marker)
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))

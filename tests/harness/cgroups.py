@@ -11,9 +11,8 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 
-import pytest
-
 from agent_runtime.containerizer.cgroups import CgroupsV1
+from tests.harness.needs import missing
 
 HIERARCHY = "/sys/fs/cgroup"
 # What the agent's cgroups/cpu and cgroups/mem isolators use here (cpuacct is a hierarchy of
@@ -34,9 +33,7 @@ def cgroup_root(controllers: Sequence[str] = CONTROLLERS) -> Iterator[str]:
     """A fixture body: a fresh root name, cleaned up after the test."""
     problem = _problem(controllers)
     if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cgroups test in CI: {problem}")
-        pytest.skip(problem)
+        missing(f"cgroups: {problem}")
     name = f"mesos-test-{uuid.uuid4().hex[:8]}"
     yield name
     backend = CgroupsV1(HIERARCHY)
@@ -45,3 +42,11 @@ def cgroup_root(controllers: Sequence[str] = CONTROLLERS) -> Iterator[str]:
             backend.kill_all(controller, f"{name}/{container}")
             backend.remove(controller, f"{name}/{container}")
         backend.remove(controller, name)
+
+
+def containers(root: str, controller: str = "memory") -> list[str]:
+    """The container cgroups under ``root`` in one controller's hierarchy."""
+    path = os.path.join(HIERARCHY, controller, root)
+    if not os.path.isdir(path):
+        return []
+    return [entry.name for entry in os.scandir(path) if entry.is_dir()]

@@ -51,15 +51,19 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def start_master(self) -> None:
+    def start_master(self, wait: bool = True) -> None:
         self._spawn("master", [
             os.path.join(VENV_BIN, "mesos-master"), f"--port={self.port}",
             "--allocation_interval=100ms", *self.master_flags,
         ])
-        deadline = time.time() + 20
-        while time.time() < deadline:
+        if wait:
+            self.wait_master()
+
+    def wait_master(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                get_json(self.master_url + "/health" if False else self.master_url + "/version")
+                get_json(self.master_url + "/version")
                 return
             time.sleep(0.05)
         raise RuntimeError("master did not come up:\n" + self.log("master"))
@@ -74,15 +78,18 @@ class Cluster:
         ])
 
     def start(self) -> Cluster:
-        self.start_master()
+        # All at once: the agents start while the master does and retry registering every
+        # --registration_backoff_factor until it answers, as they would in production.
+        self.start_master(wait=False)
         for index in range(len(self.agent_ports)):
             self.start_agent(index)
+        self.wait_master()
         self.wait_agents(len(self.agent_ports))
         return self
 
     def wait_agents(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             slaves = get_json(self.master_url + "/master/slaves")["slaves"]
             if len([s for s in slaves if s["active"]]) >= count:
                 return list(slaves)
@@ -124,3 +131,20 @@ def running_cluster(work_dir: str, agents: int = 1, **kwargs: Any) -> Iterator[C
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+def agent_state(cluster: Cluster, index: int = 0) -> dict[str, Any]:
+    state: dict[str, Any] = get_json(f"http://127.0.0.1:{cluster.agent_ports[index]}/state")
+    return state
+
+
+def sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:
+    """A file in the sandbox of the executor named after ``task_id`` (a command executor's),
+    live or completed."""
+    state = agent_state(cluster)
+    for framework in state["frameworks"] + state["completed_frameworks"]:
+        for executor in framework["executors"] + framework["completed_executors"]:
+            if executor["id"] == task_id:
+                with open(os.path.join(executor["directory"], name)) as handle:
+                    return handle.read()
+    raise AssertionError(f"no executor {task_id} in the agent's state")

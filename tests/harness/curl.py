@@ -7,7 +7,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from tests.harness.cluster import Cluster
+from tests.harness.shapes import TASK_RESOURCES
 
 Event = dict[str, Any]
 
@@ -107,3 +111,63 @@ class Subscription:
             self.process.wait(5)
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+@dataclass
+class Running:
+    """A framework subscribed with curl, holding one command task in the state asked for."""
+
+    sub: Subscription
+    framework_id: str
+    agent_id: str
+    task_id: str
+
+    def close(self) -> None:
+        self.sub.close()
+
+
+def acknowledge(api: str, sub: Subscription, framework_id: str, status: dict[str, Any]) -> None:
+    body = {"framework_id": {"value": framework_id}, "type": "ACKNOWLEDGE",
+            "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"],
+                            "uuid": status["uuid"]}}
+    assert post(api, body, sub.stream_id) == (202, "")
+
+
+def launch_task(cluster: Cluster, command: str, task_id: str = "sleeper",
+                name: str = "endpoints", state: str = "TASK_RUNNING",
+                framework_info: dict[str, Any] | None = None,
+                agent_id: str | None = None) -> Running:
+    """SUBSCRIBE with curl, launch ``command`` on the first offer (of ``agent_id``, when given),
+    wait for ``state``."""
+    api = cluster.master_url + "/api/v1/scheduler"
+    info = {"user": "root", "name": name, **(framework_info or {})}
+    sub = Subscription(api, {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}})
+    try:
+        subscribed = sub.take(lambda e: e["type"] == "SUBSCRIBED")
+        framework_id = subscribed["subscribed"]["framework_id"]["value"]
+        offer: dict[str, Any] | None = None
+        while offer is None:
+            offer = next((o for o in sub.take_offers()
+                          if agent_id in (None, o["agent_id"]["value"])), None)
+        task = {
+            "name": task_id, "task_id": {"value": task_id}, "agent_id": offer["agent_id"],
+            "command": {"value": command},
+            "resources": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_RESOURCES["cpus"]}},
+                {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_RESOURCES["mem"]}},
+            ],
+        }
+        accept = {"framework_id": {"value": framework_id}, "type": "ACCEPT",
+                  "accept": {"offer_ids": [offer["id"]],
+                             "operations": [{"type": "LAUNCH",
+                                             "launch": {"task_infos": [task]}}]}}
+        assert post(api, accept, sub.stream_id) == (202, "")
+        for expected in ("TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"):
+            status = sub.take_update(task_id, expected)
+            acknowledge(api, sub, framework_id, status)
+            if expected == state:
+                break
+        return Running(sub, framework_id, offer["agent_id"]["value"], task_id)
+    except BaseException:
+        sub.close()
+        raise

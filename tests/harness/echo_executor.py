@@ -60,6 +60,11 @@ class Executor:
         self.framework_id = os.environ["MESOS_FRAMEWORK_ID"]
         self.executor_id = os.environ["MESOS_EXECUTOR_ID"]
         self.sandbox = os.environ["MESOS_SANDBOX"]
+        # The executor's identity: the token the agent gave it, on every call.
+        self.headers = {"Content-Type": JSON, "Accept": JSON}
+        token = os.environ.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.report: dict[str, Any] = {
             "env": {name: os.environ.get(name) for name in ENV_NAMES},
             "pid": os.getpid(),
@@ -77,7 +82,7 @@ class Executor:
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         try:
             conn.request("POST", "/api/v1/executor", json.dumps(call),
-                         {"Content-Type": JSON, "Accept": JSON})
+                         self.headers)
             response = conn.getresponse()
             return response.status, response.read().decode(errors="replace")
         finally:
@@ -127,7 +132,7 @@ class Executor:
         host, _, port = self.endpoint.rpartition(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
         conn.request("POST", "/api/v1/executor", json.dumps(self.call("SUBSCRIBE", subscribe={})),
-                      {"Content-Type": JSON, "Accept": JSON})
+                      self.headers)
         response = conn.getresponse()
         if response.status != 200:
             log(f"SUBSCRIBE answered {response.status}: {response.read()!r}")

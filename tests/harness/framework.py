@@ -36,8 +36,10 @@ def command_task(offer: mesos_pb2.Offer, command: str, task_id: str | None = Non
 class TestFramework:
     __test__ = False  # not a pytest class
 
-    def __init__(self, client: SchedulerClient) -> None:
+    def __init__(self, client: SchedulerClient, acknowledge_all: bool = False) -> None:
         self.client = client
+        self.acknowledge_all = acknowledge_all  # every update, as it comes: a test that
+        # does not look at acknowledgements need not make them
         self.events: list[scheduler_pb2.Event] = []
         self._taken: set[int] = set()
         self._changed = asyncio.Condition()
@@ -53,6 +55,9 @@ class TestFramework:
     async def _read(self) -> None:
         try:
             async for event in self.client.events():
+                if self.acknowledge_all and event.type == Event.UPDATE and \
+                        event.update.status.uuid:
+                    await self.client.acknowledge(event.update.status)
                 async with self._changed:
                     self.events.append(event)
                     self._changed.notify_all()
@@ -95,7 +100,7 @@ class TestFramework:
         event = await self.take(
             lambda e: e.type == Event.UPDATE and e.update.status.task_id.value == task_id
             and (state is None or e.update.status.state == state), timeout)
-        if ack:
+        if ack and not self.acknowledge_all:
             await self.client.acknowledge(event.update.status)
         return event.update.status
 
@@ -112,3 +117,30 @@ class TestFramework:
         await self.update(task_id, mesos_pb2.TASK_STARTING)
         await self.update(task_id, mesos_pb2.TASK_RUNNING)
         return task_id
+
+
+TERMINAL = frozenset({mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
+                      mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED,
+                      mesos_pb2.TASK_GONE})
+
+
+async def terminal(framework: TestFramework, task_id: str, timeout: float = 30.0
+                   ) -> mesos_pb2.TaskStatus:
+    """The task's first terminal update, acknowledging the others (and their repeats) on the
+    way: an unacknowledged update holds back the next one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await framework.update(task_id, timeout=max(0.1, deadline - time.monotonic()))
+        if status.state in TERMINAL:
+            return status
+
+
+async def launch_one(client: SchedulerClient, command: str, cpus: float, mem: float
+                     ) -> tuple[TestFramework, str]:
+    """Subscribe ``client`` and launch ``command`` on its first offer; no waiting."""
+    framework = TestFramework(client)
+    await framework.start()
+    offers = await framework.offers()
+    task = command_task(offers[0], command, cpus=cpus, mem=mem)
+    await client.accept([offers[0].id.value], [task], refuse_seconds=0)
+    return framework, task.task_id.value

@@ -5,7 +5,7 @@
 Debian's ``docker-registry`` (the CNCF distribution registry, v2 API) with its storage in a
 temporary directory; ``push_archive`` uploads a ``docker save`` archive into it with the plain v2
 calls (monolithic blob uploads, then the schema2 manifest), gzip-compressing the layers as
-``docker push`` does. A missing need skips the test, or fails it when ``CI=true``.
+``docker push`` does. A missing need skips the test, or fails it in CI (``tests/harness/needs.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from tests.cluster import free_port
+from tests.harness.cluster import free_port
+from tests.harness.locks import exclusive
+from tests.harness.needs import require
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -37,21 +37,14 @@ CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
-def require(condition: bool, need: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI must provide {need}")
-    pytest.skip(f"needs {need}")
-
-
 def offline_images(output: str) -> str:
     """Build (or take from the cache) busybox.tar and redis.tar into ``output``."""
     require(all(shutil.which(tool) for tool in ("apt-get", "apt-cache", "dpkg-deb")),
             "Debian's apt-get, apt-cache and dpkg-deb (to build the offline images)")
-    done = subprocess.run([sys.executable, "-m", "agent_runtime.images.offline", "build",
-                           f"--output={output}", "busybox", "redis"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    with exclusive("offline-image-cache"):  # one builder at a time writes the shared cache
+        done = subprocess.run([sys.executable, "-m", "agent_runtime.images.offline", "build",
+                               f"--output={output}", "busybox", "redis"],
+                              capture_output=True, text=True, timeout=600, check=False)
     require(done.returncode == 0, f"mesos-images build to work: {done.stderr.strip()}")
     return output
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -32,6 +32,22 @@ def make_tar(items: Sequence[Item]) -> bytes:
             info.size = len(item.data) if item.kind == tarfile.REGTYPE else 0
             tar.addfile(info, io.BytesIO(item.data) if item.kind == tarfile.REGTYPE else None)
     return buffer.getvalue()
+
+
+def rewrite(source: str, dest: str, keep: Callable[[str], bool],
+            replace: dict[str, bytes] | None = None) -> None:
+    """Copy the archive ``source`` to ``dest`` keeping some members and replacing others."""
+    replace = replace or {}
+    with tarfile.open(source) as old, tarfile.open(dest, "w") as new:
+        for member in old.getmembers():
+            name = member.name.rstrip("/")
+            if not keep(name):
+                continue
+            data = replace.get(name, b"")
+            if name not in replace and member.isreg():
+                data = old.extractfile(member).read()  # type: ignore[union-attr]
+            member.size = len(data)
+            new.addfile(member, io.BytesIO(data) if member.isreg() else None)
 
 
 def open_tar(data: bytes) -> tarfile.TarFile:

@@ -10,9 +10,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-import pytest
-
-from tests.cluster import free_port
+from tests.harness.cluster import free_port
+from tests.harness.needs import missing
 
 ZK_SERVER = "/usr/share/zookeeper/bin/zkServer.sh"
 
@@ -30,9 +29,7 @@ def _answers(port: int) -> bool:
 def zookeeper_server(work_dir: str) -> Iterator[str]:
     """Start a standalone server in ``work_dir``; yields ``127.0.0.1:<port>``."""
     if not os.path.exists(ZK_SERVER) or shutil.which("java") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ZooKeeper is not installed (.ci/run installs Debian's zookeeper)")
-        pytest.skip("ZooKeeper is not installed here (apt-get install zookeeper)")
+        missing("ZooKeeper (apt-get install zookeeper; scripts/deps.sh does)")
     port = free_port()
     data = os.path.join(work_dir, "zk-data")
     os.makedirs(data, exist_ok=True)

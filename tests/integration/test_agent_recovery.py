@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
-import time
+import uuid
 from typing import Any
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json
-from tests.integration.framework import TestFramework, framework_info
+from tests.harness.cluster import Cluster, agent_state, get_json
+from tests.harness.framework import TestFramework, framework_info
+from tests.harness.processes import with_argv
+from tests.harness.wait import until
 
 Call = scheduler_pb2.Call
 Status = mesos_pb2.TaskStatus
@@ -30,15 +33,22 @@ def _restart_agent(cluster: Cluster) -> None:
     cluster.start_agent(0)
 
 
-def _agent_state(cluster: Cluster) -> dict[str, Any]:
-    deadline = time.time() + 20
-    while True:
-        try:
-            return dict(get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state"))
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.1)
+def _agent_state(cluster: Cluster) -> dict[str, Any] | None:
+    """The agent's /state, or None while the restarted agent does not answer yet."""
+    try:
+        return agent_state(cluster)
+    except OSError:
+        return None
+
+
+def _executors(cluster: Cluster) -> list[dict[str, Any]]:
+    state = _agent_state(cluster)
+    return [e for f in (state or {}).get("frameworks", []) for e in f["executors"]]
+
+
+def _completed_executors(cluster: Cluster) -> list[dict[str, Any]]:
+    state = _agent_state(cluster)
+    return [e for f in (state or {}).get("frameworks", []) for e in f["completed_executors"]]
 
 
 async def test_running_task_survives_agent_restart_and_stays_killable(cluster: Cluster) -> None:
@@ -50,19 +60,13 @@ async def test_running_task_survives_agent_restart_and_stays_killable(cluster: C
         task_id = await framework.running(offer, "sleep 300", "survivor")
 
         _restart_agent(cluster)
-        cluster.wait_agents(1)
+        await asyncio.to_thread(cluster.wait_agents, 1)
         (after,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
         assert after["id"] == before["id"]  # re-registered as the same agent
 
         # The executor re-subscribed to the new agent: the task is RUNNING and answers a KILL.
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            frameworks = _agent_state(cluster)["frameworks"]
-            assert isinstance(frameworks, list)
-            if frameworks and frameworks[0]["executors"]:
-                break
-            time.sleep(0.1)
-        (executor,) = frameworks[0]["executors"]
+        await until(lambda: _executors(cluster), what="the executor to re-subscribe")
+        (executor,) = _executors(cluster)
         assert [t["state"] for t in executor["tasks"]] == ["TASK_RUNNING"]
         await client.call(Call(type=Call.RECONCILE))
         answer = await framework.take(
@@ -82,9 +86,11 @@ async def test_task_that_ends_while_the_agent_is_down_reports_its_true_state(
         framework = TestFramework(client)
         await framework.start()
         (offer,) = await framework.offers()
-        task_id = await framework.running(offer, "sleep 1.5", "quick")
+        seconds = f"1.5{uuid.uuid4().int % 10**6:06d}"  # names the task's process
+        task_id = await framework.running(offer, f"exec sleep {seconds}", "quick")
         cluster.kill("agent0", signal.SIGKILL)
-        time.sleep(3)  # the task ends meanwhile; its executor waits for an agent to tell
+        # The task ends meanwhile; its executor waits for an agent to tell.
+        await until(lambda: not with_argv("sleep", seconds), what="the task to end")
         cluster.start_agent(0)
         finished = await _next_state(framework, task_id)
         assert finished.state == mesos_pb2.TASK_FINISHED
@@ -122,15 +128,11 @@ async def test_non_checkpointing_framework_loses_its_executor(cluster: Cluster) 
         (offer,) = await framework.offers()
         task_id = await framework.running(offer, "sleep 300", "fragile")
         _restart_agent(cluster)
-        cluster.wait_agents(1)
+        await asyncio.to_thread(cluster.wait_agents, 1)
         # Nothing was checkpointed: the restarted agent does not know the task, and the
         # executor, left without an agent, killed it.
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if not _agent_state(cluster)["frameworks"]:
-                break
-            time.sleep(0.1)
-        assert _agent_state(cluster)["frameworks"] == []
+        await until(lambda: (_agent_state(cluster) or {}).get("frameworks") == [],
+                    what="the restarted agent to know no framework")
         await framework.stop()
         del task_id
 
@@ -143,7 +145,8 @@ async def test_terminal_update_of_an_ended_executor_survives_agent_restart(
         (offer,) = await framework.offers()
         task_id = await framework.running(offer, "true", "done-early")
         finished = await framework.update(task_id, mesos_pb2.TASK_FINISHED, ack=False)
-        time.sleep(3)  # the executor gives up waiting for the acknowledgement and exits
+        # The executor gives up waiting for the acknowledgement and exits; the agent sees it.
+        await until(lambda: _completed_executors(cluster), what="the executor to exit")
         _restart_agent(cluster)
         again = await framework.update(task_id, mesos_pb2.TASK_FINISHED, timeout=20)
         assert again.uuid == finished.uuid

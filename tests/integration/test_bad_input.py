@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.cluster import Cluster, running_cluster
-from tests.integration.curl import Subscription, post
+from tests.harness.cluster import Cluster, running_cluster
+from tests.harness.curl import Subscription, post
 
 SUBSCRIBE: dict[str, Any] = {
     "type": "SUBSCRIBE",

@@ -6,14 +6,8 @@ import glob
 import os
 import subprocess
 
-from tests.cluster import VENV_BIN, Cluster, get_json
-
-
-def _execute(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", *args],
-        capture_output=True, text=True, timeout=60,
-    )
+from tests.harness.cluster import VENV_BIN, Cluster, get_json
+from tests.harness.execute import execute
 
 
 def _sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:
@@ -25,7 +19,7 @@ def _sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:
 
 
 def test_execute_echo_finishes_with_output_in_sandbox(cluster: Cluster) -> None:
-    done = _execute(cluster, "--name=test", "--command=echo hi")
+    done = execute(cluster, "--name=test", "--command=echo hi")
     assert done.returncode == 0, done.stdout + done.stderr
     states = [line.split()[3] for line in done.stdout.splitlines()
               if line.startswith("Received status update")]
@@ -38,7 +32,7 @@ def test_execute_echo_finishes_with_output_in_sandbox(cluster: Cluster) -> None:
 
 
 def test_execute_failure_exits_nonzero_with_status(cluster: Cluster) -> None:
-    done = _execute(cluster, "--name=fails", "--command=echo oops >&2; exit 3")
+    done = execute(cluster, "--name=fails", "--command=echo oops >&2; exit 3")
     assert done.returncode != 0
     assert "TASK_FAILED" in done.stdout
     assert "Command exited with status 3" in done.stdout
@@ -46,12 +40,12 @@ def test_execute_failure_exits_nonzero_with_status(cluster: Cluster) -> None:
 
 
 def test_execute_shell_false_runs_argv_without_a_shell(cluster: Cluster) -> None:
-    done = _execute(cluster, "--name=noshell", "--shell=false", "--command=/bin/echo",
+    done = execute(cluster, "--name=noshell", "--shell=false", "--command=/bin/echo",
                     "--env={\"GREETING\": \"x\"}")
     assert done.returncode == 0, done.stdout + done.stderr
     # With shell=false the value is the program; there are no further arguments.
     assert _sandbox_file(cluster, "noshell", "stdout") == "\n"
-    done = _execute(cluster, "--name=env", "--command=echo $GREETING $MESOS_SANDBOX",
+    done = execute(cluster, "--name=env", "--command=echo $GREETING $MESOS_SANDBOX",
                     "--env={\"GREETING\": \"hello\"}")
     assert done.returncode == 0
     out = _sandbox_file(cluster, "env", "stdout").split()
@@ -59,10 +53,10 @@ def test_execute_shell_false_runs_argv_without_a_shell(cluster: Cluster) -> None
 
 
 def test_execute_bad_flags_exit_with_one_line(cluster: Cluster) -> None:
-    done = _execute(cluster, "--name=x", "--command=true", "--resources=cpus:-1")
+    done = execute(cluster, "--name=x", "--command=true", "--resources=cpus:-1")
     assert done.returncode != 0
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    done = _execute(cluster, "--name=x", "--command=true", "--no_such_flag=1")
+    done = execute(cluster, "--name=x", "--command=true", "--no_such_flag=1")
     assert done.returncode != 0
     assert "no_such_flag" in done.stderr
     assert get_json(cluster.master_url + "/master/frameworks")["frameworks"] == []

@@ -25,9 +25,8 @@ from typing import Any
 import pytest
 
 from agent_runtime.containerizer.capabilities import DOCKER_DEFAULT
-from tests.cluster import VENV_BIN, Cluster
-from tests.integration.test_docker import sandbox_file
-from tests.registry import offline_images
+from tests.harness.cluster import Cluster, sandbox_file
+from tests.harness.execute import execute
 
 pytestmark = [pytest.mark.cgroups, pytest.mark.slow]
 BASE = ["--containerizers=mesos", "--image_providers=docker",
@@ -42,12 +41,8 @@ def _mask(capabilities: frozenset[int]) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("container escape tests in CI need root")
-        pytest.skip("needs root")
-    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+def images(offline_images_dir: str) -> str:
+    return offline_images_dir
 
 
 def _cluster(tmp_path: Path, images: str, isolation: str) -> Iterator[Cluster]:
@@ -92,15 +87,9 @@ def confined(tmp_path: Path, images: str) -> Iterator[Cluster]:
     yield from _cluster(tmp_path, images, CONFINED)
 
 
-def _execute(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", *args],
-        capture_output=True, text=True, timeout=120, check=False)
-
-
 def _run(cluster: Cluster, name: str, command: str, *args: str) -> str:
     """Run ``command`` as a task to its end; its stdout."""
-    done = _execute(cluster, f"--name={name}", f"--command={command}", *args)
+    done = execute(cluster, f"--name={name}", f"--command={command}", *args)
     assert "TASK_FINISHED" in done.stdout, done.stdout + done.stderr + cluster.logs()
     return sandbox_file(cluster, name, "stdout")
 
@@ -219,13 +208,13 @@ def test_switch_user_runs_the_task_as_the_framework_user(shared: Cluster) -> Non
 
 
 def test_an_unknown_user_fails_the_task_naming_it(plain: Cluster) -> None:
-    done = _execute(plain, "--name=ghost", "--command=true", "--user=no-such-user-xq")
+    done = execute(plain, "--name=ghost", "--command=true", "--user=no-such-user-xq")
     assert "TASK_FAILED" in done.stdout, done.stdout + done.stderr
     assert "no-such-user-xq" in done.stdout
 
 
 def _sandbox_of(cluster: Cluster, task_id: str) -> str:
-    from tests.cluster import get_json
+    from tests.harness.cluster import get_json
 
     state: dict[str, Any] = get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state")
     for framework in state["frameworks"] + state["completed_frameworks"]:

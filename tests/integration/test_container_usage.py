@@ -18,9 +18,9 @@ import pytest
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cgroups import HIERARCHY, cgroup_root
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.framework import TestFramework, command_task, framework_info
+from tests.harness.cgroups import HIERARCHY, cgroup_root
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.framework import TestFramework, command_task, framework_info
 
 MB = 1024 * 1024
 ENTRY_KEYS = {"executor_id", "executor_name", "framework_id", "source", "statistics"}

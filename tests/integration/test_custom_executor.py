@@ -6,7 +6,6 @@ executor API against a real master and agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shlex
@@ -14,153 +13,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
-from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json
-from tests.integration.executors import echo_executor
-from tests.integration.framework import command_task
+from tests.harness import echo_executor
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.custom_executor import EXECUTOR_ID, custom_task, report_of, scheduler
+from tests.harness.framework import command_task
 
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
 Status = mesos_pb2.TaskStatus
-EXECUTOR_ID = "echo-executor"
-
-
-class Scheduler:
-    """Collects events in the background; acknowledges every status update it gets."""
-
-    def __init__(self, client: SchedulerClient) -> None:
-        self.client = client
-        self.events: list[scheduler_pb2.Event] = []
-        self._taken: set[int] = set()
-        self._changed = asyncio.Condition()
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> str:
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-        await self.take(lambda e: e.type == Event.SUBSCRIBED)
-        assert self.client.framework_id is not None
-        return self.client.framework_id
-
-    async def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            async for event in self.client.events():
-                if event.type == Event.UPDATE:
-                    await self.client.acknowledge(event.update.status)
-                async with self._changed:
-                    self.events.append(event)
-                    self._changed.notify_all()
-
-    async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
-
-    async def take(self, predicate: Callable[[scheduler_pb2.Event], bool],
-                   timeout: float = 10.0) -> scheduler_pb2.Event:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while True:
-                for index, event in enumerate(self.events):
-                    if index not in self._taken and predicate(event):
-                        self._taken.add(index)
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [Event.Type.Name(e.type) for e in self.events]
-                    raise TimeoutError(f"no matching event within {timeout}s; seen {seen}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), left)
-
-    async def offer(self) -> mesos_pb2.Offer:
-        event = await self.take(lambda e: e.type == Event.OFFERS)
-        return event.offers.offers[0]
-
-    async def offer_of(self, cpus: float) -> mesos_pb2.Offer:
-        """Decline every offer held (together, without a filter) until one holds ``cpus``."""
-        deadline = time.monotonic() + 10.0
-        seen: list[float] = []
-        while True:
-            first = await self.take(lambda e: e.type == Event.OFFERS,
-                                    max(deadline - time.monotonic(), 0.0))
-            held = list(first.offers.offers)
-            async with self._changed:
-                for index, event in enumerate(self.events):
-                    if event.type == Event.OFFERS and index not in self._taken:
-                        self._taken.add(index)
-                        held.extend(event.offers.offers)
-            for offer in held:
-                seen.append(sum(r.scalar.value for r in offer.resources if r.name == "cpus"))
-                if abs(seen[-1] - cpus) < 1e-6:
-                    return offer
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no offer of {cpus} cpus; offered {seen[:20]}")
-            await self.client.decline([o.id.value for o in held], refuse_seconds=0)
-
-    async def update(self, task_id: str, state: int) -> mesos_pb2.TaskStatus:
-        event = await self.take(
-            lambda e: e.type == Event.UPDATE and e.update.status.task_id.value == task_id
-            and e.update.status.state == state)
-        return event.update.status
-
-    async def message(self, data: bytes) -> scheduler_pb2.Event.Message:
-        event = await self.take(lambda e: e.type == Event.MESSAGE and e.message.data == data)
-        return event.message
-
-    async def failure(self, executor_id: str) -> scheduler_pb2.Event.Failure:
-        event = await self.take(lambda e: e.type == Event.FAILURE
-                                and e.failure.executor_id.value == executor_id)
-        return event.failure
-
-    async def launch(self, offer: mesos_pb2.Offer, task_id: str, *modes: str) -> None:
-        """One task per mode, all in one ACCEPT, ids ``task_id``, ``task_id-1``, ..."""
-        tasks = [custom_task(offer, f"{task_id}-{index}" if index else task_id, mode)
-                 for index, mode in enumerate(modes)]
-        await self.client.accept([offer.id.value], tasks, refuse_seconds=0)
-
-
-@contextlib.asynccontextmanager
-async def scheduler(cluster: Cluster, checkpoint: bool = False) -> AsyncIterator[Scheduler]:
-    info = mesos_pb2.FrameworkInfo(user="root", name="custom-executor-test",
-                                   checkpoint=checkpoint)
-    async with SchedulerClient(cluster.master, info) as client:
-        running = Scheduler(client)
-        await running.start()
-        try:
-            yield running
-        finally:
-            await running.stop()
-
-
-def _scalars(message: mesos_pb2.TaskInfo | mesos_pb2.ExecutorInfo) -> None:
-    for name, value in (("cpus", 0.1), ("mem", 32.0)):
-        resource = message.resources.add(name=name, type=mesos_pb2.Value.SCALAR)
-        resource.scalar.value = value
-
-
-def custom_task(offer: mesos_pb2.Offer, task_id: str, mode: str,
-                executor_id: str = EXECUTOR_ID) -> mesos_pb2.TaskInfo:
-    """A task run by the echo executor; ``mode`` (its ``data``) says what the executor does."""
-    task = mesos_pb2.TaskInfo(name=task_id, data=mode.encode())
-    task.task_id.value = task_id
-    task.agent_id.CopyFrom(offer.agent_id)
-    _scalars(task)
-    executor = task.executor
-    executor.type = mesos_pb2.ExecutorInfo.CUSTOM
-    executor.executor_id.value = executor_id
-    executor.name = "echo executor"
-    executor.command.value = shlex.join([sys.executable, echo_executor.__file__])
-    _scalars(executor)
-    return task
-
-
-def report_of(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(status.data)
-    return report
 
 
 def agent_post(cluster: Cluster, body: str, content_type: str = "application/json",
@@ -182,7 +45,7 @@ async def test_custom_executor_lifecycle(cluster: Cluster) -> None:
         assert framework_id is not None
         offer = await framework.offer()
         agent_id = offer.agent_id.value
-        await framework.launch(offer, "first", "finish")
+        await framework.launch_modes(offer, "first", "finish")
 
         running = await framework.update("first", mesos_pb2.TASK_RUNNING)
         assert running.source == Status.SOURCE_EXECUTOR
@@ -227,7 +90,7 @@ async def test_custom_executor_lifecycle(cluster: Cluster) -> None:
 
         # A second task on the same executor: the same process gets a second LAUNCH.
         offer = await framework.offer()
-        await framework.launch(offer, "second", "run")
+        await framework.launch_modes(offer, "second", "run")
         second = report_of(await framework.update("second", mesos_pb2.TASK_RUNNING))
         assert second["pid"] == report["pid"]
         assert second["subscribed"]["container_id"] == container_id
@@ -257,7 +120,7 @@ async def test_custom_executor_lifecycle(cluster: Cluster) -> None:
 async def test_custom_executor_exit_fails_its_running_task(cluster: Cluster) -> None:
     async with scheduler(cluster) as framework:
         offer = await framework.offer()
-        await framework.launch(offer, "doomed", "exit")
+        await framework.launch_modes(offer, "doomed", "exit")
         running = await framework.update("doomed", mesos_pb2.TASK_RUNNING)
         assert report_of(running)["env"]["MESOS_CHECKPOINT"] == "0"
         failed = await framework.update("doomed", mesos_pb2.TASK_FAILED)
@@ -274,7 +137,7 @@ async def test_executor_api_error_answers(cluster: Cluster) -> None:
         framework_id = framework.client.framework_id
         assert framework_id is not None
         offer = await framework.offer()
-        await framework.launch(offer, "prober", "run")
+        await framework.launch_modes(offer, "prober", "run")
         probes = report_of(await framework.update("prober", mesos_pb2.TASK_RUNNING))["probes"]
         codes = {name: code for name, (code, _) in probes.items()}
         assert codes == {
@@ -338,7 +201,7 @@ async def test_two_tasks_in_one_accept_share_one_executor(cluster: Cluster) -> N
     # delivered after SUBSCRIBED, to the same executor process.
     async with scheduler(cluster) as framework:
         offer = await framework.offer()
-        await framework.launch(offer, "pair", "finish", "finish")
+        await framework.launch_modes(offer, "pair", "finish", "finish")
         reports = [report_of(await framework.update(task_id, mesos_pb2.TASK_RUNNING))
                    for task_id in ("pair", "pair-1")]
         assert reports[0]["pid"] == reports[1]["pid"]
@@ -405,7 +268,7 @@ async def test_master_state_lists_custom_executors_and_counts_what_they_hold(
         assert framework_id is not None
         offer = await framework.offer()
         agent_id = offer.agent_id.value
-        await framework.launch(offer, "listed", "run")
+        await framework.launch_modes(offer, "listed", "run")
         await framework.update("listed", mesos_pb2.TASK_RUNNING)
         offer = await framework.offer()
         await framework.client.accept([offer.id.value],
@@ -446,7 +309,7 @@ async def test_a_task_with_another_executor_info_for_the_same_executor_is_refuse
     # Mesos's validateCompatibleExecutorInfo: TASK_ERROR, and the executor keeps running.
     async with scheduler(cluster) as framework:
         offer = await framework.offer()
-        await framework.launch(offer, "first", "run")
+        await framework.launch_modes(offer, "first", "run")
         running = report_of(await framework.update("first", mesos_pb2.TASK_RUNNING))
         offer = await framework.offer()
         renamed = custom_task(offer, "renamed", "run")

@@ -20,35 +20,25 @@ from docker import errors as sdk_errors
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests import dockerd
-from tests.cluster import VENV_BIN, Cluster, get_json
-from tests.integration.framework import TestFramework, command_task, framework_info
+from tests.harness.cluster import VENV_BIN, Cluster, get_json, sandbox_file
+from tests.harness.docker_tasks import (
+    agent_flags,
+    containers_of,
+    docker_task,
+    launch,
+    terminal,
+    wait_gone,
+)
+from tests.harness.framework import TestFramework, command_task, framework_info
 
 pytestmark = pytest.mark.docker
 Status = mesos_pb2.TaskStatus
 DockerInfo = mesos_pb2.ContainerInfo.DockerInfo
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[docker.APIClient]:
-    client = dockerd.engine()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def images(engine: docker.APIClient) -> str:
-    return dockerd.image_dir(engine)
-
-
-def agent_flags(images: str, containerizers: str = "mesos,docker") -> list[str]:
-    return [f"--containerizers={containerizers}", f"--docker_registry={images}",
-            "--resources=cpus:4;mem:4096;disk:4096;ports:[31000-32000]"]
-
-
 @pytest.fixture
-def docker_cluster(tmp_path: Any, images: str) -> Iterator[Cluster]:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(images))
+def docker_cluster(tmp_path: Any, docker_images: str) -> Iterator[Cluster]:
+    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
     try:
         yield cluster.start()
     finally:
@@ -66,35 +56,6 @@ async def framework(docker_cluster: Cluster) -> AsyncIterator[TestFramework]:
             await fw.stop()
 
 
-def docker_task(offer: mesos_pb2.Offer, command: str | None, image: str = "busybox",
-                mem: float = 64, **docker_fields: Any) -> mesos_pb2.TaskInfo:
-    task = command_task(offer, command or "", mem=mem)
-    if command is None:
-        task.command.shell = False
-        task.command.ClearField("value")
-    task.container.type = mesos_pb2.ContainerInfo.DOCKER
-    task.container.docker.image = image
-    for key, value in docker_fields.items():
-        setattr(task.container.docker, key, value)
-    return task
-
-
-async def launch(fw: TestFramework, task: mesos_pb2.TaskInfo, offer: mesos_pb2.Offer) -> str:
-    await fw.client.accept([offer.id.value], [task], refuse_seconds=0)
-    return str(task.task_id.value)
-
-
-async def terminal(fw: TestFramework, task_id: str, timeout: float = 30.0) -> mesos_pb2.TaskStatus:
-    """Acknowledge every update of the task until a terminal one, and return that."""
-    terminal_states = {mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,
-                       mesos_pb2.TASK_ERROR, mesos_pb2.TASK_LOST, mesos_pb2.TASK_DROPPED}
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await fw.update(task_id, timeout=max(0.1, deadline - time.monotonic()))
-        if status.state in terminal_states:
-            return status
-
-
 async def terminal_or_running(fw: TestFramework, task_id: str) -> mesos_pb2.TaskStatus:
     while True:
         status = await fw.update(task_id)
@@ -109,29 +70,6 @@ def _container_id(cluster: Cluster, task_id: str) -> str:
             if executor["id"] == task_id:
                 return str(executor["container"])
     raise AssertionError(f"no executor {task_id}")
-
-
-def containers_of(engine: docker.APIClient, task_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = engine.containers(
-        all=True, filters={"label": f"mesos.task_id={task_id}"})
-    return found
-
-
-def wait_gone(engine: docker.APIClient, task_id: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while containers_of(engine, task_id):
-        assert time.monotonic() < deadline, f"container of {task_id} was not removed"
-        time.sleep(0.05)
-
-
-def sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:
-    state = get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state")
-    for framework in state["frameworks"] + state["completed_frameworks"]:
-        for executor in framework["executors"] + framework["completed_executors"]:
-            if executor["id"] == task_id:
-                with open(os.path.join(executor["directory"], name)) as handle:
-                    return handle.read()
-    raise AssertionError(f"no executor {task_id} in the agent's state")
 
 
 async def test_exit_zero_finishes_with_logs_in_sandbox(
@@ -288,8 +226,8 @@ async def test_routing_by_container_type(framework: TestFramework,
 
 
 async def test_docker_task_fails_without_the_docker_containerizer(
-        tmp_path: Any, images: str) -> None:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(images, containerizers="mesos"))
+        tmp_path: Any, docker_images: str) -> None:
+    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images, containerizers="mesos"))
     try:
         cluster.start()
         async with SchedulerClient(cluster.master, framework_info("no-docker")) as client:
@@ -307,13 +245,13 @@ async def test_docker_task_fails_without_the_docker_containerizer(
 
 
 def test_stray_mesos_container_is_removed_at_agent_start(
-        tmp_path: Any, images: str, engine: docker.APIClient) -> None:
+        tmp_path: Any, docker_images: str, engine: docker.APIClient) -> None:
     suffix = uuid.uuid4().hex
     for name in (f"mesos-{suffix}", f"keep-{suffix}"):
         created = engine.create_container("busybox", ["sleep", "300"], name=name)
         engine.start(created["Id"])
     try:
-        cluster = Cluster(str(tmp_path), agent_flags=agent_flags(images))
+        cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
         try:
             cluster.start()
             names = {c["Names"][0] for c in engine.containers(all=True)}
@@ -328,11 +266,11 @@ def test_stray_mesos_container_is_removed_at_agent_start(
 
 
 async def test_image_loaded_from_the_registry_directory_when_missing(
-        framework: TestFramework, images: str, engine: docker.APIClient) -> None:
+        framework: TestFramework, docker_images: str, engine: docker.APIClient) -> None:
     version = uuid.uuid4().hex[:8]
     tag = f"mesos-test-load:{version}"
     engine.tag("busybox:latest", "mesos-test-load", version)
-    archive = os.path.join(images, f"{tag}.tar")
+    archive = os.path.join(docker_images, f"{tag}.tar")
     try:
         with open(archive, "wb") as handle:
             for chunk in engine.get_image(tag):
@@ -383,15 +321,16 @@ def test_mesos_execute_busybox(docker_cluster: Cluster, engine: docker.APIClient
     wait_gone(engine, "hi")
 
 
-def _redis_ping(port: int = 6379) -> bytes:
+def _redis_ping(port: int) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
         sock.sendall(b"PING\r\n")
         return sock.recv(64)
 
 
 def test_mesos_execute_redis_answers_ping_and_dies_on_kill(
-        docker_cluster: Cluster, images: str, engine: docker.APIClient) -> None:
-    if not os.path.isfile(os.path.join(images, "redis.tar")):
+        docker_cluster: Cluster, docker_images: str, engine: docker.APIClient,
+        redis_port: int) -> None:
+    if not os.path.isfile(os.path.join(docker_images, "redis.tar")):
         pytest.skip("no offline redis image (the images/ builder makes redis.tar)")
     execute = subprocess.Popen(
         [os.path.join(VENV_BIN, "mesos-execute"), f"--master={docker_cluster.master}",
@@ -402,7 +341,7 @@ def test_mesos_execute_redis_answers_ping_and_dies_on_kill(
         answer = b""
         while time.monotonic() < deadline and answer != b"+PONG\r\n":
             with contextlib.suppress(OSError):
-                answer = _redis_ping()
+                answer = _redis_ping(redis_port)
             time.sleep(0.1)
         assert answer == b"+PONG\r\n"
         output, _ = execute.communicate(timeout=60)

@@ -26,10 +26,8 @@ from docker import errors as sdk_errors
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests import dockerd
-from tests.cluster import Cluster, get_json
-from tests.integration.framework import TestFramework, framework_info
-from tests.integration.test_docker import (
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.docker_tasks import (
     agent_flags,
     containers_of,
     docker_task,
@@ -37,27 +35,16 @@ from tests.integration.test_docker import (
     terminal,
     wait_gone,
 )
+from tests.harness.framework import TestFramework, framework_info
 
 pytestmark = pytest.mark.docker
 Call = scheduler_pb2.Call
 Status = mesos_pb2.TaskStatus
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.APIClient]:
-    client = dockerd.engine()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def images(engine: docker.APIClient) -> str:
-    return dockerd.image_dir(engine)
-
-
 @pytest.fixture
-def docker_cluster(tmp_path: Any, images: str) -> Iterator[Cluster]:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(images))
+def docker_cluster(tmp_path: Any, docker_images: str) -> Iterator[Cluster]:
+    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
     try:
         yield cluster.start()
     finally:
@@ -195,14 +182,14 @@ async def test_docker_task_that_exits_while_the_agent_is_down_finishes(
 
 
 async def test_docker_launch_cut_short_by_the_agent_dying_fails_after_the_restart(
-        tmp_path: Any, images: str, engine: docker.APIClient) -> None:
+        tmp_path: Any, docker_images: str, engine: docker.APIClient) -> None:
     # A registry that accepts connections and never answers: the image pull, and so the
     # launch, hangs while the executor already has its task.
     with socket.socket() as registry:
         registry.bind(("127.0.0.1", 0))
         registry.listen(8)
         host = f"127.0.0.1:{registry.getsockname()[1]}"
-        flags = [f for f in agent_flags(images) if not f.startswith("--docker_registry=")]
+        flags = [f for f in agent_flags(docker_images) if not f.startswith("--docker_registry=")]
         cluster = Cluster(str(tmp_path), agent_flags=[*flags, f"--docker_registry=http://{host}"])
         try:
             cluster.start()

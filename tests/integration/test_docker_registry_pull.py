@@ -15,13 +15,10 @@ import docker
 import pytest
 from docker import errors as sdk_errors
 
-from tests.cluster import VENV_BIN, Cluster
-from tests.integration import test_docker
-from tests.integration.test_docker import sandbox_file
-from tests.registry import Registry, offline_images, push_archive, registry_server
+from tests.harness.cluster import VENV_BIN, Cluster, sandbox_file
+from tests.harness.registry import Registry, offline_images, push_archive, registry_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-engine = test_docker.engine  # the fixture: the running Docker engine
 
 
 @pytest.fixture(scope="module")

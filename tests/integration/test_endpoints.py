@@ -1,18 +1,14 @@
 """The master's operator endpoints answer with Mesos's JSON shapes while a task runs.
 
-Key sets come from ``reference/mesos-features.md`` (3.2 and 3.3): every key Mesos always writes
-must be there, and nothing but those and the ones Mesos writes only sometimes.
+Key sets: ``tests/harness/shapes.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,49 +16,23 @@ import requests
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.curl import Subscription, post
-
-STATE_KEYS = {
-    "version", "build_date", "build_time", "build_user", "git_sha", "git_branch", "git_tag",
-    "start_time", "elected_time", "id", "pid", "hostname", "capabilities", "activated_slaves",
-    "deactivated_slaves", "unreachable_slaves", "leader", "leader_info", "flags", "slaves",
-    "recovered_slaves", "frameworks", "completed_frameworks", "orphan_tasks",
-    "unregistered_frameworks",
-}
-STATE_OPTIONAL = {"domain", "cluster", "log_dir", "external_log_file"}
-FRAMEWORK_KEYS = {
-    "id", "name", "used_resources", "offered_resources", "capabilities", "hostname",
-    "webui_url", "active", "connected", "recovered", "user", "failover_timeout", "checkpoint",
-    "registered_time", "unregistered_time", "resources", "tasks", "unreachable_tasks",
-    "completed_tasks", "offers", "executors",
-}
-FRAMEWORK_OPTIONAL = {"pid", "reregistered_time", "principal", "labels", "offer_constraints"}
-TASK_KEYS = {
-    "id", "name", "framework_id", "executor_id", "slave_id", "state", "resources", "role",
-    "statuses",
-}
-TASK_OPTIONAL = {"limits", "user", "labels", "discovery", "container", "health_check"}
-AGENT_KEYS = {
-    "id", "hostname", "port", "attributes", "pid", "registered_time", "resources",
-    "used_resources", "offered_resources", "reserved_resources", "unreserved_resources",
-    "active", "deactivated", "version", "capabilities",
-}
-AGENT_OPTIONAL = {
-    "domain", "drain_info", "reregistered_time", "reserved_resources_full",
-    "unreserved_resources_full", "used_resources_full", "offered_resources_full",
-}
-VERSION_KEYS = {"version", "build_date", "build_time", "build_user", "git_sha", "git_branch",
-                "git_tag"}
-CLUSTER_RESOURCES = {"cpus": 4, "gpus": 0, "mem": 4096, "disk": 4096, "ports": "[31000-32000]"}
-TASK_RESOURCES = {"cpus": 0.5, "gpus": 0, "mem": 64, "disk": 0}
-
-
-def assert_keys(entry: dict[str, Any], required: set[str],
-                optional: set[str] | frozenset[str] = frozenset()) -> None:
-    missing = required - entry.keys()
-    unknown = entry.keys() - required - optional
-    assert not missing and not unknown, f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.curl import Running, launch_task
+from tests.harness.shapes import (
+    AGENT_KEYS,
+    AGENT_OPTIONAL,
+    CLUSTER_RESOURCES,
+    FRAMEWORK_KEYS,
+    FRAMEWORK_OPTIONAL,
+    STATE_KEYS,
+    STATE_OPTIONAL,
+    TASK_KEYS,
+    TASK_OPTIONAL,
+    TASK_RESOURCES,
+    VERSION_KEYS,
+    assert_keys,
+)
+from tests.harness.wait import wait_for
 
 
 def assert_flat_resources(resources: dict[str, Any]) -> None:
@@ -72,77 +42,6 @@ def assert_flat_resources(resources: dict[str, Any]) -> None:
         assert isinstance(value, int | float | str), (name, value)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            last = check()
-            if last:
-                return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last {last!r}")
-
-
-@dataclass
-class Running:
-    """A framework subscribed with curl, holding one TASK_RUNNING command task."""
-
-    sub: Subscription
-    framework_id: str
-    agent_id: str
-    task_id: str
-
-    def close(self) -> None:
-        self.sub.close()
-
-
-def _acknowledge(api: str, sub: Subscription, framework_id: str, status: dict[str, Any]) -> None:
-    body = {"framework_id": {"value": framework_id}, "type": "ACKNOWLEDGE",
-            "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"],
-                            "uuid": status["uuid"]}}
-    assert post(api, body, sub.stream_id) == (202, "")
-
-
-def launch_task(cluster: Cluster, command: str, task_id: str = "sleeper",
-                name: str = "endpoints", state: str = "TASK_RUNNING",
-                framework_info: dict[str, Any] | None = None,
-                agent_id: str | None = None) -> Running:
-    """SUBSCRIBE with curl, launch ``command`` on the first offer (of ``agent_id``, when given),
-    wait for ``state``."""
-    api = cluster.master_url + "/api/v1/scheduler"
-    info = {"user": "root", "name": name, **(framework_info or {})}
-    sub = Subscription(api, {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}})
-    try:
-        subscribed = sub.take(lambda e: e["type"] == "SUBSCRIBED")
-        framework_id = subscribed["subscribed"]["framework_id"]["value"]
-        offer: dict[str, Any] | None = None
-        while offer is None:
-            offer = next((o for o in sub.take_offers()
-                          if agent_id in (None, o["agent_id"]["value"])), None)
-        task = {
-            "name": task_id, "task_id": {"value": task_id}, "agent_id": offer["agent_id"],
-            "command": {"value": command},
-            "resources": [
-                {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_RESOURCES["cpus"]}},
-                {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_RESOURCES["mem"]}},
-            ],
-        }
-        accept = {"framework_id": {"value": framework_id}, "type": "ACCEPT",
-                  "accept": {"offer_ids": [offer["id"]],
-                             "operations": [{"type": "LAUNCH",
-                                             "launch": {"task_infos": [task]}}]}}
-        assert post(api, accept, sub.stream_id) == (202, "")
-        for expected in ("TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"):
-            status = sub.take_update(task_id, expected)
-            _acknowledge(api, sub, framework_id, status)
-            if expected == state:
-                break
-        return Running(sub, framework_id, offer["agent_id"]["value"], task_id)
-    except BaseException:
-        sub.close()
-        raise
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from agent_runtime.agent import discovery
-from tests.cluster import VENV_BIN, Cluster, free_port, get_json
-from tests.integration.test_endpoints import wait_for
+from tests.harness.cluster import VENV_BIN, Cluster, free_port, get_json
+from tests.harness.wait import wait_for
 
 MB = 1024 * 1024
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,13 +20,12 @@ from typing import Any
 import psutil
 import pytest
 
-from images.docker_save import SavedLayer, write_docker_save
-from images.image_config import RuntimeConfig
-from tests.cluster import VENV_BIN, Cluster
-from tests.integration.test_seed_003_mesos_images import _execute, _mounts_under, _states
-from tests.registry import offline_images
-from tests.unit.images.helpers import Item, make_tar
-from tests.unit.images.test_archive import rewrite
+from agent_runtime.images.docker_save import SavedLayer, write_docker_save
+from agent_runtime.images.image_config import RuntimeConfig
+from tests.harness.cluster import VENV_BIN, Cluster
+from tests.harness.execute import execute, mounts_under, states
+from tests.harness.tars import Item, make_tar, rewrite
+from tests.harness.wait import wait_for
 
 pytestmark = [pytest.mark.cgroups, pytest.mark.slow]
 CAP = "64MB"  # above redis's largest layer (about 31 MB), far below the bomb
@@ -67,12 +66,11 @@ def _save_bomb(images: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("image tasks in CI need root (mounts and namespaces)")
-        pytest.skip("needs root")
-    out = offline_images(str(tmp_path_factory.mktemp("offline-images")))
+def images(offline_images_dir: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The offline images plus the bomb, in a directory of this module's own."""
+    out = str(tmp_path_factory.mktemp("gc-images"))
+    for name in ("busybox.tar", "redis.tar"):
+        shutil.copyfile(os.path.join(offline_images_dir, name), os.path.join(out, name))
     _save_bomb(out)
     return out
 
@@ -88,7 +86,7 @@ def cluster(tmp_path: Any, images: str) -> Iterator[Cluster]:
         yield cluster.start()
     finally:
         cluster.stop()
-        for mount in reversed(_mounts_under(str(tmp_path))):
+        for mount in reversed(mounts_under(str(tmp_path))):
             subprocess.run(["umount", "-l", mount], check=False)
 
 
@@ -115,23 +113,21 @@ def _sleepers(marker: str) -> list[psutil.Process]:
 
 def test_a_gzip_bomb_fails_its_task_at_the_cap_and_prune_keeps_the_running_image(
         cluster: Cluster, tmp_path: Any) -> None:
-    done = _execute(cluster, "--name=bomb", "--docker_image=bomb", "--command=true")
-    assert _states(done.stdout, "bomb")[-1] == "TASK_FAILED", done.stdout
+    done = execute(cluster, "--name=bomb", "--docker_image=bomb", "--command=true")
+    assert states(done.stdout, "bomb")[-1] == "TASK_FAILED", done.stdout
     assert "layer.tar unpacks to more than 64MB (--image_max_layer_size)" in done.stdout
-    assert os.listdir(tmp_path / "store" / "staging") == []  # the partial layer went
+    wait_for(lambda: os.listdir(tmp_path / "store" / "staging") == [],
+             what="the partial layer to be removed from staging")
 
-    done = _execute(cluster, f"--task={json.dumps(REDIS_VERSION)}")
-    assert _states(done.stdout, "redis")[-1] == "TASK_FINISHED", done.stdout
+    done = execute(cluster, f"--task={json.dumps(REDIS_VERSION)}")
+    assert states(done.stdout, "redis")[-1] == "TASK_FINISHED", done.stdout
     marker = str(31000 + os.getpid() % 10000)
     sleeper = subprocess.Popen(
         [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}",
          "--name=sleeper", "--docker_image=busybox", f"--command=exec sleep {marker}",
          "--kill_after=20secs"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not _sleepers(marker):
-            assert time.monotonic() < deadline, "the busybox task did not start"
-            time.sleep(0.05)
+        wait_for(lambda: _sleepers(marker), timeout=30, what="the busybox task to start")
         images, layers = _store(tmp_path)
         assert images == ["busybox:latest", "redis:latest"] and len(layers) == 3
 
@@ -150,12 +146,10 @@ def test_a_gzip_bomb_fails_its_task_at_the_cap_and_prune_keeps_the_running_image
     finally:
         if sleeper.poll() is None:
             sleeper.kill()
-    assert _states(output, "sleeper")[-1] == "TASK_KILLED", output
+    assert states(output, "sleeper")[-1] == "TASK_KILLED", output
     # Its container gone, busybox is unused too: excluded, it stays; then it goes.
-    deadline = time.monotonic() + 10
-    while os.listdir(tmp_path / "agent0" / "provisioner" / "containers"):
-        assert time.monotonic() < deadline, "the busybox container was not destroyed"
-        time.sleep(0.05)
+    wait_for(lambda: not os.listdir(tmp_path / "agent0" / "provisioner" / "containers"),
+             what="the busybox container to be destroyed")
     excluded = {"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": [
         {"type": "DOCKER", "docker": {"name": "busybox"}}]}}
     assert _call(cluster, json.dumps(excluded).encode()) == (200, "")

@@ -17,21 +17,26 @@ import pytest
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, running_cluster
-from tests.integration import test_cgroups_isolation
-from tests.integration.framework import TestFramework, command_task, framework_info
-from tests.integration.test_cgroups_isolation import (
-    _containers,
-    _launch,
-    _strays,
-    _terminal,
-    _until,
+from tests.harness.cgroups import cgroup_root, containers
+from tests.harness.cluster import Cluster, running_cluster
+from tests.harness.custom_executor import report_of, scheduler
+from tests.harness.framework import (
+    TestFramework,
+    command_task,
+    framework_info,
+    launch_one,
+    terminal,
 )
-from tests.integration.test_custom_executor import report_of, scheduler
+from tests.harness.processes import pids_with
+from tests.harness.wait import until
 
 pytestmark = pytest.mark.cgroups
-root = test_cgroups_isolation.root  # the fixture: a --cgroups_root of the test's own
 ISOLATION = "cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid"
+
+
+@pytest.fixture
+def root() -> Iterator[str]:
+    yield from cgroup_root()
 
 
 @pytest.fixture
@@ -53,8 +58,8 @@ async def test_a_task_sees_its_own_pid_namespace_and_proc(cluster: Cluster, root
     command = ("echo $$ > pid; ls /proc | grep -c '^[0-9]' > procs; "
                "grep -c ' /proc proc ' /proc/self/mounts > proc_mounts")
     async with SchedulerClient(cluster.master, framework_info()) as client:
-        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
-        status = await _terminal(framework, task_id)
+        framework, task_id = await launch_one(client, command, cpus=0.1, mem=64)
+        status = await terminal(framework, task_id)
         assert status.state == mesos_pb2.TASK_FINISHED, status.message
         sandbox = _sandbox(cluster, task_id)
 
@@ -65,7 +70,7 @@ async def test_a_task_sees_its_own_pid_namespace_and_proc(cluster: Cluster, root
         # pid 1 is the executor; the task's shell comes right after it.
         assert 1 < read("pid") < 10
         assert read("procs") < 10  # the host has far more processes than the container
-        await _until(lambda: not _containers(root))
+        await until(lambda: not containers(root))
         await framework.stop()
     # The container's /proc mount never reached the host's mount table.
     with open("/proc/self/mountinfo") as mounts:
@@ -77,14 +82,14 @@ async def test_a_kill_ends_every_process_of_the_namespace(cluster: Cluster, root
     # A daemonised grandchild in a session of its own, out of the task's process group.
     command = f"setsid sh -c 'exec -a {marker} sleep 300' & sleep 300"
     async with SchedulerClient(cluster.master, framework_info()) as client:
-        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
+        framework, task_id = await launch_one(client, command, cpus=0.1, mem=64)
         await framework.update(task_id, mesos_pb2.TASK_STARTING)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
-        await _until(lambda: bool(_strays(marker)))
+        await until(lambda: bool(pids_with(marker)))
         await client.kill(task_id)
-        assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
-        await _until(lambda: not _strays(marker))
-        await _until(lambda: not _containers(root) and not _containers(root, "cpu"))
+        assert (await terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
+        await until(lambda: not pids_with(marker))
+        await until(lambda: not containers(root) and not containers(root, "cpu"))
         await framework.stop()
 
 
@@ -93,11 +98,11 @@ async def test_a_custom_executor_runs_in_a_pid_namespace_of_its_own(cluster: Clu
     # Custom executors are exec'd (through util-linux unshare), not forked by the fork server.
     async with scheduler(cluster) as framework:
         offer = await framework.offer()
-        await framework.launch(offer, "custom", "run")
+        await framework.launch_modes(offer, "custom", "run")
         report = report_of(await framework.update("custom", mesos_pb2.TASK_RUNNING))
         # pid 1 is the shell its CommandInfo runs under (shell=true); the executor comes next.
         assert report["pid"] <= 2
-        assert len(_containers(root)) == 1  # and in its cgroups
+        assert len(containers(root)) == 1  # and in its cgroups
         await framework.client.kill("custom", offer.agent_id.value)
         await framework.update("custom", mesos_pb2.TASK_KILLED)
 
@@ -108,10 +113,10 @@ async def test_orphans_of_the_namespace_are_reaped_not_left_as_zombies(
     # to the executor (pid 1), which has to reap them when they end.
     command = "for i in 1 2 3 4 5; do (sleep 0.2 &); done; sleep 300"
     async with SchedulerClient(cluster.master, framework_info()) as client:
-        framework, task_id = await _launch(client, command, cpus=0.1, mem=64)
+        framework, task_id = await launch_one(client, command, cpus=0.1, mem=64)
         await framework.update(task_id, mesos_pb2.TASK_STARTING)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
-        [container] = _containers(root)
+        [container] = containers(root)
 
         def zombies() -> list[int]:
             # A zombie has left its cgroups: look for children of the container's processes.
@@ -125,9 +130,9 @@ async def test_orphans_of_the_namespace_are_reaped_not_left_as_zombies(
             return found
 
         await asyncio.sleep(1.0)  # the orphans have ended
-        await _until(lambda: not zombies(), timeout=5)
+        await until(lambda: not zombies(), timeout=5)
         await client.kill(task_id)
-        assert (await _terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
+        assert (await terminal(framework, task_id)).state == mesos_pb2.TASK_KILLED
         await framework.stop()
 
 
@@ -143,6 +148,6 @@ async def test_a_task_cannot_hand_itself_rootfs_instructions(cluster: Cluster, r
         variable.name = "MESOS_TASK_LAUNCH_INFO"
         variable.value = '{"rootfs": "/nonexistent", "argv": ["false"]}'
         await client.accept([offer.id.value], [task], refuse_seconds=0)
-        status = await _terminal(framework, task.task_id.value)
+        status = await terminal(framework, task.task_id.value)
         assert status.state == mesos_pb2.TASK_FINISHED, status.message
         await framework.stop()

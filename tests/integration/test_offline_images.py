@@ -24,20 +24,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from images.archive import DockerArchive
+from agent_runtime.images.archive import DockerArchive
+from tests.harness.needs import require
 
 pytestmark = pytest.mark.slow
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
-
-
-def require(condition: bool, need: str) -> None:
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI must provide {need}")
-    pytest.skip(f"needs {need}")
 
 
 def mesos_images(*args: str) -> subprocess.CompletedProcess[str]:

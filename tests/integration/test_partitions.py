@@ -11,8 +11,8 @@ import pytest
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.framework import TestFramework, command_task, framework_info
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.framework import TestFramework, command_task, framework_info
 
 Call = scheduler_pb2.Call
 Status = mesos_pb2.TaskStatus

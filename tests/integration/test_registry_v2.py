@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from images.errors import DigestMismatch, ImageNotFound
-from images.provisioner import Provisioner
-from tests.registry import Registry, offline_images, push_archive, registry_server, require
+from agent_runtime.images.errors import DigestMismatch, ImageNotFound
+from agent_runtime.images.provisioner import Provisioner
+from tests.harness.needs import require
+from tests.harness.registry import Registry, offline_images, push_archive, registry_server
 
 pytestmark = pytest.mark.registry
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.cluster import Cluster, get_json
-from tests.integration.curl import Subscription
-from tests.integration.test_endpoints import launch_task, wait_for
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.curl import Subscription, launch_task
+from tests.harness.wait import wait_for
 
 
 def _active_agents(cluster: Cluster) -> list[dict[str, Any]]:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from images.archive import DockerArchive
-from tests.registry import offline_images
+from agent_runtime.images.archive import DockerArchive
 
 pytestmark = pytest.mark.cgroups  # root, mounts and namespaces, as the cgroups tests need
 STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
@@ -22,13 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture(scope="module")
-def busybox(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("rootfs tests in CI need root")
-        pytest.skip("needs root")
-    images = offline_images(str(tmp_path_factory.mktemp("images")))
-    return os.path.join(images, "busybox.tar")
+def busybox(offline_images_dir: str) -> str:
+    return os.path.join(offline_images_dir, "busybox.tar")
 
 
 def _rootfs(archive: str, where: Path) -> str:

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.cluster import Cluster, running_cluster
-from tests.integration.curl import post
-from tests.integration.test_endpoints import launch_task
+from tests.harness.cluster import Cluster, running_cluster
+from tests.harness.curl import launch_task, post
 
 ESCAPE = f"/tmp/agent-runtime-escape-{secrets.token_hex(4)}"
 EMOJI = "\N{GRINNING FACE}"

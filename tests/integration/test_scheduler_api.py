@@ -7,8 +7,8 @@ import time
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json
-from tests.integration.framework import TestFramework, framework_info
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.framework import TestFramework, framework_info
 
 Call = scheduler_pb2.Call
 Status = mesos_pb2.TaskStatus

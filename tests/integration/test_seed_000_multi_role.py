@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster, get_json
-from tests.integration.framework import TestFramework
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.framework import TestFramework
 
 
 def _seed_framework() -> mesos_pb2.FrameworkInfo:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.curl import Subscription, post
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.curl import Subscription, post
 
 STATIC = "cpus:4;mem:2048;cpus(ads):8;mem(ads):4096"
 

@@ -18,29 +18,25 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.cluster import VENV_BIN, Cluster
-from tests.integration.test_docker import sandbox_file
-from tests.registry import offline_images
+from tests.harness.cluster import VENV_BIN, Cluster, sandbox_file
+from tests.harness.execute import execute, mounts_under, states
+from tests.harness.wait import wait_for
 
 pytestmark = [pytest.mark.cgroups, pytest.mark.slow]
-REDIS_PORT = 6379  # the image's own config: the seed's redis-cli talks to the default port
 SEED_FLAGS = ["--containerizers=mesos", "--image_providers=appc,docker",
               "--executor_environment_variables={}", "--executor_registration_timeout=60mins",
               "--resources=cpus:2;mem:2048;disk:4096;ports:[40001-44000]"]
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> str:
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("seed 003 in CI needs root (mounts and namespaces)")
-        pytest.skip("needs root")
-    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+def images(offline_images_dir: str) -> str:
+    return offline_images_dir
 
 
 def _cluster(tmp_path: Any, images: str, isolation: str, *extra: str) -> Iterator[Cluster]:
@@ -53,7 +49,7 @@ def _cluster(tmp_path: Any, images: str, isolation: str, *extra: str) -> Iterato
         cluster.stop()
         # A stopped agent leaves its containers for the next one to recover; a test that
         # failed half way may leave a rootfs mounted, which would outlive the test's files.
-        for mount in reversed(_mounts_under(str(tmp_path))):
+        for mount in reversed(mounts_under(str(tmp_path))):
             subprocess.run(["umount", "-l", mount], check=False)
 
 
@@ -62,26 +58,10 @@ def cluster(tmp_path: Any, images: str) -> Iterator[Cluster]:
     yield from _cluster(tmp_path, images, "filesystem/linux,docker/runtime")
 
 
-def _execute(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", *args],
-        capture_output=True, text=True, timeout=120, check=False)
-
-
-def _states(output: str, task: str) -> list[str]:
-    return [line.split()[3] for line in output.splitlines()
-            if line.startswith("Received status update") and f"'{task}'" in line]
-
-
 def _ping(port: int) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
         sock.sendall(b"PING\r\n")
         return sock.recv(64)
-
-
-def _mounts_under(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as mountinfo:
-        return [line.split()[4] for line in mountinfo if line.split()[4].startswith(path)]
 
 
 def _processes(name: str) -> list[psutil.Process]:
@@ -91,24 +71,25 @@ def _processes(name: str) -> list[psutil.Process]:
 def test_a_busybox_task_sees_the_image_root_and_its_sandbox(cluster: Cluster) -> None:
     command = ("cat /etc/os-release > $MESOS_SANDBOX/os-release; ls / > $MESOS_SANDBOX/root; "
                "echo $MESOS_SANDBOX; pwd; id -u")
-    done = _execute(cluster, "--name=look", "--docker_image=busybox", f"--command={command}")
+    done = execute(cluster, "--name=look", "--docker_image=busybox", f"--command={command}")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _states(done.stdout, "look") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+    assert states(done.stdout, "look") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
     sandbox_out = sandbox_file(cluster, "look", "stdout").split()
     assert sandbox_out == ["/mnt/mesos/sandbox", "/mnt/mesos/sandbox", "0"]
     root = sandbox_file(cluster, "look", "root").split()
     assert "work" not in root and "bin" in root and "mnt" in root  # not the host's /
     assert "ID=debian" in sandbox_file(cluster, "look", "os-release")
-    assert not _mounts_under(cluster.work_dir)  # the rootfs went with the container
+    # The rootfs goes with the container, just after the terminal update.
+    wait_for(lambda: not mounts_under(cluster.work_dir), what="the rootfs to be unmounted")
 
 
 def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
-        cluster: Cluster) -> None:
+        cluster: Cluster, redis_port: int) -> None:
     with contextlib.suppress(OSError):
-        _ping(REDIS_PORT)
-        pytest.fail(f"something already listens on {REDIS_PORT}; the seed's redis needs it")
+        _ping(redis_port)
+        pytest.fail(f"something already listens on {redis_port}; the seed's redis needs it")
     before = {p.pid for p in _processes("redis-server")}
-    execute = subprocess.Popen(
+    run = subprocess.Popen(
         [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", "--name=test",
          "--docker_image=library/redis", "--shell=false", "--kill_after=6secs"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -117,7 +98,7 @@ def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
         answer = b""
         while time.monotonic() < deadline and answer != b"+PONG\r\n":
             with contextlib.suppress(OSError):
-                answer = _ping(REDIS_PORT)
+                answer = _ping(redis_port)
             time.sleep(0.1)
         assert answer == b"+PONG\r\n", "redis from the image did not answer"
         [redis] = [p for p in _processes("redis-server") if p.pid not in before]
@@ -125,29 +106,29 @@ def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
         assert not os.path.exists(f"/proc/{redis.pid}/root/work")
         assert os.path.exists(f"/proc/{redis.pid}/root/etc/redis/redis.conf")
         assert redis.cwd().endswith("/data")  # its WorkingDir
-        output, _ = execute.communicate(timeout=60)
+        output, _ = run.communicate(timeout=60)
     finally:
-        if execute.poll() is None:
-            execute.kill()
-    assert _states(output, "test")[-1] == "TASK_KILLED", output
-    deadline = time.monotonic() + 10
-    while [p for p in _processes("redis-server") if p.pid not in before] or \
-            _mounts_under(cluster.work_dir):
-        assert time.monotonic() < deadline, "a process or a mount outlived the kill"
-        time.sleep(0.05)
+        if run.poll() is None:
+            run.kill()
+    assert states(output, "test")[-1] == "TASK_KILLED", output
+    # The kill is reported before the containerizer's cleanup ends: poll for each leftover.
+    wait_for(lambda: not [p for p in _processes("redis-server") if p.pid not in before],
+             what="the image's redis-server to be gone")
+    wait_for(lambda: not mounts_under(cluster.work_dir), what="the rootfs to be unmounted")
     containers = os.path.join(cluster.work_dir, "agent0", "provisioner", "containers")
-    assert not os.path.isdir(containers) or not os.listdir(containers)
+    wait_for(lambda: not os.path.isdir(containers) or not os.listdir(containers),
+             what="the provisioner to drop the container's directory")
 
 
 def test_an_image_the_registry_lacks_fails_its_task_and_names_the_image(cluster: Cluster) -> None:
-    done = _execute(cluster, "--name=missing", "--docker_image=no-such-image:1.0",
+    done = execute(cluster, "--name=missing", "--docker_image=no-such-image:1.0",
                     "--command=true")
-    states = _states(done.stdout, "missing")
-    assert states and states[-1] == "TASK_FAILED", done.stdout
+    seen = states(done.stdout, "missing")
+    assert seen and seen[-1] == "TASK_FAILED", done.stdout
     assert "no-such-image" in done.stdout
     # The agent is fine: the next task runs.
-    done = _execute(cluster, "--name=after", "--docker_image=busybox", "--command=true")
-    assert _states(done.stdout, "after")[-1] == "TASK_FINISHED", done.stdout
+    done = execute(cluster, "--name=after", "--docker_image=busybox", "--command=true")
+    assert states(done.stdout, "after")[-1] == "TASK_FINISHED", done.stdout
 
 
 @pytest.fixture
@@ -161,13 +142,17 @@ def plain_cluster(tmp_path: Any) -> Iterator[Cluster]:
 
 def test_an_agent_without_image_providers_fails_image_tasks_with_the_flag_named(
         plain_cluster: Cluster) -> None:
-    done = _execute(plain_cluster, "--name=img", "--docker_image=busybox", "--command=true")
-    assert _states(done.stdout, "img")[-1] == "TASK_FAILED", done.stdout
+    done = execute(plain_cluster, "--name=img", "--docker_image=busybox", "--command=true")
+    assert states(done.stdout, "img")[-1] == "TASK_FAILED", done.stdout
     assert "--image_providers=docker" in done.stdout
 
 
 def _sleepers(marker: str) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
+
+
+def _nothing_left(work_dir: str, marker: str) -> bool:
+    return not mounts_under(work_dir) and not _sleepers(marker)
 
 
 def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
@@ -176,7 +161,7 @@ def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
     agent adopts it (its rootfs stays mounted), and a kill still leaves nothing behind."""
     marker = str(30000 + os.getpid() % 10000)  # seconds to sleep: names the task's process
     for cluster in _cluster(tmp_path, images, "filesystem/linux,docker/runtime,namespaces/pid"):
-        execute = subprocess.Popen(
+        run = subprocess.Popen(
             [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}",
              "--name=sleeper", "--docker_image=busybox", "--checkpoint",
              f"--command=exec sleep {marker}", "--kill_after=8secs"],
@@ -186,18 +171,16 @@ def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
             while not _sleepers(marker):
                 assert time.monotonic() < deadline, "the image task did not start"
                 time.sleep(0.05)
-            mounts = _mounts_under(cluster.work_dir)
+            mounts = mounts_under(cluster.work_dir)
             assert mounts  # the rootfs
             cluster.kill("agent0", signal.SIGKILL)
             cluster.start_agent(0)
             cluster.wait_agents(1)
-            assert _mounts_under(cluster.work_dir) == mounts  # recovered, not removed
-            output, _ = execute.communicate(timeout=60)
+            assert mounts_under(cluster.work_dir) == mounts  # recovered, not removed
+            output, _ = run.communicate(timeout=60)
         finally:
-            if execute.poll() is None:
-                execute.kill()
-        assert _states(output, "sleeper")[-1] == "TASK_KILLED", output
-        deadline = time.monotonic() + 10
-        while _mounts_under(cluster.work_dir) or _sleepers(marker):
-            assert time.monotonic() < deadline, "a process or a mount outlived the kill"
-            time.sleep(0.05)
+            if run.poll() is None:
+                run.kill()
+        assert states(output, "sleeper")[-1] == "TASK_KILLED", output
+        wait_for(partial(_nothing_left, cluster.work_dir, marker),
+                 what="no process and no mount left after the kill")

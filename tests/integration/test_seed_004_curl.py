@@ -11,8 +11,8 @@ import json
 import time
 from typing import Any
 
-from tests.cluster import Cluster, get_json
-from tests.integration.curl import Subscription, post
+from tests.harness.cluster import Cluster, get_json
+from tests.harness.curl import Subscription, post
 
 REGISTER = json.loads("""{ "framework_id": {"value" : "test13"}, "type":"SUBSCRIBE",
  "subscribe":{ "framework_info":{ "user":"root", "name":"test13", "failover_timeout":60,

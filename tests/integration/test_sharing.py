@@ -8,8 +8,8 @@ import requests
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, parse
 from agent_runtime.scheduler.client import SchedulerClient, SchedulerError
-from tests.cluster import Cluster, get_json, running_cluster
-from tests.integration.framework import TestFramework, command_task, framework_info
+from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.framework import TestFramework, command_task, framework_info
 
 Call = scheduler_pb2.Call
 Operation = mesos_pb2.Offer.Operation

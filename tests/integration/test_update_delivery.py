@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.cluster import Cluster
-from tests.integration.framework import TestFramework, framework_info
+from tests.harness.cluster import Cluster
+from tests.harness.framework import TestFramework, framework_info
 
 
 async def _resubscribe(cluster: Cluster, framework_id: str) -> tuple[SchedulerClient,
@@ -31,8 +33,8 @@ async def test_unacknowledged_update_is_resent_across_master_restarts(cluster: C
 
     for restart in range(2):  # two master restarts, the update still unacknowledged
         cluster.kill("master")
-        cluster.start_master()
-        cluster.wait_agents(1)
+        await asyncio.to_thread(cluster.start_master)
+        await asyncio.to_thread(cluster.wait_agents, 1)
         client, framework = await _resubscribe(cluster, framework_id)
         try:
             # The agent sends it again on re-registration, then every 10 s (doubling).

@@ -9,7 +9,7 @@ from typing import Any
 
 from avmesos.client import MesosClient
 
-from tests.cluster import Cluster, get_json
+from tests.harness.cluster import Cluster, get_json
 
 TASKS = 30
 CPUS = 0.2

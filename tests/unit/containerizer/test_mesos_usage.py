@@ -20,11 +20,11 @@ from agent_runtime.containerizer.isolator import Isolator
 from agent_runtime.containerizer.launcher import PosixLauncher
 from agent_runtime.containerizer.mesos import MesosContainerizer
 from agent_runtime.containerizer.posix_usage import process_tree_usage
+from agent_runtime.isolators.cgroups_cpu import CpuIsolator
+from agent_runtime.isolators.cgroups_mem import MemIsolator
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
-from isolators.cgroups_cpu import CpuIsolator
-from isolators.cgroups_mem import MemIsolator
-from tests.cgroups import HIERARCHY, cgroup_root
+from tests.harness.cgroups import HIERARCHY, cgroup_root
 
 MB = 1024 * 1024
 ALLOCATION = 100 * MB

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from tests.registry import offline_images
+from tests.harness.registry import offline_images
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from images.apt import (
+from agent_runtime.images.apt import (
     Apt,
     Package,
     is_library_package,
@@ -16,7 +16,7 @@ from images.apt import (
     parse_depends,
     parse_print_uris,
 )
-from images.errors import AptError
+from agent_runtime.images.errors import AptError
 
 DEPENDS = """\
 redis-tools

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import tarfile
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from images.archive import DockerArchive
-from images.errors import BadArchive
-from images.layer import digest
+from agent_runtime.images.archive import DockerArchive
+from agent_runtime.images.errors import BadArchive
+from agent_runtime.images.layer import digest
+from tests.harness.tars import Item, make_tar, rewrite
 
-from .helpers import Item, make_tar
 from .test_docker_save import CONFIG, write
-
-
-def rewrite(source: str, dest: str, keep: Callable[[str], bool],
-            replace: dict[str, bytes] | None = None) -> None:
-    """Copy the archive ``source`` to ``dest`` keeping some members and replacing others."""
-    replace = replace or {}
-    with tarfile.open(source) as old, tarfile.open(dest, "w") as new:
-        for member in old.getmembers():
-            name = member.name.rstrip("/")
-            if not keep(name):
-                continue
-            data = replace.get(name, b"")
-            if name not in replace and member.isreg():
-                data = old.extractfile(member).read()  # type: ignore[union-attr]
-            member.size = len(data)
-            new.addfile(member, io.BytesIO(data) if member.isreg() else None)
 
 
 @pytest.fixture

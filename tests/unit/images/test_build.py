@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 
-from images.apt import Apt, Package
-from images.archive import DockerArchive
-from images.build import ImageBuilder, merged_usr
-from images.errors import ImageError
-from images.image_config import RuntimeConfig
-from images.recipes import BASE_LAYER, FileSpec, ImageRecipe, LayerRecipe
-
-from .helpers import Item, make_elf, make_tar, open_tar
+from agent_runtime.images.apt import Apt, Package
+from agent_runtime.images.archive import DockerArchive
+from agent_runtime.images.build import ImageBuilder, merged_usr
+from agent_runtime.images.errors import ImageError
+from agent_runtime.images.image_config import RuntimeConfig
+from agent_runtime.images.recipes import BASE_LAYER, FileSpec, ImageRecipe, LayerRecipe
+from tests.harness.tars import Item, make_elf, make_tar, open_tar
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 D = tarfile.DIRTYPE

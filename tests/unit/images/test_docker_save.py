@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from images.docker_save import (
+from agent_runtime.images.docker_save import (
     CREATED,
     SavedImage,
     SavedLayer,
@@ -18,8 +18,8 @@ from images.docker_save import (
     chain_ids,
     write_docker_save,
 )
-from images.image_config import RuntimeConfig
-from images.layer import LayerTree, digest
+from agent_runtime.images.image_config import RuntimeConfig
+from agent_runtime.images.layer import LayerTree, digest
 
 CONFIG = RuntimeConfig(cmd=("redis-server", "/etc/redis/redis.conf"), env=("PATH=/usr/bin",),
                        working_dir="/data", exposed_ports=("6379/tcp",))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from images.elf import DynamicInfo, read_dynamic
-
-from .helpers import make_elf
+from agent_runtime.images.elf import DynamicInfo, read_dynamic
+from tests.harness.tars import make_elf
 
 
 def test_interpreter_and_needed_libraries_in_order() -> None:

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from images.errors import BadArchive, ImageError, UnsafeEntry
-from images.extract import extract_layer
-from images.rootpath import secure_join
-
-from .helpers import Item, make_tar, open_tar
+from agent_runtime.images.errors import BadArchive, ImageError, UnsafeEntry
+from agent_runtime.images.extract import extract_layer
+from agent_runtime.images.rootpath import secure_join
+from tests.harness.tars import Item, make_tar, open_tar
 
 SYM, LNK, DIR = tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.DIRTYPE
 

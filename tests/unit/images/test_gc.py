@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from images.gc import ImageGcConfig
-from images.limits import SizeBudget
-from images.provisioner import ArchivePuller, Provisioner
-from images.pull import LayerSource, Manifest, Progress
+from agent_runtime.images.gc import ImageGcConfig
+from agent_runtime.images.limits import SizeBudget
+from agent_runtime.images.provisioner import ArchivePuller, Provisioner
+from agent_runtime.images.pull import LayerSource, Manifest, Progress
 
 from .test_provisioner import BACKENDS, no_mount_left, os_release, provisioner  # noqa: F401
 

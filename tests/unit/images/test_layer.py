@@ -7,10 +7,9 @@ import tarfile
 
 import pytest
 
-from images.errors import UnsafeEntry
-from images.layer import EPOCH, LayerTree, clean_name, digest
-
-from .helpers import open_tar
+from agent_runtime.images.errors import UnsafeEntry
+from agent_runtime.images.layer import EPOCH, LayerTree, clean_name, digest
+from tests.harness.tars import open_tar
 
 
 @pytest.mark.parametrize(("raw", "clean"), [

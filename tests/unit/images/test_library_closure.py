@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from images.errors import ImageError
-from images.layer import LayerTree
-from images.library_closure import RootView, check_libraries
-
-from .helpers import make_elf
+from agent_runtime.images.errors import ImageError
+from agent_runtime.images.layer import LayerTree
+from agent_runtime.images.library_closure import RootView, check_libraries
+from tests.harness.tars import make_elf
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 MULTIARCH = "usr/lib/x86_64-linux-gnu"

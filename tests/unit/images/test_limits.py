@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 
-from images.docker_save import SavedLayer, write_docker_save
-from images.errors import ImageTooLarge
-from images.image_config import RuntimeConfig
-from images.limits import SizeBudget, SizeLimits
-from images.provisioner import ArchivePuller
-from images.store import Store
-from images.unpack import unpack_layer
-
-from .helpers import Item, make_tar
-from .test_archive import rewrite
+from agent_runtime.images.docker_save import SavedLayer, write_docker_save
+from agent_runtime.images.errors import ImageTooLarge
+from agent_runtime.images.image_config import RuntimeConfig
+from agent_runtime.images.limits import SizeBudget, SizeLimits
+from agent_runtime.images.provisioner import ArchivePuller
+from agent_runtime.images.store import Store
+from agent_runtime.images.unpack import unpack_layer
+from tests.harness.tars import Item, make_tar, rewrite
 
 MB = 1 << 20
 CONFIG = RuntimeConfig(cmd=("sh",))

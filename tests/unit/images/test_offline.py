@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from images.offline import default_cache_dir, run, split_args
+from agent_runtime.images.offline import default_cache_dir, run, split_args
 
 from .test_docker_save import write
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from images.backend import overlay_works
-from images.errors import ImageError, ImageNotFound, ProvisionError, RegistryError
-from images.provisioner import ArchivePuller, Provisioned, Provisioner
-from images.pull import Manifest
-from images.reference import Reference
-from tests.registry import require
+from agent_runtime.images.backend import overlay_works
+from agent_runtime.images.errors import ImageError, ImageNotFound, ProvisionError, RegistryError
+from agent_runtime.images.provisioner import ArchivePuller, Provisioned, Provisioner
+from agent_runtime.images.pull import Manifest
+from agent_runtime.images.reference import Reference
+from tests.harness.needs import require
 
 BACKENDS = ("overlay", "copy")
 
@@ -85,7 +85,7 @@ async def test_provision_from_a_directory_of_archives(
                                    "docker.io/library/redis:latest"])
 def test_archive_names_follow_mesos_then_fall_back(tmp_path: Any, images_dir: str,
                                                    image: str) -> None:
-    from images.reference import parse_reference
+    from agent_runtime.images.reference import parse_reference
 
     puller = ArchivePuller(images_dir)
     manifest = puller.resolve(parse_reference(image), image)
@@ -186,7 +186,7 @@ async def test_an_unknown_image_is_an_error_naming_it(tmp_path: Any, images_dir:
 
 
 async def test_an_unreachable_registry_is_an_image_error(tmp_path: Any) -> None:
-    from tests.cluster import free_port
+    from tests.harness.cluster import free_port
 
     prov = provisioner(tmp_path, f"http://127.0.0.1:{free_port()}", "copy")
     with pytest.raises(RegistryError, match=r"image 'busybox': cannot reach the registry"):

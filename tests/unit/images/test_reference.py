@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_runtime.errors import BadRequest
-from images.reference import Reference, parse_reference
+from agent_runtime.images.reference import Reference, parse_reference
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from images.errors import ImageError, RegistryError
-from images.provisioner import Provisioner
-from images.reference import parse_reference
-from images.registry import SCHEMA2, RegistryPuller
+from agent_runtime.images.errors import ImageError, RegistryError
+from agent_runtime.images.provisioner import Provisioner
+from agent_runtime.images.reference import parse_reference
+from agent_runtime.images.registry import SCHEMA2, RegistryPuller
 
 Route = tuple[int, dict[str, str], bytes]  # status, headers, body
 
@@ -194,7 +194,7 @@ def test_a_redirect_to_ftp_is_refused(registry: FakeRegistry) -> None:
 
 def test_documents_larger_than_the_limit_are_refused(registry: FakeRegistry,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("images.registry.MAX_DOCUMENT", 1 << 20)
+    monkeypatch.setattr("agent_runtime.images.registry.MAX_DOCUMENT", 1 << 20)
     big = {"schemaVersion": 2, "padding": "x" * (1 << 20)}
     registry.json("/v2/busybox/manifests/latest", big)
     with pytest.raises(RegistryError, match=r"image 'busybox': manifest http://.* is larger "
@@ -206,7 +206,7 @@ def test_documents_larger_than_the_limit_are_refused(registry: FakeRegistry,
 
 
 def test_the_default_document_limit_is_4_mib() -> None:
-    from images.registry import MAX_DOCUMENT
+    from agent_runtime.images.registry import MAX_DOCUMENT
 
     assert MAX_DOCUMENT == 4 << 20
     assert issubclass(RegistryError, ImageError)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from images.rootpath import MAX_SYMLINKS, LinkLoop, resolve, secure_join
+from agent_runtime.images.rootpath import MAX_SYMLINKS, LinkLoop, resolve, secure_join
 
 
 def links(table: dict[str, str]) -> Any:

@@ -16,19 +16,18 @@ from typing import Any
 
 import pytest
 
-from images.docker_save import SavedLayer, write_docker_save
-from images.errors import BadArchive, DigestMismatch, UnsafeEntry
-from images.image_config import RuntimeConfig
-from images.limits import SizeBudget
-from images.provisioner import ArchivePuller, Provisioner
-from images.pull import PROGRESS_INTERVAL as DEFAULT_INTERVAL
-from images.pull import LayerSource, Manifest, Progress
-from images.reference import Reference
-from images.store import Store
-from tests.registry import require
+from agent_runtime.images.docker_save import SavedLayer, write_docker_save
+from agent_runtime.images.errors import BadArchive, DigestMismatch, UnsafeEntry
+from agent_runtime.images.image_config import RuntimeConfig
+from agent_runtime.images.limits import SizeBudget
+from agent_runtime.images.provisioner import ArchivePuller, Provisioner
+from agent_runtime.images.pull import PROGRESS_INTERVAL as DEFAULT_INTERVAL
+from agent_runtime.images.pull import LayerSource, Manifest, Progress
+from agent_runtime.images.reference import Reference
+from agent_runtime.images.store import Store
+from tests.harness.needs import require
+from tests.harness.tars import Item, make_tar, rewrite
 
-from .helpers import Item, make_tar
-from .test_archive import rewrite
 from .test_provisioner import mounts_under
 
 CONFIG = RuntimeConfig(cmd=("sh",), env=("PATH=/bin",))
@@ -274,10 +273,10 @@ async def test_a_malformed_archive_config_is_a_bad_archive(tmp_path: Any, config
 def test_progress_lines_come_at_most_once_an_interval(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     assert DEFAULT_INTERVAL == 1.0
-    monkeypatch.setattr("images.pull.PROGRESS_INTERVAL", 0.05)
+    monkeypatch.setattr("agent_runtime.images.pull.PROGRESS_INTERVAL", 0.05)
     manifest = Manifest(reference="redis", origin="/images/redis.tar", layers=(), config=CONFIG)
     progress = Progress(manifest, layers=2)
-    caplog.set_level(logging.INFO, logger="images.pull")
+    caplog.set_level(logging.INFO, logger="agent_runtime.images.pull")
     started = time.monotonic()
     while time.monotonic() - started < 0.3:
         progress.add(1000)

@@ -18,7 +18,7 @@ from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
-from tests.cgroups import HIERARCHY, cgroup_root
+from tests.harness.cgroups import HIERARCHY, cgroup_root
 
 __all__ = ["HIERARCHY", "cgroup_root"]
 

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolation import Host
+from agent_runtime.errors import FlagError
 from agent_runtime.isolators.cgroups_devices import (
     DEFAULT_WHITELIST,
     DevicesConfig,
@@ -16,10 +20,6 @@ from agent_runtime.isolators.cgroups_devices import (
     allowed_entries,
     create,
 )
-
-from agent_runtime.containerizer.cgroups import CgroupsV1
-from agent_runtime.containerizer.isolation import Host
-from agent_runtime.errors import FlagError
 from agent_runtime.resources import Resources
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,

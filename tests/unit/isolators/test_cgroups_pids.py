@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_runtime.isolators.cgroups_pids import PidsIsolator, create, pids_max
 
 from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.containerizer.isolation import Host
+from agent_runtime.isolators.cgroups_pids import PidsIsolator, create, pids_max
 from agent_runtime.resources import Resources
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,

@@ -6,8 +6,12 @@ import pytest
 
 from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
 from agent_runtime.errors import LaunchError
+from agent_runtime.isolators.docker_runtime import (
+    DockerRuntimeIsolator,
+    command_for,
+    environment_for,
+)
 from agent_runtime.proto import mesos_pb2
-from isolators.docker_runtime import DockerRuntimeIsolator, command_for, environment_for
 
 REDIS = ImageRuntime(cmd=("redis-server", "/etc/redis/redis.conf"), env=("PATH=/usr/bin",
                                                                           "A=image"),

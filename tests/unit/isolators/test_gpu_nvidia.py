@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from agent_runtime.agent.composition import build_isolators
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolator import Isolator
+from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.isolators.gpu_nvidia import (
     Gpu,
     GpuIsolator,
@@ -23,12 +29,6 @@ from agent_runtime.isolators.gpu_nvidia import (
     discover_gpus,
     uvm_major,
 )
-
-from agent_runtime.agent.composition import build_isolators
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import CgroupsV1
-from agent_runtime.containerizer.isolator import Isolator
-from agent_runtime.errors import FlagError, LaunchError
 from agent_runtime.resources import Resources
 from tests.unit.isolators.real_cgroups import (
     HIERARCHY,

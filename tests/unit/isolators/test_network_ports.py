@@ -12,6 +12,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from agent_runtime.agent.composition import build_isolators
+from agent_runtime.agent.config import AgentConfig
+from agent_runtime.containerizer.cgroups import CgroupsV1
+from agent_runtime.containerizer.isolator import Isolator
+from agent_runtime.containerizer.launcher import Process
+from agent_runtime.flags import Duration
 from agent_runtime.isolators import network_ports
 from agent_runtime.isolators.network_ports import (
     PortsIsolator,
@@ -22,13 +29,6 @@ from agent_runtime.isolators.network_ports import (
     socket_inodes,
     unallocated,
 )
-
-from agent_runtime.agent.composition import build_isolators
-from agent_runtime.agent.config import AgentConfig
-from agent_runtime.containerizer.cgroups import CgroupsV1
-from agent_runtime.containerizer.isolator import Isolator
-from agent_runtime.containerizer.launcher import Process
-from agent_runtime.flags import Duration
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources, parse
 from tests.unit.isolators.real_cgroups import (
