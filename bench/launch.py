@@ -53,7 +53,7 @@ from agent_runtime.agent.agent import COMMAND_EXECUTOR  # noqa: E402
 from agent_runtime.proto import mesos_pb2, scheduler_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
 from agent_runtime.task_states import TERMINAL_STATES  # noqa: E402
-from tests.cluster import Cluster  # noqa: E402
+from tests.harness.cluster import Cluster  # noqa: E402
 
 Event = scheduler_pb2.Event
 TaskState = int
