@@ -10,7 +10,10 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy agent_runtime executors isolators images bench tests
 set +e
-.venv/bin/python -m pytest -q "$@"
+# Integration tests mostly wait on processes they started, so more workers than cores pay off;
+# --dist loadgroup keeps each module, and all Docker engine tests, on one worker
+# (tests/conftest.py says why). PYTEST_WORKERS=0 runs everything in this process.
+.venv/bin/python -m pytest -q -n "${PYTEST_WORKERS:-3}" --dist loadgroup "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then
