@@ -89,12 +89,14 @@ class Bytes(int):
         return f"{int(self) // size}{unit}"
 
 
-def flag(default: Any, help: str) -> Any:
-    """A dataclass field that is a flag."""
+def flag(default: Any, help: str, *, secret: bool = False) -> Any:
+    """A dataclass field that is a flag. A ``secret`` one (credentials given inline) is never
+    shown by ``/flags``: only a path to it is."""
+    metadata = {"help": help, "secret": secret}
     if isinstance(default, list | dict):
         factory = type(default)
-        return dataclasses.field(default_factory=factory, metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _convert(name: str, hint: Any, raw: str) -> Any:
@@ -196,7 +198,9 @@ def as_strings(config: Any) -> dict[str, str]:
         value = getattr(config, field.name)
         if value is None:
             continue
-        if isinstance(value, bool):
+        if field.metadata.get("secret") and not str(value).startswith(("/", "file://")):
+            out[field.name] = "<redacted>"
+        elif isinstance(value, bool):
             out[field.name] = "true" if value else "false"
         elif isinstance(value, Duration | Bytes):
             out[field.name] = value.mesos()

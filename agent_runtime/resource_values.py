@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from agent_runtime.errors import BadRequest
+
 Range = tuple[int, int]
 Ranges = tuple[Range, ...]
 
@@ -43,7 +45,14 @@ def ranges_contain(outer: Ranges, inner: Ranges) -> bool:
     return not subtract_ranges(inner, outer)
 
 
+# Mesos keeps scalars as int64 thousandths; anything larger cannot be held (nor is a resource).
+MAX_SCALAR = 1e15
+
+
 def to_millis(value: float) -> int:
-    """Mesos's ``convertToFixed``: ``llround(value * 1000)``, halves away from zero."""
+    """Mesos's ``convertToFixed``: ``llround(value * 1000)``, halves away from zero.
+    BadRequest beyond +-``MAX_SCALAR`` (and for NaN), so no amount overflows."""
+    if not abs(value) <= MAX_SCALAR:
+        raise BadRequest(f"Scalar value {value!r} is out of range (at most {MAX_SCALAR:g})")
     millis = math.floor(abs(value) * 1000 + 0.5)
     return millis if value >= 0 else -millis

@@ -30,8 +30,10 @@ class HttpConnection:
     The answers we read have two shapes only: a sized body, or a chunked stream.
     """
 
-    def __init__(self, endpoint: str, timeout: float | None, unix_socket: str | None = None
-                 ) -> None:
+    def __init__(self, endpoint: str, timeout: float | None, unix_socket: str | None = None,
+                 token: str | None = None) -> None:
+        # The executor's identity (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), sent on every call.
+        self.authorization = f"Authorization: Bearer {token}\r\n" if token else ""
         if unix_socket is not None:
             self.host = "docker"
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -73,7 +75,8 @@ class HttpConnection:
     def send(self, method: str, path: str, body: bytes, accept: str | None = None
              ) -> tuple[int, dict[str, str]]:
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{self.authorization}")
         if accept:
             head += f"Accept: {accept}\r\n"
         self.sock.sendall(head.encode() + b"\r\n" + body)
@@ -104,8 +107,10 @@ class HttpConnection:
 class AgentConnection:
     """Calls to the agent over one keep-alive connection (the subscription has its own)."""
 
-    def __init__(self, endpoint: str, framework_id: str, executor_id: str) -> None:
+    def __init__(self, endpoint: str, framework_id: str, executor_id: str,
+                 token: str | None = None) -> None:
         self.endpoint = endpoint
+        self.token = token
         self.framework_id = framework_id
         self.executor_id = executor_id
         self._conn: HttpConnection | None = None
@@ -120,7 +125,7 @@ class AgentConnection:
         for attempt in range(2):  # a keep-alive connection the agent closed is retried once
             try:
                 if self._conn is None:
-                    self._conn = HttpConnection(self.endpoint, timeout=30)
+                    self._conn = HttpConnection(self.endpoint, timeout=30, token=self.token)
                 status, headers = self._conn.request(body)
                 text = self._conn.body(headers)
             except (OSError, ValueError, IndexError):
@@ -140,7 +145,7 @@ class AgentConnection:
     def subscribe(self, unacknowledged: list[Json],
                   tasks: list[Json] | None = None) -> HttpConnection:
         """SUBSCRIBE; after a reconnection it carries what the agent may not have got."""
-        conn = HttpConnection(self.endpoint, timeout=None)
+        conn = HttpConnection(self.endpoint, timeout=None, token=self.token)
         subscribe: dict[str, Json] = {
             "unacknowledged_updates": [{"status": status} for status in unacknowledged]}
         if tasks:

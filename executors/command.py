@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 # Set by the agent for a task with an image: JSON for rootfs.py (see there).
 TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
+EXECUTOR_TOKEN = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 ROOTFS_LAUNCH = "MESOS_ROOTFS_LAUNCH"  # what rootfs.py reads (it drops the variable)
 ROOTFS_ARGV = [sys.executable, "-S", "-c",
                "import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
@@ -93,6 +94,8 @@ class CommandTask:
         # The agent's word only: a task's own variable of that name is dropped, never obeyed.
         env.pop(TASK_LAUNCH_INFO, None)
         env.pop(ROOTFS_LAUNCH, None)
+        # The executor's identity stays with the executor: the task cannot call as it.
+        env.pop(EXECUTOR_TOKEN, None)
         launch_info = session.env.get(TASK_LAUNCH_INFO)
         pass_fds: tuple[int, ...] = ()
         if launch_info is not None:

@@ -89,7 +89,8 @@ class ExecutorSession:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.agent = AgentConnection(env["MESOS_AGENT_ENDPOINT"], env["MESOS_FRAMEWORK_ID"],
-                                     env["MESOS_EXECUTOR_ID"])
+                                     env["MESOS_EXECUTOR_ID"],
+                                     env.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"))
         self.sandbox = env.get("MESOS_SANDBOX") or os.getcwd()
         self.shutdown_grace = parse_duration(
             env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)

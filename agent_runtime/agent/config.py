@@ -93,6 +93,32 @@ class AgentConfig:
         None, "linux/seccomp: default profile, relative to --seccomp_config_dir "
         "(default: the bundled default.json, modelled on Docker's)"
     )
+    # Security (README "Securing a cluster"). Executor tokens are on by default, unlike Mesos:
+    # any task can reach the agent's port, and without them it could speak for any executor.
+    authenticate_http_executors: bool = flag(
+        True, "Executors must present the JWT the agent gave them (ours: on by default)"
+    )
+    executor_secret_key: str | None = flag(
+        None, "File holding the key that signs executor tokens (default: one made once under "
+        "--work_dir)"
+    )
+    http_credentials: str | None = flag(
+        None, "Credentials for the agent's HTTP endpoints (JSON or 'principal secret' lines)",
+        secret=True,
+    )
+    authenticate_http_readonly: bool = flag(False, "Read-only endpoints need credentials")
+    authenticate_http_readwrite: bool = flag(False, "Read-write endpoints need credentials")
+    credential: str | None = flag(
+        None, "The {\"principal\", \"secret\"} this agent presents to the master",
+        secret=True,
+    )
+    acls: str | None = flag(None, "ACLs of the local authorizer (JSON or a file)")
+    max_http_connections: int = flag(
+        1000, "Open HTTP connections at most; more are answered 503 and closed (ours)"
+    )
+    http_header_timeout: Duration = flag(
+        Duration(10.0), "A request's headers must arrive within this time (ours)"
+    )
     quiet: bool = flag(False, "Log warnings only")
     log_dir: str | None = flag(None, "Where to write logs (stderr when unset)")
     http_command_executor: bool = flag(True, "Command executors speak the HTTP API")

@@ -8,9 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from agent_runtime.agent import paths
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.model import Executor, FrameworkRecord
 from agent_runtime.agent.supervisor import shutdown_grace
+from agent_runtime.auth.executor_tokens import ENV as TOKEN_ENV
+from agent_runtime.auth.executor_tokens import ExecutorTokens, load_key
 from agent_runtime.containerizer.launcher import DEFAULT_PATH
 from agent_runtime.errors import BadRequest
 
@@ -32,6 +35,8 @@ class ExecutorEnvironment:
     recovery_timeout: float
     reregistration_timeout: float
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Signs each executor's token (--authenticate_http_executors); None: executors get none.
+    tokens: ExecutorTokens | None = None
 
     @classmethod
     def of(cls, config: AgentConfig) -> ExecutorEnvironment:
@@ -48,16 +53,21 @@ class ExecutorEnvironment:
             ):
                 raise BadRequest("--executor_environment_variables must map names to strings")
             extra = loaded
+        tokens = None
+        if config.authenticate_http_executors:
+            generated = paths.executor_secret_key(config.work_dir) if config.work_dir else None
+            tokens = ExecutorTokens(load_key(config.executor_secret_key, generated))
         return cls(ip=config.advertise_ip or config.ip,
                    http_command_executor=config.http_command_executor,
                    shutdown_grace_period=float(config.executor_shutdown_grace_period),
                    recovery_timeout=float(config.recovery_timeout),
                    reregistration_timeout=float(config.executor_reregistration_timeout),
-                   extra=extra)
+                   extra=extra, tokens=tokens)
 
     def build(self, agent: AgentIdentity, framework: FrameworkRecord, executor: Executor
               ) -> dict[str, str]:
         env = dict(self.extra)
+        env.pop(TOKEN_ENV, None)  # the operator's variables never stand in for the agent's word
         checkpoint = framework.info.checkpoint
         env.update(
             {
@@ -90,4 +100,6 @@ class ExecutorEnvironment:
             for variable in executor.info.command.environment.variables:
                 env[variable.name] = variable.value
         env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
+        if self.tokens is not None:  # last: no variable of the framework's replaces it
+            env[TOKEN_ENV] = self.tokens.sign(executor.container_id, framework.id, executor.id)
         return env

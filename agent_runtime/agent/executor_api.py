@@ -9,7 +9,7 @@ from aiohttp import web
 
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.model import Executor, ExecutorState
-from agent_runtime.errors import BadRequest, Forbidden, NotImplementedCall
+from agent_runtime.errors import BadRequest, Forbidden, NotImplementedCall, Unauthorized
 from agent_runtime.http_util import (
     read_message,
     request_media_type,
@@ -43,7 +43,21 @@ class ExecutorAPI:
         call: Call = await read_message(request, Call, media)
         if not call.HasField("type") or call.type == Call.UNKNOWN:
             raise NotImplementedCall("Received an UNKNOWN or missing call type")
-        executor = self._executor(call)
+        tokens = self.agent.environment.tokens
+        if tokens is None:
+            executor = self._executor(call)
+        else:
+            # Who is calling, before anything of the call is believed (or any id looked up):
+            # only the executor the token was made for, in the container it was made for.
+            try:
+                claims = tokens.verify(request.headers.get("Authorization"))
+            except Unauthorized as exc:
+                raise web.HTTPUnauthorized(text=str(exc), headers={
+                    "WWW-Authenticate": 'Bearer realm="mesos-agent-executor"'}) from exc
+            tokens.check(claims, claims.container_id, call.framework_id.value,
+                         call.executor_id.value)
+            executor = self._executor(call)
+            tokens.check(claims, executor.container_id, executor.framework_id, executor.id)
         if call.type == Call.SUBSCRIBE:
             return await self._subscribe(request, call, executor)
         if executor.stream is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from agent_runtime import flags
-from agent_runtime.agent import recovery
+from agent_runtime.agent import recovery, security
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.composition import build_containerizer
@@ -21,7 +21,9 @@ from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.discovery import detect, parse_attributes
 from agent_runtime.agent.http import make_app
 from agent_runtime.agent.master_link import MasterLink
+from agent_runtime.auth.http_auth import AUTH_KEY, auth_middleware
 from agent_runtime.errors import FlagError, RuntimeErrorBase
+from agent_runtime.http_guard import ConnectionGuard, HttpLimits
 from agent_runtime.logs import setup_logging
 from agent_runtime.proto import mesos_pb2
 
@@ -79,8 +81,17 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
         known = app_agent.adopt(recovery.recover(state, containerizer))
     # Before serving: containers the checkpoints do not account for are orphans to remove.
     await containerizer.recover(known=known)
-    runner = web.AppRunner(make_app(app_agent), handler_cancellation=True, access_log=None)
+    app = make_app(app_agent)
+    auth = security.http_auth_config(config)
+    app.middlewares.append(auth_middleware(auth))
+    app[AUTH_KEY] = auth
+    guard = ConnectionGuard(HttpLimits(config.max_http_connections,
+                                       float(config.http_header_timeout)))
+    app.middlewares.insert(0, guard.middleware())  # first: it sees every request arrive
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
+    assert runner.server is not None
+    guard.install(runner.server)
     site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)
     await site.start()
     port = config.port
@@ -91,6 +102,7 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
         app_agent.info.port = port
         app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
     link = MasterLink(app_agent, config.master, config.registration_backoff_factor)
+    link.metadata = security.link_metadata(config)
     link.start()
     log.info("agent listening on %s:%d with %s", config.ip, port, resources.text())
     return RunningAgent(app_agent, link, runner, port)

@@ -33,6 +33,8 @@ class MasterLink:
         self._outbox: asyncio.Queue[internal_pb2.AgentMessage] | None = None
         self._task: asyncio.Task[None] | None = None
         self.refused: str | None = None
+        # Sent with every link: the agent's --credential (see agent/security.py).
+        self.metadata: tuple[tuple[str, str], ...] = ()
         agent.send_to_master = self.send
 
     def start(self) -> None:
@@ -82,7 +84,7 @@ class MasterLink:
         address = await self._link_address()
         async with grpc.aio.insecure_channel(address) as channel:
             stub = internal_pb2_grpc.AgentLinkStub(channel)
-            call = stub.Connect()
+            call = stub.Connect(metadata=self.metadata)
             await call.write(internal_pb2.AgentMessage(register=self.agent.registration()))
             first = await call.read()
             if not isinstance(first, internal_pb2.MasterMessage) or (

@@ -7,6 +7,7 @@
         latest -> <container_id>
         <container_id>/            the sandbox: stdout, stderr, the task's files
       meta/boot_id                  the boot the checkpoints were written in
+      meta/executor_secret_key      signs executor tokens (made once, mode 0600)
       meta/slaves/latest            id of the agent that last ran here
       meta/slaves/<agent_id>/slave.info
       meta/slaves/<agent_id>/frameworks/<fid>/framework.info
@@ -52,6 +53,10 @@ def slaves_root(work_dir: str) -> str:
 
 def meta_agent(work_dir: str, agent_id: str) -> str:
     return os.path.join(work_dir, "meta", "slaves", check_id(agent_id, "Agent ID"))
+
+
+def executor_secret_key(work_dir: str) -> str:
+    return os.path.join(work_dir, "meta", "executor_secret_key")
 
 
 def meta_latest(work_dir: str) -> str:

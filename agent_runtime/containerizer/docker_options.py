@@ -30,7 +30,9 @@ MIN_MEMORY_MB = 32.0
 MIN_CPU_SHARES = 2
 CPU_SHARES_PER_CPU = 1024
 # Host facts that would be wrong inside an image (its own PATH), or that only libprocess needs.
-HOST_ONLY_ENV = frozenset({"PATH", "LIBPROCESS_IP", "LIBPROCESS_PORT"})
+# The executor's token stays with the executor on the host: the task must not call as it.
+HOST_ONLY_ENV = frozenset({"PATH", "LIBPROCESS_IP", "LIBPROCESS_PORT",
+                           "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"})
 
 DockerInfo = mesos_pb2.ContainerInfo.DockerInfo
 Volume = mesos_pb2.Volume

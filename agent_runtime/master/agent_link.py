@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
 
-from agent_runtime.errors import RuntimeErrorBase
+from agent_runtime.errors import Forbidden, RuntimeErrorBase
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
@@ -31,6 +31,15 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             "executor_exited": lambda a, m: launcher.executor_exited(a, m.executor_exited),
             "pong": _pong,
         }
+        # The principal of each agent's link (--authenticate_agents; None: no credential),
+        # set by mesos-master; an agent id stays with the principal that registered it.
+        self.authenticate: Callable[[Iterable[tuple[str, str | bytes]]], str | None] = (
+            lambda metadata: None)
+        self.principals: dict[str, str | None] = {}
+
+    def _bind(self, agent_id: str, presented: str | None) -> None:
+        if agent_id and agent_id in self.principals and self.principals[agent_id] != presented:
+            raise Forbidden(f"agent {agent_id} is registered by another principal")
 
     async def Connect(
         self,
@@ -43,7 +52,10 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             yield internal_pb2.MasterMessage(error="expected a RegisterAgent message first")
             return
         try:
+            presented = self.authenticate(context.invocation_metadata() or ())
+            self._bind(first.register.agent_info.id.value, presented)
             agent = self.master.agent_lifecycle.register(first.register, outbox)
+            self.principals[agent.id] = presented
         except RuntimeErrorBase as exc:
             yield internal_pb2.MasterMessage(error=f"registration refused: {exc}")
             return

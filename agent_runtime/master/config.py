@@ -40,6 +40,22 @@ class MasterConfig:
     zk_session_timeout: Duration = flag(Duration(10.0), "ZooKeeper session timeout")
     quorum: int | None = flag(None, "Size of a quorum of masters; required with --zk")
     registry: str = flag("replicated_log", "Registry persistence strategy")
+    # Security (README "Securing a cluster").
+    credentials: str | None = flag(
+        None, "Credentials of frameworks, agents and operators (JSON or 'principal secret' "
+        "lines; the text itself or a file)", secret=True
+    )
+    authenticate_frameworks: bool = flag(False, "Schedulers must authenticate (HTTP basic)")
+    authenticate_agents: bool = flag(False, "Agents must present a --credential")
+    authenticate_http_readonly: bool = flag(False, "Read-only endpoints need credentials")
+    authenticate_http_readwrite: bool = flag(False, "Read-write endpoints need credentials")
+    acls: str | None = flag(None, "ACLs of the local authorizer (JSON or a file)")
+    max_http_connections: int = flag(
+        1000, "Open HTTP connections at most; more are answered 503 and closed (ours)"
+    )
+    http_header_timeout: Duration = flag(
+        Duration(10.0), "A request's headers must arrive within this time (ours)"
+    )
 
     def weight_map(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_runtime.auth.http_auth import AUTH_KEY, auth_middleware
 from agent_runtime.errors import BadRequest, ServiceUnavailable
 from agent_runtime.flags import as_strings
 from agent_runtime.http_util import (
@@ -15,7 +16,7 @@ from agent_runtime.http_util import (
     error_middleware,
     json_response,
 )
-from agent_runtime.master import state_json
+from agent_runtime.master import security, state_json
 from agent_runtime.master.master import Master
 from agent_runtime.master.operator_http import OperatorHTTP
 from agent_runtime.master.scheduler_api import SchedulerAPI
@@ -104,8 +105,12 @@ def make_app(master: Master) -> web.Application:
         "/version": version,
         "/metrics/snapshot": metrics,
     }
-    app = web.Application(middlewares=[error_middleware, _standby_middleware(master)],
+    auth = security.http_auth_config(master.config)
+    app = web.Application(middlewares=[error_middleware, _standby_middleware(master),
+                                       auth_middleware(auth),
+                                       security.MasterGuard(master, auth).middleware()],
                           client_max_size=MAX_BODY)
+    app[AUTH_KEY] = auth
     # Mesos strips a trailing '/', so `/master/state/` is `/master/state`.
     for path, handler in delegate_aliases(routes, "/master").items():
         app.router.add_get(path, handler)

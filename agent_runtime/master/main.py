@@ -14,7 +14,9 @@ from aiohttp import web
 
 from agent_runtime import flags
 from agent_runtime.errors import FlagError
+from agent_runtime.http_guard import ConnectionGuard, HttpLimits
 from agent_runtime.logs import setup_logging
+from agent_runtime.master import security
 from agent_runtime.master.agent_link import AgentLinkService
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.contender import Contender
@@ -44,13 +46,21 @@ async def start_master(config: MasterConfig,
                        zookeeper: ZooKeeper | None = None) -> RunningMaster:
     master = Master(config, zookeeper=zookeeper)
     server = grpc.aio.server()
-    internal_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkService(master), server)
+    link = AgentLinkService(master)
+    known = security.credentials(config)
+    link.authenticate = lambda metadata: security.agent_principal(config, known, metadata)
+    internal_pb2_grpc.add_AgentLinkServicer_to_server(link, server)
     link_port = server.add_insecure_port(f"{config.ip}:{config.agent_port}")
     await server.start()
     app = make_app(master)
     app["link_port"] = link_port
+    guard = ConnectionGuard(HttpLimits(config.max_http_connections,
+                                       float(config.http_header_timeout)))
+    app.middlewares.insert(0, guard.middleware())  # first: it sees every request arrive
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
+    assert runner.server is not None
+    guard.install(runner.server)
     site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)
     await site.start()
     port = config.port

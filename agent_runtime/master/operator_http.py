@@ -1,8 +1,8 @@
 """The operator's endpoints for sharing the cluster: the v1 operator API (``POST /api/v1``) and
 the legacy ``/master/reserve``, ``/master/unreserve``, ``/quota`` and ``/weights``.
 
-Until authentication lands, the principal of a request is the user of its HTTP basic
-credentials, when it sends any (it is recorded as a reservation's or a quota's principal).
+The principal of a request (recorded as a reservation's or a quota's) is the one
+``auth/http_auth.py`` authenticated; see there for the rules without ``--credentials``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_runtime import __version__
+from agent_runtime.auth.http_auth import PRINCIPAL, principal
 from agent_runtime.codec import jsonpb
 from agent_runtime.errors import BadRequest, MethodNotAllowed, NotImplementedCall
 from agent_runtime.flags import as_strings
@@ -39,6 +40,8 @@ Response = master_pb2.Response
 
 
 def principal_of(request: web.Request) -> str | None:
+    if PRINCIPAL in request:  # authenticated (or knowingly unverified) by auth/http_auth.py
+        return principal(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:

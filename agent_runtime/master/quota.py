@@ -26,6 +26,10 @@ def _millis_text(quantities: dict[str, int]) -> str:
     return ";".join(f"{name}:{value / 1000:g}" for name, value in sorted(quantities.items()))
 
 
+# Weights divide shares in DRF: bounded so that no share overflows or vanishes.
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
+
+
 def scalars_of(resources: Iterable[mesos_pb2.Resource], what: str) -> Resources:
     """Quota resources: unreserved scalars, each name once."""
     seen: set[str] = set()
@@ -191,9 +195,9 @@ class QuotaBook:
             if not info.role:
                 raise BadRequest("Invalid weight: 'role' is missing")
             self._check_role(info.role)
-            if not info.HasField("weight") or not info.weight > 0 or info.weight == float("inf"):
+            if not info.HasField("weight") or not MIN_WEIGHT <= info.weight <= MAX_WEIGHT:
                 raise BadRequest(f"Invalid weight for role '{info.role}': it must be a finite "
-                                 "number above 0")
+                                 f"number above 0, from {MIN_WEIGHT:g} to {MAX_WEIGHT:g}")
             weights[info.role] = info.weight
         for role, weight in weights.items():
             self.book.registry.weights[role] = weight

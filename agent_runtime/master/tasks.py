@@ -33,6 +33,9 @@ Status = mesos_pb2.TaskStatus
 DEFAULT_REFUSE_SECONDS = 5.0
 
 
+# gRPC's default limit on a received message is 4 MiB; keep room for the envelope.
+MAX_RUN_TASK = 4 * 1024 * 1024 - 64 * 1024
+
 class TaskLauncher:
     def __init__(self, book: MasterBook, effects: MasterEffects, allocator: Allocator, *,
                  offers: Offers, reservations: Reservations, executors: CustomExecutors,
@@ -170,6 +173,11 @@ class TaskLauncher:
     def _launch(self, framework: Framework, agent: Agent | None, role: str,
                 task: mesos_pb2.TaskInfo, pool: Resources) -> Resources:
         error, resources = self._task_error(framework, task, role, pool, agent)
+        size = task.ByteSize() + framework.info.ByteSize()
+        if error is None and size > MAX_RUN_TASK:
+            # Refused here, not by gRPC at the agent, which would drop the whole link.
+            error = (f"TaskInfo and FrameworkInfo are {size} bytes; the agent link carries "
+                     f"{MAX_RUN_TASK} at most")
         if error is not None or agent is None:
             self.ends.report(framework, task.task_id.value, task.agent_id.value,
                              mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
@@ -209,6 +217,11 @@ class TaskLauncher:
         if framework is None:
             return
         task = framework.tasks.get(status.task_id.value)
+        if task is not None and task.agent_id != agent.id:
+            # Only a task's own agent speaks for it: another could end it while it runs.
+            log.warning("agent %s sent an update for task %s of agent %s; dropped",
+                        agent.id, status.task_id.value, task.agent_id)
+            return
         if task is not None:
             self._record(task, update)
         event = scheduler_pb2.Event(type=scheduler_pb2.Event.UPDATE)

@@ -23,7 +23,7 @@ class SchedulerError(RuntimeErrorBase):
 
 class SchedulerClient:
     def __init__(self, master: str, framework_info: mesos_pb2.FrameworkInfo,
-                 content_type: str = PROTOBUF) -> None:
+                 content_type: str = PROTOBUF, auth: tuple[str, str] | None = None) -> None:
         master = master.removeprefix("http://").rstrip("/")
         self.url = f"http://{master}/api/v1/scheduler"
         self.framework_info = framework_info
@@ -32,10 +32,13 @@ class SchedulerClient:
         self.stream_id: str | None = None
         self._session: aiohttp.ClientSession | None = None
         self._subscription: aiohttp.ClientResponse | None = None
+        # The framework's principal and secret (--authenticate_frameworks), on every call.
+        self.headers = {"Authorization": aiohttp.encode_basic_auth(*auth)} if auth else {}
 
     async def __aenter__(self) -> SchedulerClient:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=16), timeout=aiohttp.ClientTimeout(total=None)
+            connector=aiohttp.TCPConnector(limit=16), timeout=aiohttp.ClientTimeout(total=None),
+            headers=self.headers,
         )
         return self
 

@@ -59,7 +59,8 @@ async def test_a_hostile_framework_id_is_dropped(
     await daemon.run_task(*_run(bad))
     assert daemon.table.frameworks() == [] and sent == []
     assert "invalid framework ID" in caplog.text
-    assert _tree(tmp_path) == {"work"}
+    # Nothing but what the agent made at start (the key that signs executor tokens).
+    assert _tree(tmp_path) == {"work", "work/meta", "work/meta/executor_secret_key"}
     assert not os.path.exists(ESCAPE)
 
 
@@ -76,5 +77,6 @@ async def test_a_hostile_task_or_executor_id_fails_the_task(
     assert status.state == mesos_pb2.TASK_ERROR
     assert status.reason == mesos_pb2.TaskStatus.REASON_TASK_INVALID
     assert f"{field.capitalize()} ID is invalid" in status.message
-    assert _tree(tmp_path) == {"work"}
+    # Nothing but what the agent made at start (the key that signs executor tokens).
+    assert _tree(tmp_path) == {"work", "work/meta", "work/meta/executor_secret_key"}
     assert not os.path.exists(ESCAPE)
