@@ -60,6 +60,11 @@ class Offers:
         proto.allocation_info.role = allocation.role
         proto.resources.extend(allocation.resources.to_proto(allocation.role))
         proto.attributes.extend(agent.info.attributes)
+        # As Mesos: the framework's executors running there, so a scheduler can tell an agent
+        # where its executor already runs (and one an old incarnation of it left behind).
+        for (agent_id, framework_id, executor_id) in self.book.executors:
+            if agent_id == agent.id and framework_id == framework.id:
+                proto.executor_ids.add(value=executor_id)
         proto.url.scheme = "http"
         proto.url.address.hostname = agent.info.hostname
         proto.url.address.ip = agent.pid.rpartition("@")[2].rpartition(":")[0]

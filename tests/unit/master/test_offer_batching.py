@@ -9,6 +9,7 @@ import math
 import pytest
 
 from agent_runtime.errors import BadRequest
+from agent_runtime.master.model import Executor
 from agent_runtime.master.offer_filters import offer_minimums
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import parse
@@ -63,3 +64,18 @@ def test_offer_filters_become_milli_units() -> None:
     alternative.quantities["cpus"].value = 0.5
     alternative.quantities["mem"].value = 64
     assert offer_minimums(info, ["*"]) == {"*": [{"cpus": 500, "mem": 64_000}]}
+
+
+def test_an_offer_names_the_framework_executors_on_its_agent_and_no_others() -> None:
+    p = parts()
+    add_framework(p, "F1")
+    add_agent(p, "S1", resources="cpus:2;mem:256")
+    add_agent(p, "S2", resources="cpus:2;mem:256")
+    for key in (("S1", "F1", "ours"), ("S1", "F9", "theirs"), ("S2", "F9", "theirs")):
+        info = mesos_pb2.ExecutorInfo()
+        info.executor_id.value = key[2]
+        p.book.executors[key] = Executor(info, key[0], "*", parse("cpus:0.1"))
+    offer_all(p)
+    named = {o.agent_id: [e.value for e in o.proto.executor_ids]
+             for o in p.book.offers.values()}
+    assert named == {"S1": ["ours"], "S2": []}
