@@ -43,6 +43,8 @@ class ExecutorAPI:
         call: Call = await read_message(request, Call, media)
         if not call.HasField("type") or call.type == Call.UNKNOWN:
             raise NotImplementedCall("Received an UNKNOWN or missing call type")
+        if not call.HasField("framework_id") or not call.HasField("executor_id"):
+            raise BadRequest("Expecting 'framework_id' and 'executor_id' to be present")
         tokens = self.agent.environment.tokens
         if tokens is None:
             executor = self._executor(call)

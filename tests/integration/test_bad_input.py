@@ -187,8 +187,9 @@ def test_executor_api_rejects_strangers(shared_cluster: Cluster) -> None:
     agent = f"http://127.0.0.1:{shared_cluster.agent_ports[0]}/api/v1/executor"
     body = {"type": "SUBSCRIBE", "framework_id": {"value": "f"}, "executor_id": {"value": "e"},
             "subscribe": {}}
+    # Without the token the agent gave its executor, nobody is even told what exists.
     code, text = post(agent, body)
-    assert code == 400 and "cannot be found" in text
+    assert code == 401 and "Bearer" in text
     bad = copy.deepcopy(body)
     bad["type"] = "BOGUS"
     code, text = post(agent, bad)

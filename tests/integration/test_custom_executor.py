@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import jwt
+
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from tests.harness import echo_executor
 from tests.harness.cluster import Cluster, get_json
@@ -27,10 +29,13 @@ Status = mesos_pb2.TaskStatus
 
 
 def agent_post(cluster: Cluster, body: str, content_type: str = "application/json",
-               method: str = "POST") -> tuple[int, str]:
+               method: str = "POST", token: str | None = None) -> tuple[int, str]:
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
         f"http://127.0.0.1:{cluster.agent_ports[0]}/api/v1/executor", data=body.encode(),
-        headers={"Content-Type": content_type}, method=method,
+        headers=headers, method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -150,8 +155,9 @@ async def test_executor_api_error_answers(cluster: Cluster) -> None:
             "message_no_data": 400,
             "update_source_agent": 400,
             "update_other_executor_id": 400,
-            "unknown_executor": 400,
-            "unknown_framework": 400,
+            # Its token names its own ids: for any other executor it is not authorized.
+            "unknown_executor": 403,
+            "unknown_framework": 403,
             "heartbeat": 202,
         }, probes
         assert "not subscribed" in probes["update_before_subscribe"][1]
@@ -165,7 +171,15 @@ async def test_executor_api_error_answers(cluster: Cluster) -> None:
         assert "no-such-executor" in probes["unknown_executor"][1]
         assert "no-such-framework" in probes["unknown_framework"][1]
 
-        # The same answers to a client that is not the executor, while the executor runs.
+        # A client that is not the executor is not authenticated; with the executor's own
+        # token (as the agent signs it) it gets the same answers the executor got.
+        containers = get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/containers")
+        (container_id,) = [c["container_id"] for c in containers
+                           if c["executor_id"] == EXECUTOR_ID]
+        with open(os.path.join(cluster.work_dir, "agent0", "meta", "executor_secret_key"),
+                  "rb") as handle:
+            token = jwt.encode({"cid": container_id, "fid": framework_id, "eid": EXECUTOR_ID},
+                               handle.read(), algorithm="HS256")
         def update(state: str, uuid: str = "AAECAwQFBgcICQoLDA0ODw==") -> str:
             return json.dumps({
                 "executor_id": {"value": EXECUTOR_ID}, "framework_id": {"value": framework_id},
@@ -174,17 +188,21 @@ async def test_executor_api_error_answers(cluster: Cluster) -> None:
                     "source": "SOURCE_EXECUTOR", "uuid": uuid}},
             })
 
-        code, text = agent_post(cluster, update("TASK_STAGING"))
+        code, text = agent_post(cluster, update("TASK_RUNNING"))
+        assert code == 401 and "Bearer" in text, text
+        code, text = agent_post(cluster, update("TASK_STAGING"), token=token)
         assert (code, "TASK_STAGING" in text) == (400, True), text
-        code, text = agent_post(cluster, update("TASK_RUNNING", uuid="AAEC"))
+        code, text = agent_post(cluster, update("TASK_RUNNING", uuid="AAEC"), token=token)
         assert (code, "uuid" in text) == (400, True), text
-        code, text = agent_post(cluster, update("TASK_RUNNING").replace(EXECUTOR_ID, "ghost"))
-        assert (code, "ghost" in text) == (400, True), text
-        code, text = agent_post(cluster, '{"type": "HEARTBEAT"}')
+        code, text = agent_post(cluster, update("TASK_RUNNING").replace(EXECUTOR_ID, "ghost"),
+                                token=token)
+        assert (code, "ghost" in text) == (403, True), text
+        code, text = agent_post(cluster, '{"type": "HEARTBEAT"}', token=token)
         assert code == 400 and text, text
-        code, text = agent_post(cluster, "{not json")
+        code, text = agent_post(cluster, "{not json", token=token)
         assert code == 400 and text, text
-        code, text = agent_post(cluster, update("TASK_RUNNING"), content_type="text/plain")
+        code, text = agent_post(cluster, update("TASK_RUNNING"), content_type="text/plain",
+                                token=token)
         assert code == 415 and text, text
         code, text = agent_post(cluster, "", method="GET")
         assert code == 405, text
