@@ -294,6 +294,36 @@ class RunTask(_message.Message):
 Global___RunTask: _TypeAlias = RunTask  # noqa: Y015
 
 @_typing.final
+class RunTaskGroup(_message.Message):
+    """LAUNCH_GROUP: the tasks of one group, launched together in one executor (a DEFAULT one)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FRAMEWORK_INFO_FIELD_NUMBER: _builtins.int
+    EXECUTOR_INFO_FIELD_NUMBER: _builtins.int
+    TASK_GROUP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def framework_info(self) -> _mesos_pb2.FrameworkInfo: ...
+    @_builtins.property
+    def executor_info(self) -> _mesos_pb2.ExecutorInfo: ...
+    @_builtins.property
+    def task_group(self) -> _mesos_pb2.TaskGroupInfo: ...
+    def __init__(
+        self,
+        *,
+        framework_info: _mesos_pb2.FrameworkInfo | None = ...,
+        executor_info: _mesos_pb2.ExecutorInfo | None = ...,
+        task_group: _mesos_pb2.TaskGroupInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["executor_info", b"executor_info", "framework_info", b"framework_info", "task_group", b"task_group"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_info", b"executor_info", "framework_info", b"framework_info", "task_group", b"task_group"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunTaskGroup: _TypeAlias = RunTaskGroup  # noqa: Y015
+
+@_typing.final
 class KillTask(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -432,6 +462,7 @@ class MasterMessage(_message.Message):
     FRAMEWORK_MESSAGE_FIELD_NUMBER: _builtins.int
     PING_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    RUN_TASK_GROUP_FIELD_NUMBER: _builtins.int
     ping: _builtins.int
     error: _builtins.str
     """registration refused; the agent exits with this message"""
@@ -449,6 +480,8 @@ class MasterMessage(_message.Message):
     def shutdown_executor(self) -> Global___ShutdownExecutor: ...
     @_builtins.property
     def framework_message(self) -> Global___FrameworkToExecutor: ...
+    @_builtins.property
+    def run_task_group(self) -> Global___RunTaskGroup: ...
     def __init__(
         self,
         *,
@@ -461,12 +494,13 @@ class MasterMessage(_message.Message):
         framework_message: Global___FrameworkToExecutor | None = ...,
         ping: _builtins.int | None = ...,
         error: _builtins.str | None = ...,
+        run_task_group: Global___RunTaskGroup | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "run_task", "kill_task", "acknowledge", "shutdown_framework", "shutdown_executor", "framework_message", "ping", "error"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "run_task", "kill_task", "acknowledge", "shutdown_framework", "shutdown_executor", "framework_message", "ping", "error", "run_task_group"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
