@@ -22,6 +22,7 @@ from agent_runtime.errors import FlagError, Forbidden, Unauthorized
 ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
 ALGORITHM = "HS256"
 KEY_BYTES = 32
+CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ExecutorTokens:
         if len(key) < 16:
             raise FlagError("--executor_secret_key: the key must hold at least 16 bytes")
         self._key = key
+        # Tokens already verified: an executor sends the same one on every call, so each is
+        # decoded once (a forged token never enters; the map is bounded by CACHE_SIZE).
+        self._verified: dict[str, ExecutorClaims] = {}
 
     def sign(self, container_id: str, framework_id: str, executor_id: str) -> str:
         claims = {"cid": container_id, "fid": framework_id, "eid": executor_id}
@@ -50,16 +54,24 @@ class ExecutorTokens:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Expecting 'Authorization: Bearer <token>'")
+        token = token.strip()
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         try:
             # Only our algorithm: a token that names 'none' or another one is refused.
-            claims = jwt.decode(token.strip(), self._key, algorithms=[ALGORITHM],
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM],
                                 options={"require": ["cid", "fid", "eid"]})
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid executor token: {exc}") from exc
         values = [claims.get(name) for name in ("cid", "fid", "eid")]
         if not all(isinstance(value, str) for value in values):
             raise Unauthorized("Invalid executor token: its claims must be strings")
-        return ExecutorClaims(*(str(value) for value in values))
+        verified = ExecutorClaims(*(str(value) for value in values))
+        if len(self._verified) >= CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified
 
     @staticmethod
     def check(claims: ExecutorClaims, container_id: str, framework_id: str,
