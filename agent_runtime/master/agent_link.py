@@ -54,10 +54,13 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         try:
             presented = self.authenticate(context.invocation_metadata() or ())
             self._bind(first.register.agent_info.id.value, presented)
-            agent = self.master.agent_lifecycle.register(first.register, outbox)
+            with self.master.effects.registrar.deferred() as admitted:
+                agent = self.master.agent_lifecycle.register(first.register, outbox)
             self.principals[agent.id] = presented
         except RuntimeErrorBase as exc:
             yield internal_pb2.MasterMessage(error=f"registration refused: {exc}")
+            return
+        if admitted.requested and not await self._committed(agent, outbox):
             return
         registered = internal_pb2.MasterMessage()
         registered.registered.agent_id.value = agent.id
@@ -79,6 +82,22 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             reader.cancel()
             pinger.cancel()
             self.master.agent_lifecycle.disconnected(agent, outbox)
+
+    async def _committed(self, agent: Agent,
+                         outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> bool:
+        """Wait for the registry write that admits the agent (one write for all agents that
+        register meanwhile); the agent hears it is registered only once that is durable. When
+        the write fails, the link ends as if it broke: the agent registers again later."""
+        try:
+            await self.master.effects.registrar.commit()
+        except asyncio.CancelledError:  # the agent went away meanwhile
+            self.master.agent_lifecycle.disconnected(agent, outbox)
+            raise
+        except Exception as exc:  # any failure: not admitted, not told so
+            log.error("cannot admit agent %s in the registry: %s", agent.id, exc)
+            self.master.agent_lifecycle.disconnected(agent, outbox)
+            return False
+        return True
 
     async def _ping(self, agent: Agent,
                     outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> None:

@@ -22,7 +22,6 @@ from agent_runtime.master.offers import Offers
 from agent_runtime.master.reservations import Reservations
 from agent_runtime.proto import internal_pb2, mesos_pb2
 from agent_runtime.resources import Resources
-from agent_runtime.zookeeper import ZooKeeperError
 
 log = logging.getLogger(__name__)
 Outbox = asyncio.Queue[internal_pb2.MasterMessage | None]
@@ -85,12 +84,10 @@ class AgentLifecycle:
             agent.outbox.put_nowait(None)
 
     def _save_registry(self, what: str) -> None:
-        """Registry writes the master cannot refuse to make (timers): a failure is logged; with
-        ZooKeeper it means another master leads, and the contender is about to stop this one."""
-        try:
-            self.effects.save_registry()
-        except ZooKeeperError as exc:
-            log.error("cannot %s in the registry: %s", what, exc)
+        """Registry writes the master cannot refuse to make (timers), batched with others: a
+        failure is logged; with ZooKeeper it means another master leads, and the contender is
+        about to stop this one."""
+        self.effects.save_registry_later(what)
 
     def _admit(self, declared: mesos_pb2.AgentInfo, agent_id: str) -> None:
         """Record an agent as admitted and reachable (Mesos's AdmitSlave / MarkSlaveReachable),

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from agent_runtime.master.book import MasterBook
 from agent_runtime.master.model import Agent, Framework, Timer
+from agent_runtime.master.registrar import GroupCommit
 from agent_runtime.master.registry import Registry
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.task_states import Reason, TaskState
 
+log = logging.getLogger(__name__)
 Status = mesos_pb2.TaskStatus
 
 
@@ -44,6 +47,10 @@ class MasterEffects(Protocol):
 
     def save_registry(self) -> None:
         """Persist the book's registry state; raises when it cannot (the caller refuses)."""
+
+    def save_registry_later(self, what: str) -> None:
+        """Persist soon, in one write with others asked for meanwhile; a failure is logged
+        (for changes the master cannot refuse, e.g. agents its timers mark unreachable)."""
 
     def allocate_soon(self) -> None:
         """Run the allocator soon, once, however many changes asked for it."""
@@ -92,6 +99,9 @@ class LiveEffects:
                  clock: Callable[[], float] = time.time) -> None:
         self._book = book
         self._registry = registry
+        # Agent registrations' registry writes, batched (the agent link defers and commits).
+        self.registrar = GroupCommit(self._write_registry)
+        self._later: set[asyncio.Task[None]] = set()
         self._allocate = allocate
         self._clock = clock
         self._allocation_scheduled = False
@@ -123,6 +133,24 @@ class LiveEffects:
         self._watch(None)
 
     def save_registry(self) -> None:
+        if self.registrar.deferring:
+            self.registrar.request()
+            return
+        self._write_registry()
+
+    def save_registry_later(self, what: str) -> None:
+        # A thousand agents lost at once (a rack) is one write, not a thousand rewrites.
+        write = asyncio.get_running_loop().create_task(self.registrar.commit())
+        self._later.add(write)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._later.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("cannot %s in the registry: %s", what, task.exception())
+
+        write.add_done_callback(done)
+
+    def _write_registry(self) -> None:
         self._registry.state = self._book.registry
         self._registry.save()
 

@@ -79,6 +79,9 @@ class FakeEffects:
     def save_registry(self) -> None:
         self.saves += 1
 
+    def save_registry_later(self, what: str) -> None:
+        self.saves += 1
+
     def allocate_soon(self) -> None:
         self.allocations_asked += 1
 
