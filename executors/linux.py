@@ -170,3 +170,8 @@ def load_seccomp(program: bytes) -> None:
 def set_hostname(name: str) -> None:
     encoded = name.encode()
     _check(_libc.sethostname(encoded, ctypes.c_size_t(len(encoded))), "sethostname")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace ``fd`` names (Python 3.11's ``os`` has no ``setns``)."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({fd}, {nstype:#x})")

@@ -59,11 +59,13 @@ def _entry(path: str, st: os.stat_result) -> dict[str, Any]:
     }
 
 
-def browse(work_dir: str, agent_id: str, path: str) -> list[dict[str, Any]]:
+def entries(work_dir: str, agent_id: str, path: str) -> list[tuple[str, os.stat_result]]:
+    """``path`` and its stat when it is a file, else each of its entries (the v1 LIST_FILES
+    and ``/files/browse`` both list these)."""
     with _open(work_dir, agent_id, path) as found:
         st = os.fstat(found)
         if not stat.S_ISDIR(st.st_mode):
-            return [_entry(path, st)]
+            return [(path, st)]
         # Reopened from the O_PATH descriptor, not by name: the directory that was reached.
         listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=found)
         try:
@@ -73,10 +75,14 @@ def browse(work_dir: str, agent_id: str, path: str) -> list[dict[str, Any]]:
                     child = os.stat(name, dir_fd=listing, follow_symlinks=False)
                 except OSError:
                     continue  # gone since the listing
-                out.append(_entry(os.path.join(path, name), child))
+                out.append((os.path.join(path, name), child))
             return out
         finally:
             os.close(listing)
+
+
+def browse(work_dir: str, agent_id: str, path: str) -> list[dict[str, Any]]:
+    return [_entry(name, st) for name, st in entries(work_dir, agent_id, path)]
 
 
 def open_regular(work_dir: str, agent_id: str, path: str) -> int:

@@ -28,7 +28,7 @@ DOWNLOAD_CHUNK = 64 * 1024
 
 def make_app(agent: Agent) -> web.Application:
     executor_api = ExecutorAPI(agent)
-    operator_api = OperatorAPI(image_pruner(agent.containerizer))
+    operator_api = OperatorAPI(agent, image_pruner(agent.containerizer))
 
     async def state(request: web.Request) -> web.Response:
         return json_response(state_json.state(agent), request)

@@ -15,7 +15,8 @@ from collections.abc import Collection, Sequence
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
-from agent_runtime.errors import LaunchError
+from agent_runtime.containerizer.sessions import Session, SessionHost, SessionRequest
+from agent_runtime.errors import Conflict, LaunchError, NotFound
 from agent_runtime.proto import mesos_pb2
 
 ContainerType = mesos_pb2.ContainerInfo.Type
@@ -82,6 +83,15 @@ class ComposingContainerizer:
     def limitation(self, container_id: str) -> Limitation | None:
         member = self._owner.get(container_id)
         return None if member is None else member.limitation(container_id)
+
+    async def launch_session(self, container_id: str, request: SessionRequest) -> Session:
+        """Into the container, by the member that launched it."""
+        member = self._owner.get(container_id)
+        if member is None:
+            raise NotFound(f"Container {container_id} is not running on this agent")
+        if not isinstance(member, SessionHost):
+            raise Conflict(f"Container {container_id}'s containerizer cannot run commands in it")
+        return await member.launch_session(container_id, request)
 
     async def prune_images(self, excluded: Sequence[str]) -> None:
         await asyncio.gather(*(member.prune_images(excluded) for member in self.members.values()))

@@ -52,10 +52,12 @@ from agent_runtime.containerizer.docker_engine import (
     ManagedContainer,
 )
 from agent_runtime.containerizer.docker_images import ImageFetcher
+from agent_runtime.containerizer.docker_sessions import DockerSession
 from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import DEFAULT_PATH, PosixLauncher, Process
 from agent_runtime.containerizer.prewarm import PrewarmedExecutors
-from agent_runtime.errors import LaunchError
+from agent_runtime.containerizer.sessions import Session, SessionRequest
+from agent_runtime.errors import LaunchError, NotFound
 from agent_runtime.proto import mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -211,6 +213,13 @@ class DockerContainerizer:
             await self.engine.remove(spec.name)
         except DockerEngineError as exc:
             log.warning("could not remove container %s: %s", spec.name, exc)
+
+    async def launch_session(self, container_id: str, request: SessionRequest) -> Session:
+        """``docker exec`` into the task's running container (``docker_sessions.py``)."""
+        spec = self.containers.get(container_id)
+        if spec is None or container_id in self.starting:
+            raise NotFound(f"Container {container_id} is not running on this agent")
+        return await DockerSession.start(self.engine, spec.name, request)
 
     async def prune_images(self, excluded: Sequence[str]) -> None:
         return None  # the engine keeps its images itself, as Mesos's Docker containerizer

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -237,6 +238,34 @@ class DockerEngine:
             stream=False, one_shot=True,
         )
         return stats
+
+    # Exec sessions ---------------------------------------------------------------------------
+    async def exec_create(self, container: str, argv: list[str], *, tty: bool,
+                          environment: Mapping[str, str], user: str | None) -> str:
+        """A command to run in the running ``container`` (``docker exec``), stdin open."""
+        created: dict[str, Any] = await self._run(
+            f"create an exec in container '{container}'", self._client.exec_create, container,
+            argv, stdin=True, tty=tty, environment=dict(environment), user=user or "")
+        return str(created["Id"])
+
+    async def exec_attach(self, exec_id: str, tty: bool) -> socket.socket:
+        """Start the exec and hand over its hijacked connection, non-blocking: stdin goes in,
+        output comes out (multiplexed in 8-byte framed blocks unless ``tty``)."""
+        raw: Any = await self._run(f"start exec '{exec_id[:12]}'", self._client.exec_start,
+                                   exec_id, tty=tty, socket=True)
+        # The SDK wraps the socket in a SocketIO for unix sockets; the socket is what we drive.
+        sock: socket.socket = raw._sock if isinstance(raw, socket.SocketIO) else raw  # type: ignore[attr-defined]
+        sock.setblocking(False)
+        return sock
+
+    async def exec_resize(self, exec_id: str, rows: int, columns: int) -> None:
+        await self._run(f"resize exec '{exec_id[:12]}'", self._client.exec_resize, exec_id,
+                        height=rows, width=columns)
+
+    async def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._run(f"inspect exec '{exec_id[:12]}'",
+                                                self._client.exec_inspect, exec_id)
+        return found
 
 
 def registry_auth(docker_config: str | None, registry: str) -> dict[str, str] | None:

@@ -39,8 +39,11 @@ from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.forkserver import ForkServer
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, Limitation
 from agent_runtime.containerizer.launcher import PosixLauncher, Process
+from agent_runtime.containerizer.mesos_sessions import SessionEntry
+from agent_runtime.containerizer.mesos_sessions import launch as launch_session
 from agent_runtime.containerizer.provisioning import Provisioner, image_name, image_of, runtime
-from agent_runtime.errors import LaunchError, RuntimeErrorBase
+from agent_runtime.containerizer.sessions import Session, SessionRequest
+from agent_runtime.errors import Conflict, LaunchError, NotFound, RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
 _COMMAND_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import command; "
                  "sys.exit(command.main())")
 EXECUTORS_ROOT = os.path.dirname(os.path.dirname(COMMAND_EXECUTOR))
+# A task group's executor: ours (executors/default.py), as Mesos's agent runs
+# mesos-default-executor for a DEFAULT ExecutorInfo that brings no command.
+_DEFAULT_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import default; "
+                 "sys.exit(default.main())")
 
 
 def rootfs_argv(launch: dict[str, Any]) -> list[str]:
@@ -104,6 +111,8 @@ class _Launch:
 def executor_argv(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> list[str]:
     if command_executor:
         return [sys.executable, "-S", "-c", _COMMAND_STUB, EXECUTORS_ROOT]
+    if info.type == mesos_pb2.ExecutorInfo.DEFAULT and not info.HasField("command"):
+        return [sys.executable, "-S", "-c", _DEFAULT_STUB, EXECUTORS_ROOT]
     command = info.command
     if not command.HasField("shell") or command.shell:
         return ["/bin/sh", "-c", command.value]
@@ -122,6 +131,7 @@ class MesosContainerizer:
         self._processes: dict[str, Process] = {}
         self._limitations: dict[str, Limitation] = {}
         self._states: dict[str, ContainerState] = {}
+        self._entries: dict[str, SessionEntry] = {}  # what a session into it needs
 
     def state(self, container_id: str) -> ContainerState | None:
         return self._states.get(container_id)
@@ -171,6 +181,8 @@ class MesosContainerizer:
                 if info is not None:
                     merged.add(info)
             process = await self._spawn(config, merged)
+            self._entries[container_id] = SessionEntry(tuple(merged.cgroup_procs),
+                                                       merged.security.get("seccomp"))
         except BaseException:
             await self.cleanup(container_id)
             raise
@@ -272,6 +284,7 @@ class MesosContainerizer:
             self._move(container_id, DESTROYING)
         self._processes.pop(container_id, None)
         self._limitations.pop(container_id, None)
+        self._entries.pop(container_id, None)
         for isolator in reversed(self.isolators):
             try:
                 await isolator.cleanup(container_id)
@@ -309,6 +322,17 @@ class MesosContainerizer:
             return None
         result.timestamp = time.time()
         return result
+
+    async def launch_session(self, container_id: str, request: SessionRequest) -> Session:
+        """A command in the running container's task (``mesos_sessions.py``)."""
+        process = self._processes.get(container_id)
+        if process is None or self._states.get(container_id) != RUNNING:
+            raise NotFound(f"Container {container_id} is not running on this agent")
+        entry = self._entries.get(container_id)
+        if entry is None:
+            raise Conflict(f"Container {container_id} was adopted from an earlier run of the "
+                           "agent, whose launch data is gone: it cannot be entered")
+        return launch_session(process.pid, entry, request)
 
     async def prune_images(self, excluded: Sequence[str]) -> None:
         if self.provisioner is not None:

@@ -1,8 +1,10 @@
-"""The agent's operator API: PRUNE_IMAGES reaches the provisioner, other calls are 501, bad
-bodies are 400s that say what is wrong. A real aiohttp server on loopback."""
+"""The agent's operator API: PRUNE_IMAGES reaches the provisioner, calls it does not serve are
+501, bad bodies are 400s that say what is wrong. A real aiohttp server on loopback, around an
+agent whose containerizer runs nothing (tests/unit/agent/fakes.py)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -15,6 +17,7 @@ from agent_runtime.containerizer.composing import ComposingContainerizer
 from agent_runtime.containerizer.launcher import PosixLauncher
 from agent_runtime.containerizer.mesos import MesosContainerizer
 from agent_runtime.http_util import MAX_BODY, error_middleware
+from tests.unit.agent.fakes import make_agent
 
 PRUNE = {"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": [
     {"type": "DOCKER", "docker": {"name": "busybox"}},
@@ -33,11 +36,12 @@ class Pruner:
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[TestClient[Any, Any], Pruner]]:
     pruner = Pruner()
-    api = OperatorAPI(pruner.prune_images)
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
-    app.router.add_route("*", "/api/v1", api.handle)
-    async with TestClient(TestServer(app)) as client:
-        yield client, pruner
+    with tempfile.TemporaryDirectory() as work_dir:
+        api = OperatorAPI(make_agent(work_dir, []), pruner.prune_images)
+        app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+        app.router.add_route("*", "/api/v1", api.handle)
+        async with TestClient(TestServer(app)) as client:
+            yield client, pruner
 
 
 async def test_prune_images_answers_200_and_passes_the_docker_names(
@@ -51,22 +55,22 @@ async def test_prune_images_answers_200_and_passes_the_docker_names(
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), [
-    (b'{"type": "GET_HEALTH"}', "application/json", 501,
-     "Call GET_HEALTH is not implemented by this agent (it answers PRUNE_IMAGES)"),
+    (b'{"type": "LAUNCH_CONTAINER"}', "application/json", 501,
+     "Call LAUNCH_CONTAINER is not implemented by this agent"),
     (b"{", "application/json", 400, "Failed to parse body into JSON"),
-    (b"[]", "application/json", 400, "Expecting a JSON object"),
+    (b"[]", "application/json", 400, "Expected a JSON object for Call"),
     (b"{}", "application/json", 400, "Expecting 'type' to be present"),
-    (b'{"type": 7}', "application/json", 400, "Expecting 'type' to be present"),
+    (b'{"type": 0}', "application/json", 400, "Expecting 'type' to be present"),
     (b'{"type": "PRUNE_IMAGES", "prune_images": []}', "application/json", 400,
-     "'prune_images' must be a JSON object"),
-    (b'{"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": {}}}', "application/json",
-     400, "must be a JSON array"),
+     "prune_images"),
+    (b'{"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": 5}}', "application/json",
+     400, "excluded_images"),
     (b'{"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": [{"type": "OCI"}]}}',
-     "application/json", 400, "prune_images.excluded_images[0]: Image.type: unknown"),
+     "application/json", 400, "OCI"),
     (b'{"type": "PRUNE_IMAGES", "prune_images": {"excluded_images": [{"type": "DOCKER"}]}}',
      "application/json", 400, "prune_images.excluded_images[0]: a DOCKER image needs "
      "docker.name"),
-    (b"\x08\x01", "application/x-protobuf", 415, "taken as application/json only"),
+    (b"\x08\x63", "application/x-protobuf", 400, "Expecting 'type' to be present"),
     (b"{}", "text/plain", 415, "Expecting 'Content-Type'"),
 ])
 async def test_other_calls_and_bad_bodies_say_what_is_wrong(
