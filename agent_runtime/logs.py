@@ -30,7 +30,7 @@ class EscapingFormatter(logging.Formatter):
     """One record, one line: the message's control characters are escaped (a traceback,
     which comes from us, is left as it is)."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name for it
         record.message = record.message.translate(_ESCAPES)
         return super().formatMessage(record)
 

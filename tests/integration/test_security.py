@@ -302,6 +302,7 @@ async def _link(cluster: Cluster, register: internal_pb2.RegisterAgent,
     call = internal_pb2_grpc.AgentLinkStub(channel).Connect(metadata=metadata)
     await call.write(internal_pb2.AgentMessage(register=register))
     first = await asyncio.wait_for(call.read(), 10)
+    assert isinstance(first, internal_pb2.MasterMessage)
     return first, call, channel
 
 
