@@ -104,9 +104,13 @@ class ProcessSession:
         popen = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         assert popen.stdin and popen.stdout and popen.stderr
-        return cls(popen, [(STDOUT, os.dup(popen.stdout.fileno())),
-                           (STDERR, os.dup(popen.stderr.fileno()))],
-                   os.dup(popen.stdin.fileno()), tty=False)
+        # Ours to close, each once: a copy left open would keep the command's stdin from EOF.
+        session = cls(popen, [(STDOUT, os.dup(popen.stdout.fileno())),
+                              (STDERR, os.dup(popen.stderr.fileno()))],
+                      os.dup(popen.stdin.fileno()), tty=False)
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            pipe.close()
+        return session
 
     def _readable(self, fd: int, kind: str) -> None:
         try:
