@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 
+from .checks import local_command
 from .session import ExecutorSession, policy_grace
 
 # Every module imported here is paid for in every task's launch latency: typing stays out of the
@@ -74,6 +75,7 @@ class CommandTask:
     """The task as a process of this executor's (the session's ``TaskRunner``)."""
 
     kind = "command"
+    groups = False
 
     def __init__(self, session: ExecutorSession) -> None:
         self.session = session
@@ -133,6 +135,10 @@ class CommandTask:
         threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
         session.update("TASK_STARTING")
         session.update("TASK_RUNNING")
+        session.start_checks(task, local_command(env, session.sandbox))
+
+    def launch_group(self, tasks: list[dict[str, Json]]) -> None:
+        raise AssertionError("the session sends no task group to a command executor")
 
     def reap_orphans(self) -> None:
         """As pid 1 of the container's pid namespace, the executor inherits every orphan in it;
@@ -165,10 +171,10 @@ class CommandTask:
             self.status_pipe = None
         self.session.events.put(("exited", status))
 
-    def launched(self) -> bool:
+    def launched(self, task_id: str) -> bool:
         return self.process is not None
 
-    def kill(self, grace: float | None) -> None:
+    def kill(self, task_id: str, grace: float | None) -> None:
         if grace is None:
             assert self.session.task is not None
             grace = policy_grace(self.session.task.get("kill_policy"))

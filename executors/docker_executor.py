@@ -37,8 +37,10 @@ import json
 import os
 import sys
 import threading
+import time
 
 from .agent_client import HttpConnection
+from .checks import command_argv
 from .session import ExecutorSession, policy_grace
 
 TYPE_CHECKING = False
@@ -69,10 +71,12 @@ class Engine:
     def _open(self, timeout: float | None) -> HttpConnection:
         return HttpConnection("", timeout, unix_socket=self.socket_path)
 
-    def call(self, method: str, path: str, timeout: float | None = 30.0) -> tuple[int, bytes]:
+    def call(self, method: str, path: str, timeout: float | None = 30.0,
+             body: dict[str, Json] | None = None) -> tuple[int, bytes]:
         conn = self._open(timeout)
         try:
-            status, headers = conn.send(method, path, b"")
+            status, headers = conn.send(method, path,
+                                        b"" if body is None else json.dumps(body).encode())
             return status, conn.body(headers)
         finally:
             conn.close()
@@ -100,6 +104,26 @@ class Engine:
                                  timeout=seconds + 30.0)
         if status not in (204, 304, 404):  # stopped, already stopped, already gone
             raise EngineError(f"stop of {name} answered {status}: {body[:200]!r}")
+
+    def exec_status(self, name: str, argv: list[str], timeout: float) -> int | None:
+        """Run ``argv`` in the container (``docker exec``); its exit status, None when it did
+        not end within ``timeout`` or could not start (a health check's COMMAND)."""
+        deadline = time.monotonic() + timeout
+        status, body = self.call("POST", f"/containers/{name}/exec", body={"Cmd": argv})
+        if status != 201:
+            return None
+        exec_id = str(json.loads(body)["Id"])
+        status, _ = self.call("POST", f"/exec/{exec_id}/start", body={"Detach": True})
+        if status != 200:
+            return None
+        while time.monotonic() < deadline:
+            status, body = self.call("GET", f"/exec/{exec_id}/json")
+            inspected = json.loads(body) if status == 200 else {}
+            if status == 200 and not inspected.get("Running"):
+                code = inspected.get("ExitCode")
+                return None if code is None else int(code)
+            time.sleep(0.1)
+        return None
 
     def watch_start(self, name: str) -> None:
         """Return once the container has started (at once if it already has)."""
@@ -171,6 +195,7 @@ class DockerTask:
     """The task as a Docker container the agent starts (the session's ``TaskRunner``)."""
 
     kind = "docker"
+    groups = False
 
     def __init__(self, session: ExecutorSession) -> None:
         self.session = session
@@ -181,8 +206,11 @@ class DockerTask:
         self.kill_grace: float | None = None
         self.logs_done = threading.Event()
 
-    def launched(self) -> bool:
+    def launched(self, task_id: str) -> bool:
         return self.started
+
+    def launch_group(self, tasks: list[dict[str, Json]]) -> None:
+        raise AssertionError("the session sends no task group to a docker executor")
 
     def launch(self, task: dict[str, Json]) -> None:
         # LAUNCH comes while the agent creates and starts the container: TASK_STARTING (and its
@@ -203,8 +231,25 @@ class DockerTask:
             return  # killed before it started; the agent removes the container
         self.started = True
         self.session.update("TASK_RUNNING")
+        if self.session.task is not None:
+            self.session.start_checks(self.session.task, self._exec, self._address())
         threading.Thread(target=self._follow_logs, daemon=True).start()
         threading.Thread(target=self._wait, daemon=True).start()
+
+    def _exec(self, command: dict[str, Json], timeout: float) -> int | None:
+        try:
+            return self.engine.exec_status(self.container, command_argv(command), timeout)
+        except (OSError, ValueError, KeyError, EngineError):
+            return None
+
+    def _address(self) -> str:
+        """Where an HTTP or TCP check finds the container: its own address on a bridge, the
+        host's loopback with host networking."""
+        try:
+            settings = self.engine.inspect(self.container).get("NetworkSettings", {})
+        except (OSError, ValueError, EngineError):
+            return "127.0.0.1"
+        return str(settings.get("IPAddress") or "127.0.0.1")
 
     def _follow_logs(self) -> None:
         try:
@@ -244,7 +289,7 @@ class DockerTask:
             self.session.update("TASK_FAILED",
                                 f"Lost track of container {self.container}: {payload}")
 
-    def kill(self, grace: float | None) -> None:
+    def kill(self, task_id: str, grace: float | None) -> None:
         if grace is None:
             assert self.session.task is not None
             grace = policy_grace(self.session.task.get("kill_policy"))

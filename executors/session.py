@@ -3,12 +3,17 @@
 :class:`ExecutorSession` subscribes to the agent, sends status updates and keeps the ones not
 yet acknowledged, re-subscribes after an agent restart (checkpointing frameworks only), and
 runs the main loop. What the task *is* belongs to a :class:`TaskRunner` given to
-:meth:`ExecutorSession.run`: a process (``command.py``) or a Docker container
-(``docker_executor.py``). The session asks the runner; the runner reports through the session
-(``update``, and entries it puts on ``events``, which come back to it through ``event``).
+:meth:`ExecutorSession.run`: a process (``command.py``), a Docker container
+(``docker_executor.py``), or the tasks of task groups (``default.py``, the one runner with
+``groups``: LAUNCH_GROUP, many tasks). The session asks the runner; the runner reports
+through the session (``update``, and entries it puts on ``events``, which come back to it
+through ``event``).
 
-The executor leaves once its terminal update is acknowledged (or after ``ACK_WAIT`` seconds:
-the agent keeps retrying the update on its own), or when the agent asks it to shut down.
+The executor leaves once every task's terminal update is acknowledged (or ``ACK_WAIT`` seconds
+after the last was sent: the agent keeps retrying it on its own), or when the agent asks it to
+shut down. The session also owns what is the same for every kind of task: TASK_KILLING before
+a kill (frameworks with TASK_KILLING_STATE), health checks and checks (``checks.py``), and
+``healthy=false`` on the terminal update of a task its health check killed.
 Standard library only (started with ``python -S``; see ``command.py``).
 """
 
@@ -21,6 +26,7 @@ import sys
 import threading
 import time
 
+from . import checks
 from .agent_client import AgentConnection, read_events
 
 TYPE_CHECKING = False
@@ -30,15 +36,19 @@ if TYPE_CHECKING:
     Json = Any
 
     class TaskRunner(Protocol):
-        kind: str  # "command" or "docker", for messages
+        kind: str  # "command", "docker" or "default", for messages
+        groups: bool  # takes LAUNCH_GROUP (and many tasks), not LAUNCH
 
         def launch(self, task: dict[str, Json]) -> None:
             """Start the task LAUNCH gave (the session has recorded it)."""
 
-        def launched(self) -> bool:
+        def launch_group(self, tasks: list[dict[str, Json]]) -> None:
+            """Start the tasks of a LAUNCH_GROUP (``groups`` runners only)."""
+
+        def launched(self, task_id: str) -> bool:
             """Whether the task runs (a kill before that needs no signal)."""
 
-        def kill(self, grace: float | None) -> None:
+        def kill(self, task_id: str, grace: float | None) -> None:
             """Kill the running task; ``grace`` None: its kill policy's, else the default."""
 
         def exited(self, status: int) -> tuple[str, str, str | None]:
@@ -95,9 +105,14 @@ class ExecutorSession:
         self.shutdown_grace = parse_duration(
             env.get("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ""), 5.0)
         self.events: queue.Queue[Json] = queue.Queue()
-        self.task: dict[str, Json] | None = None
-        self.terminal_uuid: str | None = None
-        self.terminal_sent_at: float | None = None
+        self.tasks: dict[str, dict[str, Json]] = {}  # every task given, in order
+        self.terminals: dict[str, str] = {}  # task id -> uuid of its terminal update
+        self.acknowledged_terminals: set[str] = set()  # of those uuids
+        self.terminal_sent_at: float | None = None  # when the last task's terminal went
+        self.killing_state = False  # the framework has TASK_KILLING_STATE
+        self.killing: set[str] = set()  # tasks told TASK_KILLING
+        self.health_killed: set[str] = set()  # tasks their health check killed
+        self.checkers: dict[str, list[checks.CheckThread]] = {}
         self.unacknowledged: dict[str, dict[str, Json]] = {}
         self.acknowledged_any = False
         # With checkpointing the executor outlives an agent restart: it keeps its task and
@@ -107,11 +122,33 @@ class ExecutorSession:
         self.retry_interval = min(1.0, max(0.1, parse_duration(
             env.get("MESOS_SUBSCRIPTION_BACKOFF_MAX", ""), 2.0) / 2))
 
+    @property
+    def task(self) -> dict[str, Json] | None:
+        """The first task (a command or docker executor's only one)."""
+        return next(iter(self.tasks.values()), None)
+
+    @property
+    def terminal_uuid(self) -> str | None:
+        task = self.task
+        return None if task is None else self.terminals.get(task["task_id"]["value"])
+
+    def _all_terminal(self) -> bool:
+        return bool(self.tasks) and all(t in self.terminals for t in self.tasks)
+
     # Status updates ---------------------------------------------------------------------
-    def update(self, state: str, message: str | None = None, reason: str | None = None) -> None:
-        assert self.task is not None
+    def update(self, state: str, message: str | None = None, reason: str | None = None, *,
+               task_id: str | None = None, healthy: bool | None = None,
+               check_status: dict[str, Json] | None = None) -> None:
+        if task_id is None:
+            assert self.task is not None
+            task_id = str(self.task["task_id"]["value"])
+        terminal = state in TERMINAL
+        if terminal:
+            self.stop_checks(task_id)
+            if task_id in self.health_killed:
+                healthy = False
         status: dict[str, Json] = {
-            "task_id": self.task["task_id"], "state": state, "source": "SOURCE_EXECUTOR",
+            "task_id": {"value": task_id}, "state": state, "source": "SOURCE_EXECUTOR",
             "executor_id": {"value": self.agent.executor_id},
             "uuid": binascii.b2a_base64(os.urandom(16), newline=False).decode(),
             "timestamp": time.time(),
@@ -120,55 +157,126 @@ class ExecutorSession:
             status["message"] = message
         if reason:
             status["reason"] = reason
+        if healthy is not None:
+            status["healthy"] = healthy
+        if check_status is not None:
+            status["check_status"] = check_status
         self.unacknowledged[status["uuid"]] = status
-        terminal = state in TERMINAL
         if terminal:
-            self.terminal_uuid = status["uuid"]
+            self.terminals[task_id] = status["uuid"]
         try:
             self.agent.post("UPDATE", update={"status": status})
         except (OSError, ValueError, IndexError, RuntimeError):
             if not self.checkpoint:
                 raise
             return  # the agent is away: the update goes with the next SUBSCRIBE
-        if terminal:
+        if terminal and self._all_terminal():
             self.terminal_sent_at = time.monotonic()
 
-    # Events -----------------------------------------------------------------------------
-    def _launch(self, runner: TaskRunner, task: dict[str, Json]) -> None:
-        if self.task is not None:
-            # One task per executor of ours, as in Mesos.
-            self.task, first = task, self.task
-            self.update("TASK_ERROR", f"Attempted to run multiple tasks using a {runner.kind} "
-                                      "executor")
-            self.task = first
-            return
-        self.task = task
-        runner.launch(task)
+    # Health checks and checks -----------------------------------------------------------
+    def start_checks(self, task: dict[str, Json], run_command: checks.RunCommand,
+                     host: str = "127.0.0.1") -> None:
+        """Once the task runs: its health check and check, if it has them."""
+        task_id = str(task["task_id"]["value"])
+        if task_id not in self.terminals:
+            self.checkers[task_id] = checks.start(task, self.events, run_command, host)
 
-    def _kill(self, runner: TaskRunner, grace: float | None) -> None:
-        if self.task is None or self.terminal_uuid is not None:
+    def stop_checks(self, task_id: str) -> None:
+        for checker in self.checkers.pop(task_id, []):
+            checker.stop()
+
+    def _health(self, runner: TaskRunner, result: dict[str, Json]) -> None:
+        task_id = str(result["task_id"])
+        if task_id in self.terminals or task_id in self.killing or \
+                task_id in self.health_killed:
+            return  # no TASK_RUNNING after TASK_KILLING or a terminal state
+        self.update("TASK_RUNNING", str(result["message"]),
+                    "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED", task_id=task_id,
+                    healthy=bool(result["healthy"]))
+        if result["kill"]:
+            self.health_killed.add(task_id)
+            self._kill(runner, None, task_id)
+
+    def _check(self, result: dict[str, Json]) -> None:
+        task_id = str(result["task_id"])
+        if task_id in self.terminals or task_id in self.killing:
             return
-        if not runner.launched():
-            self.update("TASK_KILLED", "Task killed before it started")
+        self.update("TASK_RUNNING", None, "REASON_TASK_CHECK_STATUS_UPDATED",
+                    task_id=task_id, check_status=result["check_status"])
+
+    # Events -----------------------------------------------------------------------------
+    def _launch(self, runner: TaskRunner, tasks: list[dict[str, Json]], group: bool) -> None:
+        ids = [str(task["task_id"]["value"]) for task in tasks]
+        error = None
+        if group and not runner.groups:
+            error = f"Attempted to run a task group using a {runner.kind} executor"
+        elif not group and runner.groups:
+            error = f"Attempted to run a single task using a {runner.kind} executor"
+        elif not group and self.tasks:
+            # One task per command or docker executor, as in Mesos.
+            error = f"Attempted to run multiple tasks using a {runner.kind} executor"
+        elif any(task_id in self.tasks for task_id in ids) or len(set(ids)) != len(ids):
+            error = "Attempted to run a task twice"
+        if error is not None:
+            for task_id in ids:
+                if task_id not in self.tasks:
+                    self.update("TASK_ERROR", error, task_id=task_id)
             return
-        runner.kill(grace)
+        for task_id, task in zip(ids, tasks, strict=True):
+            self.tasks[task_id] = task
+        if group:
+            runner.launch_group(tasks)
+        else:
+            runner.launch(tasks[0])
+
+    def _kill(self, runner: TaskRunner, grace: float | None, task_id: str | None) -> None:
+        if task_id is None or not runner.groups:
+            task = self.task  # a command or docker executor's one task, whatever the id
+            task_id = None if task is None else str(task["task_id"]["value"])
+        if task_id is None or task_id not in self.tasks or task_id in self.terminals:
+            return
+        if not runner.launched(task_id):
+            self.update("TASK_KILLED", "Task killed before it started", task_id=task_id)
+            return
+        self.stop_checks(task_id)
+        if self.killing_state and task_id not in self.killing:
+            self.update("TASK_KILLING", task_id=task_id)
+        self.killing.add(task_id)
+        runner.kill(task_id, grace)
+
+    def _running(self, runner: TaskRunner) -> list[str]:
+        return [t for t in self.tasks if t not in self.terminals and runner.launched(t)]
 
     def handle(self, runner: TaskRunner, event: dict[str, Json]) -> bool:
         """Act on one event; False when the executor should stop."""
         kind = event.get("type")
-        if kind == "LAUNCH":
-            self._launch(runner, event["launch"]["task"])
+        if kind == "SUBSCRIBED":
+            capabilities = event.get("subscribed", {}).get("framework_info", {}).get(
+                "capabilities", [])
+            self.killing_state = any(c.get("type") == "TASK_KILLING_STATE"
+                                     for c in capabilities)
+        elif kind == "LAUNCH":
+            self._launch(runner, [event["launch"]["task"]], group=False)
+        elif kind == "LAUNCH_GROUP":
+            self._launch(runner, list(event["launch_group"]["task_group"].get("tasks", [])),
+                         group=True)
         elif kind == "KILL":
-            self._kill(runner, policy_grace(event.get("kill", {}).get("kill_policy")))
+            kill = event.get("kill", {})
+            self._kill(runner, policy_grace(kill.get("kill_policy")),
+                       kill.get("task_id", {}).get("value"))
         elif kind == "ACKNOWLEDGED":
             acked = event["acknowledged"]["uuid"]
             self.unacknowledged.pop(acked, None)
             self.acknowledged_any = True
-            if acked == self.terminal_uuid:
-                return False
+            if acked in self.terminals.values():
+                self.acknowledged_terminals.add(acked)
+                if self._all_terminal() and \
+                        set(self.terminals.values()) <= self.acknowledged_terminals:
+                    return False
         elif kind == "SHUTDOWN":
-            self._kill(runner, self.shutdown_grace)
-            if not runner.launched():
+            for task_id in list(self.tasks):
+                self._kill(runner, self.shutdown_grace, task_id)
+            if not self._running(runner):
                 return False
         elif kind == "ERROR":
             print(f"agent error: {event.get('error', {}).get('message')}", file=sys.stderr)
@@ -176,10 +284,11 @@ class ExecutorSession:
 
     # Main loop --------------------------------------------------------------------------
     def _subscribe(self) -> None:
-        tasks = [self.task] if self.task is not None and not self.acknowledged_any else None
+        tasks = list(self.tasks.values()) if not self.acknowledged_any else None
         stream = self.agent.subscribe(list(self.unacknowledged.values()), tasks)
         threading.Thread(target=read_events, args=(stream, self.events), daemon=True).start()
-        if self.terminal_uuid is not None and self.terminal_uuid in self.unacknowledged:
+        if self._all_terminal() and any(u in self.unacknowledged
+                                        for u in self.terminals.values()):
             # The terminal update went with the SUBSCRIBE: now wait for its acknowledgement.
             self.terminal_sent_at = time.monotonic()
 
@@ -211,6 +320,10 @@ class ExecutorSession:
                     return 0
             elif kind == "exited":
                 self.update(*runner.exited(payload))
+            elif kind == "health":
+                self._health(runner, payload)
+            elif kind == "check":
+                self._check(payload)
             elif kind == "disconnected":
                 if self._resubscribe():
                     runner.resubscribed()
@@ -229,7 +342,8 @@ class ExecutorSession:
 
     def _on_timeout(self, runner: TaskRunner) -> bool:
         now = time.monotonic()
-        if self.terminal_sent_at is not None and now >= self.terminal_sent_at + ACK_WAIT:
+        if self.terminal_sent_at is not None and now >= self.terminal_sent_at + ACK_WAIT \
+                and self._all_terminal():
             return True
         deadline = runner.deadline()
         if deadline is not None and now >= deadline:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.agent.config import AgentConfig
@@ -30,6 +30,7 @@ from agent_runtime.agent.supervisor import (
     SupervisorConfig,
     executor_info_for,
 )
+from agent_runtime.agent.task_groups import drain, queue, send_launch, take_queued
 from agent_runtime.containerizer.containerizer import Containerizer
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.ids import id_error
@@ -83,6 +84,7 @@ class Agent:
         self.endpoint = f"{config.advertise_ip or config.ip}:{info.port}"
         self._handlers: dict[str, Callable[[MasterMessage], None]] = {
             "run_task": self._on_run_task,
+            "run_task_group": self._on_run_task_group,
             "kill_task": lambda m: self.kill_task(m.kill_task),
             "acknowledge": self._on_acknowledge,
             "shutdown_framework":
@@ -107,8 +109,17 @@ class Agent:
             handler(message)
 
     def _on_run_task(self, message: MasterMessage) -> None:
-        launch = asyncio.get_running_loop().create_task(
-            self.run_task(message.run_task.framework_info, message.run_task.task))
+        run = message.run_task
+        self._start(self._run(run.framework_info, executor_info_for(
+            run.framework_info.id.value, run.task), [run.task]))
+
+    def _on_run_task_group(self, message: MasterMessage) -> None:
+        run = message.run_task_group
+        self._start(self._run(run.framework_info, run.executor_info,
+                              list(run.task_group.tasks), group=True))
+
+    def _start(self, coroutine: Coroutine[None, None, None]) -> None:
+        launch = asyncio.get_running_loop().create_task(coroutine)
         self._launches.add(launch)  # held until done: the loop keeps only weak references
         launch.add_done_callback(self._launches.discard)
 
@@ -122,26 +133,27 @@ class Agent:
         if executor is not None:
             self.supervisor.shutdown(executor)
 
-    async def run_task(self, framework_info: mesos_pb2.FrameworkInfo,
-                       task: mesos_pb2.TaskInfo) -> None:
+    async def _run(self, framework_info: mesos_pb2.FrameworkInfo,
+                   executor_info: mesos_pb2.ExecutorInfo, tasks: list[mesos_pb2.TaskInfo],
+                   group: bool = False) -> None:
         framework_id = framework_info.id.value
         if log.isEnabledFor(logging.DEBUG):  # bench/container_launch.py reads these two lines
-            log.debug("task %s: run at %.6f", task.task_id.value, time.time())
+            log.debug("task %s: run at %.6f", tasks[0].task_id.value, time.time())
         problem = id_error(framework_id)
         if problem is not None:
             # Our master never sends one; with no valid framework to tell, dropping is all
             # that is left (an update would be keyed by the very ID we refuse).
             log.warning("dropping a task of an invalid framework ID: %s", problem)
             return
-        executor_info = executor_info_for(framework_id, task)
         # Both name directories (the sandbox, the task's checkpoints): never let either leave
         # the work_dir. The master checks them too; this agent does not rely on it.
-        for what, value in (("Task ID", task.task_id.value),
-                            ("Executor ID", executor_info.executor_id.value)):
+        for what, value in [("Executor ID", executor_info.executor_id.value)] + [
+                ("Task ID", task.task_id.value) for task in tasks]:
             problem = id_error(value)
             if problem is not None:
-                self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
-                                  Status.REASON_TASK_INVALID, f"{what} is invalid: {problem}")
+                for task in tasks:
+                    self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
+                                      Status.REASON_TASK_INVALID, f"{what} is invalid: {problem}")
                 return
         executor_id = executor_info.executor_id.value
         known = self.table.framework(framework_id)
@@ -152,18 +164,18 @@ class Agent:
         if executor is not None and executor.state in (
             ExecutorState.TERMINATING, ExecutorState.TERMINATED
         ):
-            self.agent_update(framework_id, task, mesos_pb2.TASK_DROPPED,
-                              Status.REASON_EXECUTOR_TERMINATED, "Executor is terminating")
+            for task in tasks:
+                self.agent_update(framework_id, task, mesos_pb2.TASK_DROPPED,
+                                  Status.REASON_EXECUTOR_TERMINATED, "Executor is terminating")
             return
         if executor is None:
             executor = self.supervisor.new_executor(framework, executor_info)
-            executor.queued[task.task_id.value] = task
+            queue(executor, tasks, group)
             await self.supervisor.launch(framework, executor)
-            return
-        if executor.state == ExecutorState.RUNNING and executor.stream is not None:
-            self._send_launch(executor, task)
+        elif executor.state == ExecutorState.RUNNING and executor.stream is not None:
+            self._send_launch(executor, tasks, group)
         else:
-            executor.queued[task.task_id.value] = task
+            queue(executor, tasks, group)
 
     def _executor_env(self, framework: FrameworkRecord, executor: Executor) -> dict[str, str]:
         return self.environment.build(AgentIdentity(self.id, self.pid, self.endpoint), framework,
@@ -198,10 +210,8 @@ class Agent:
             complete(executor, status, self.id, self.clock())
             if self.updates.update(executor.framework_id, status):
                 record(executor, status)
-        queued = list(executor.queued.values())
-        executor.queued.clear()
-        for task in queued:
-            self._send_launch(executor, task)
+        for tasks, group in list(drain(executor)):
+            self._send_launch(executor, tasks, group)
         for task_id in executor.killed:  # kills that came while a recovered executor was away
             launched = executor.launched.get(task_id)
             if launched is not None and launched.state not in TERMINAL_STATES:
@@ -209,18 +219,10 @@ class Agent:
                 kill.kill.task_id.value = task_id
                 executor.send(kill)
 
-    def _send_launch(self, executor: Executor, task: mesos_pb2.TaskInfo) -> None:
-        framework = self.table.framework(executor.framework_id)
-        launched = executor.launch(task, self.id, framework.info.user if framework else None)
-        checkpointed = None
-        if framework is not None and framework.info.checkpoint:
-            # As Mesos: the task is on disk before its executor has it.
-            self.checkpointer.task(self.id, framework.id, executor.id, executor.container_id,
-                                   launched)
-            checkpointed = self.checkpoint_writer.durable()
-        event = Event(type=Event.LAUNCH)
-        event.launch.task.CopyFrom(task)
-        executor.send(event, after=checkpointed)
+    def _send_launch(self, executor: Executor, tasks: list[mesos_pb2.TaskInfo],
+                     group: bool) -> None:
+        send_launch(executor, tasks, group, self.id, self.table.framework(executor.framework_id),
+                    self.checkpointer)
 
     def executor_update(self, executor: Executor, status: mesos_pb2.TaskStatus
                         ) -> asyncio.Future[None] | None:
@@ -309,11 +311,12 @@ class Agent:
         if self.table.framework(framework_id) is None:
             return
         for executor in self.table.executors_of(framework_id):
-            queued = executor.queued.pop(task_id, None)
-            if queued is not None:
-                self.agent_update(framework_id, queued, mesos_pb2.TASK_KILLED,
+            queued = take_queued(executor, task_id)  # a group's: the whole group
+            for info in queued:
+                self.agent_update(framework_id, info, mesos_pb2.TASK_KILLED,
                                   Status.REASON_TASK_KILLED_DURING_LAUNCH,
                                   "Killed before delivery to the executor")
+            if queued:
                 if not executor.queued and not executor.launched:
                     self.supervisor.shutdown(executor)
                 return

@@ -47,6 +47,7 @@ class Executor:
     process: Process | None = None
     stream: EventStream | None = None
     queued: dict[str, mesos_pb2.TaskInfo] = field(default_factory=dict)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # queued task groups
     launched: dict[str, mesos_pb2.Task] = field(default_factory=dict)
     completed: collections.deque[mesos_pb2.Task] = field(
         default_factory=lambda: collections.deque(maxlen=200)

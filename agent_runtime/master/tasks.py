@@ -15,6 +15,7 @@ from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.ids import id_error
 from agent_runtime.master.allocator import Allocator
 from agent_runtime.master.book import MasterBook
+from agent_runtime.master.check_validation import checks_error
 from agent_runtime.master.effects import MasterEffects
 from agent_runtime.master.executors import CustomExecutors, executor_as_launched
 from agent_runtime.master.model import Agent, Executor, Framework, Task
@@ -22,6 +23,7 @@ from agent_runtime.master.offers import Offers
 from agent_runtime.master.reconciliation import Reconciler
 from agent_runtime.master.reservations import Reservations
 from agent_runtime.master.task_ends import TaskEnds
+from agent_runtime.master.task_groups import TaskGroups
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources
 from agent_runtime.task_states import TERMINAL_STATES, IllegalTransition
@@ -48,6 +50,7 @@ class TaskLauncher:
         self.executors = executors
         self.reconciler = reconciler
         self.ends = ends
+        self.groups = TaskGroups(book, effects, executors, ends, MAX_RUN_TASK)
 
     # ACCEPT / DECLINE ------------------------------------------------------------------------
     def accept(self, framework: Framework, accept: scheduler_pb2.Call.Accept) -> None:
@@ -93,6 +96,8 @@ class TaskLauncher:
             for task in operation.launch.task_infos:
                 pool = self._launch(framework, agent, role, task, pool)
             return pool
+        if kind == Operation.LAUNCH_GROUP:
+            return self.groups.launch(framework, agent, role, operation.launch_group, pool)
         if kind in (Operation.RESERVE, Operation.UNRESERVE) and agent is not None:
             reserve = kind == Operation.RESERVE
             source = operation.reserve.resources if reserve else operation.unreserve.resources
@@ -155,6 +160,9 @@ class TaskLauncher:
                 executor_as_launched(task.executor, framework.id, role))
             if error is not None:
                 return error, Resources()
+        error = checks_error(task)
+        if error is not None:
+            return error, Resources()
         try:
             resources = Resources.from_proto(task.resources)
             if task.HasField("executor"):

@@ -35,7 +35,7 @@ def executor(inspected: dict[str, Any] | None) -> tuple[DockerTask, list[str]]:
     env = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:1", "MESOS_FRAMEWORK_ID": "F",
            "MESOS_EXECUTOR_ID": "t", "MESOS_CONTAINER_NAME": "mesos-c1", "MESOS_CHECKPOINT": "1"}
     session = ExecutorSession(env)
-    session.task = {"task_id": {"value": "t"}}
+    session.tasks["t"] = {"task_id": {"value": "t"}}
     runner = DockerTask(session)
     sent: list[str] = []
 
@@ -44,7 +44,8 @@ def executor(inspected: dict[str, Any] | None) -> tuple[DockerTask, list[str]]:
             raise NoSuchContainer(name)
         return inspected
 
-    def update(state: str, message: str | None = None, reason: str | None = None) -> None:
+    def update(state: str, message: str | None = None, reason: str | None = None,
+               **fields: Any) -> None:
         sent.append(f"{state} {reason}")
 
     runner.engine.inspect = inspect  # type: ignore[method-assign]

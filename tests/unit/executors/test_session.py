@@ -16,6 +16,7 @@ ENV = {"MESOS_AGENT_ENDPOINT": "127.0.0.1:1", "MESOS_FRAMEWORK_ID": "F",
 
 class Runner:
     kind = "test"
+    groups = False
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -25,10 +26,10 @@ class Runner:
         self.calls.append(("launch", task["task_id"]["value"]))
         self.running = True
 
-    def launched(self) -> bool:
+    def launched(self, task_id: str) -> bool:
         return self.running
 
-    def kill(self, grace: float | None) -> None:
+    def kill(self, task_id: str, grace: float | None) -> None:
         self.calls.append(("kill", grace))
 
 
@@ -36,10 +37,12 @@ def _session() -> tuple[ExecutorSession, list[str]]:
     session = ExecutorSession(dict(ENV))
     sent: list[str] = []
 
-    def update(state: str, message: str | None = None, reason: str | None = None) -> None:
+    def update(state: str, message: str | None = None, reason: str | None = None, *,
+               task_id: str | None = None, **fields: Any) -> None:
         sent.append(f"{state}: {message}")
-        if state in ("TASK_KILLED", "TASK_FINISHED", "TASK_ERROR"):
-            session.terminal_uuid = "terminal"
+        if state in ("TASK_KILLED", "TASK_FINISHED") or (state == "TASK_ERROR"
+                                                          and task_id in session.tasks):
+            session.terminals[task_id or "t"] = "terminal"
 
     session.update = update  # type: ignore[method-assign]
     return session, sent
@@ -75,7 +78,7 @@ def test_kills_go_to_the_runner_with_their_grace_and_not_before_the_task_runs() 
 def test_a_kill_before_the_task_runs_is_reported_and_shutdown_then_leaves() -> None:
     session, sent = _session()
     runner = Runner()
-    session.task = {"task_id": {"value": "t"}}
+    session.tasks["t"] = {"task_id": {"value": "t"}}
     assert not session.handle(runner, {"type": "SHUTDOWN"})  # type: ignore[arg-type]
     assert sent == ["TASK_KILLED: Task killed before it started"]
 
@@ -83,7 +86,8 @@ def test_a_kill_before_the_task_runs_is_reported_and_shutdown_then_leaves() -> N
 def test_the_acknowledgement_of_the_terminal_update_ends_the_session() -> None:
     session, _ = _session()
     runner = Runner()
-    session.terminal_uuid = "u2"
+    session.tasks["t"] = {"task_id": {"value": "t"}}
+    session.terminals["t"] = "u2"
     session.unacknowledged = {"u1": {}, "u2": {}}
     ack = {"type": "ACKNOWLEDGED", "acknowledged": {"uuid": "u1"}}
     assert session.handle(runner, ack)  # type: ignore[arg-type]

@@ -130,7 +130,7 @@ def test_kill_sends_to_the_agent_or_reconciles_an_unknown_task() -> None:
     assert (status.state, status.reason) == (mesos_pb2.TASK_GONE, Status.REASON_RECONCILIATION)
 
 
-def test_unsupported_operations_fail_their_tasks() -> None:
+def test_a_task_group_without_a_default_executor_fails_its_tasks() -> None:
     p = parts()
     framework = add_framework(p)
     add_agent(p)
@@ -143,7 +143,7 @@ def test_unsupported_operations_fail_their_tasks() -> None:
     p.launcher.accept(framework, accept)
     (status,) = p.effects.updates()
     assert status.state == mesos_pb2.TASK_ERROR
-    assert "LAUNCH_GROUP is not supported" in status.message
+    assert "must be of type DEFAULT" in status.message  # more in test_task_groups.py
 
 
 def test_an_exited_custom_executor_gives_back_and_is_reported() -> None:
