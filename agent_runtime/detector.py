@@ -38,7 +38,7 @@ def address_of(info_json: bytes) -> str:
 
 class MasterDetector:
     def __init__(self, master: str, session_timeout: float = 10.0) -> None:
-        self.master = master.removeprefix("http://").rstrip("/")
+        self.master = master.removeprefix("http://").removeprefix("https://").rstrip("/")
         self._zookeeper: ZooKeeper | None = None
         if self.master.startswith("zk://"):
             self._zookeeper = ZooKeeper(parse_url(self.master), session_timeout)

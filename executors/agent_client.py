@@ -10,12 +10,16 @@ module, and its import time is every task's launch latency.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import socket
 
+from . import tls
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import ssl
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
     Json = Any
@@ -31,7 +35,7 @@ class HttpConnection:
     """
 
     def __init__(self, endpoint: str, timeout: float | None, unix_socket: str | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, context: ssl.SSLContext | None = None) -> None:
         # The executor's identity (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), sent on every call.
         self.authorization = f"Authorization: Bearer {token}\r\n" if token else ""
         if unix_socket is not None:
@@ -43,6 +47,8 @@ class HttpConnection:
             host, _, port = endpoint.rpartition(":")
             self.host = host
             self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+            if context is not None:  # the agent speaks TLS (LIBPROCESS_SSL_ENABLED)
+                self.sock = context.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
 
     def close(self) -> None:
@@ -108,9 +114,13 @@ class AgentConnection:
     """Calls to the agent over one keep-alive connection (the subscription has its own)."""
 
     def __init__(self, endpoint: str, framework_id: str, executor_id: str,
-                 token: str | None = None) -> None:
+                 token: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.endpoint = endpoint
         self.token = token
+        # TLS to the agent as its environment says (the agent sets it); ssl is imported, and
+        # the context built, only when it is on.
+        env = os.environ if env is None else env
+        self.context = tls.client_context(env) if tls.enabled(env) else None
         self.framework_id = framework_id
         self.executor_id = executor_id
         self._conn: HttpConnection | None = None
@@ -125,7 +135,8 @@ class AgentConnection:
         for attempt in range(2):  # a keep-alive connection the agent closed is retried once
             try:
                 if self._conn is None:
-                    self._conn = HttpConnection(self.endpoint, timeout=30, token=self.token)
+                    self._conn = HttpConnection(self.endpoint, timeout=30, token=self.token,
+                                                context=self.context)
                 status, headers = self._conn.request(body)
                 text = self._conn.body(headers)
             except (OSError, ValueError, IndexError):
@@ -145,7 +156,8 @@ class AgentConnection:
     def subscribe(self, unacknowledged: list[Json],
                   tasks: list[Json] | None = None) -> HttpConnection:
         """SUBSCRIBE; after a reconnection it carries what the agent may not have got."""
-        conn = HttpConnection(self.endpoint, timeout=None, token=self.token)
+        conn = HttpConnection(self.endpoint, timeout=None, token=self.token,
+                              context=self.context)
         subscribe: dict[str, Json] = {
             "unacknowledged_updates": [{"status": status} for status in unacknowledged]}
         if tasks:

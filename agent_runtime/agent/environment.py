@@ -37,6 +37,8 @@ class ExecutorEnvironment:
     extra: Mapping[str, str] = field(default_factory=dict)
     # Signs each executor's token (--authenticate_http_executors); None: executors get none.
     tokens: ExecutorTokens | None = None
+    # How the executor reaches the agent over TLS (``TlsConfig.executor_environment``).
+    tls: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, config: AgentConfig) -> ExecutorEnvironment:
@@ -100,6 +102,7 @@ class ExecutorEnvironment:
             for variable in executor.info.command.environment.variables:
                 env[variable.name] = variable.value
         env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
+        env.update(self.tls)  # the agent's word on how to reach it, as the token below
         if self.tokens is not None:  # last: no variable of the framework's replaces it
             env[TOKEN_ENV] = self.tokens.sign(executor.container_id, framework.id, executor.id)
         return env

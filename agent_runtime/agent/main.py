@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.http_guard import ConnectionGuard, HttpLimits
 from agent_runtime.logs import setup_logging
 from agent_runtime.proto import mesos_pb2
+from agent_runtime.tls import PLAIN, TlsConfig, from_env
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class RunningAgent:
         await self.agent.containerizer.close()
 
 
-async def start_agent(config: AgentConfig) -> RunningAgent:
+async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAgent:
     if not config.master:
         raise FlagError("--master is required")
     if not config.work_dir:
@@ -62,6 +64,7 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
         attributes = parse_attributes(config.attributes)
     except (RuntimeErrorBase, ValueError) as exc:
         raise FlagError(str(exc)) from exc
+    ssl_context = tls.server_context()  # FlagError before anything starts
     hostname = config.hostname or socket.gethostname()
     info = mesos_pb2.AgentInfo(hostname=hostname, port=config.port)
     info.resources.extend(resources.to_proto())
@@ -74,6 +77,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     checkpointed_id = state.agent_info.id.value if state.agent_info is not None else None
     containerizer = await build_containerizer(config, checkpointed_id)
     app_agent = Agent(config, info, resources, containerizer)
+    app_agent.environment = dataclasses.replace(app_agent.environment,
+                                                tls=tls.executor_environment())
     if config.recover == "cleanup":
         known = await recovery.clean_up(config.work_dir, state, containerizer)
         info.ClearField("id")
@@ -92,7 +97,8 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
     await runner.setup()
     assert runner.server is not None
     guard.install(runner.server)
-    site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)
+    site = web.TCPSite(runner, config.ip, config.port, reuse_address=True,
+                       ssl_context=ssl_context)
     await site.start()
     port = config.port
     if port == 0:
@@ -101,15 +107,15 @@ async def start_agent(config: AgentConfig) -> RunningAgent:
         port = server.sockets[0].getsockname()[1]
         app_agent.info.port = port
         app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
-    link = MasterLink(app_agent, config.master, config.registration_backoff_factor)
+    link = MasterLink(app_agent, config.master, config.registration_backoff_factor, tls)
     link.metadata = security.link_metadata(config)
     link.start()
     log.info("agent listening on %s:%d with %s", config.ip, port, resources.text())
     return RunningAgent(app_agent, link, runner, port)
 
 
-async def serve(config: AgentConfig) -> int:
-    running = await start_agent(config)
+async def serve(config: AgentConfig, tls: TlsConfig = PLAIN) -> int:
+    running = await start_agent(config, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,7 +128,7 @@ async def serve(config: AgentConfig) -> int:
 def _main() -> int:
     config = flags.load(AgentConfig, sys.argv[1:], os.environ)
     setup_logging(config.quiet, config.log_dir, "mesos-agent")
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, from_env(os.environ)))
 
 
 def main() -> None:

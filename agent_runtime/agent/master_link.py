@@ -18,14 +18,17 @@ import grpc
 from agent_runtime.agent.agent import Agent
 from agent_runtime.detector import MasterDetector
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
+from agent_runtime.tls import PLAIN, TlsConfig
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 
 class MasterLink:
-    def __init__(self, agent: Agent, master: str, backoff_factor: float) -> None:
+    def __init__(self, agent: Agent, master: str, backoff_factor: float,
+                 tls: TlsConfig = PLAIN) -> None:
         self.agent = agent
+        self.tls = tls  # the master's HTTP API and the link both speak TLS when it is on
         # `host:port`, or `zk://.../path`: asked again on every (re)connection.
         self.detector = MasterDetector(master)
         self.backoff_factor = backoff_factor
@@ -53,7 +56,8 @@ class MasterLink:
         master = await self.detector.leader()
         host = master.rpartition(":")[0] or master
         async with aiohttp.ClientSession() as session, session.get(
-            f"http://{master}/master/agent_link", timeout=aiohttp.ClientTimeout(total=5)
+            self.tls.url(master) + "/master/agent_link", timeout=aiohttp.ClientTimeout(total=5),
+            ssl=self.tls.client_context() or True,
         ) as response:
             response.raise_for_status()
             data = await response.json()
@@ -82,7 +86,9 @@ class MasterLink:
 
     async def _session(self) -> None:
         address = await self._link_address()
-        async with grpc.aio.insecure_channel(address) as channel:
+        channel = (grpc.aio.secure_channel(address, self.tls.grpc_channel_credentials())
+                   if self.tls.enabled else grpc.aio.insecure_channel(address))
+        async with channel:
             stub = internal_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect(metadata=self.metadata)
             await call.write(internal_pb2.AgentMessage(register=self.agent.registration()))

@@ -24,6 +24,7 @@ from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.resources import Resources, parse
 from agent_runtime.scheduler.client import SchedulerClient
 from agent_runtime.task_states import TERMINAL_STATES
+from agent_runtime.tls import PLAIN, TlsConfig, from_env
 
 Capability = mesos_pb2.FrameworkInfo.Capability
 
@@ -148,7 +149,7 @@ def print_update(status: mesos_pb2.TaskStatus) -> None:
     sys.stdout.flush()
 
 
-async def run(config: ExecuteConfig) -> int:
+async def run(config: ExecuteConfig, tls: TlsConfig = PLAIN) -> int:
     task, needed = build_task(config)
     content_type = PROTOBUF if config.content_type == "protobuf" else JSON
     launched = False
@@ -158,7 +159,7 @@ async def run(config: ExecuteConfig) -> int:
         master = await detector.leader()
     finally:
         await asyncio.to_thread(detector.close)
-    async with SchedulerClient(master, framework_info(config), content_type) as client:
+    async with SchedulerClient(master, framework_info(config), content_type, tls=tls) as client:
         async for event in client.events():
             if event.type == Event.SUBSCRIBED:
                 print(f"Subscribed with ID {client.framework_id}", flush=True)
@@ -200,7 +201,7 @@ def _main() -> int:
     if not config.master:
         raise FlagError("--master is required")
     try:
-        return asyncio.run(run(config))
+        return asyncio.run(run(config, from_env(os.environ)))
     except (RuntimeErrorBase, OSError) as exc:
         if isinstance(exc, FlagError):
             raise

@@ -22,6 +22,7 @@ from agent_runtime.flags import flag
 from agent_runtime.logs import setup_logging
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.main import start_master
+from agent_runtime.tls import PLAIN, TlsConfig, from_env
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,11 @@ class LocalConfig:
     quiet: bool = flag(True, "Log warnings only")
 
 
-async def serve(config: LocalConfig) -> int:
+async def serve(config: LocalConfig, tls: TlsConfig = PLAIN) -> int:
     work_dir = config.work_dir or tempfile.mkdtemp(prefix="mesos-local-")
     master = await start_master(MasterConfig(ip=config.ip, port=config.port,
-                                             work_dir=os.path.join(work_dir, "master")))
+                                             work_dir=os.path.join(work_dir, "master")),
+                                tls=tls)
     agents = []
     for index in range(config.num_agents):
         agent_config = AgentConfig(
@@ -50,7 +52,7 @@ async def serve(config: LocalConfig) -> int:
             resources=config.resources, isolation=config.isolation,
             containerizers=config.containerizers, registration_backoff_factor=flags.Duration(0.1),
         )
-        agents.append(await start_agent(agent_config))
+        agents.append(await start_agent(agent_config, tls))
     for running in agents:
         await asyncio.wait_for(running.link.registered.wait(), 30)
     print(f"mesos-local: master at {config.ip}:{master.port} with {len(agents)} agent(s); "
@@ -60,7 +62,7 @@ async def serve(config: LocalConfig) -> int:
             execute = replace(ExecuteConfig(), master=f"{config.ip}:{master.port}",
                               name="mesos-local-task", command=config.command,
                               resources="cpus:0.1;mem:32")
-            code = await run(execute)
+            code = await run(execute, tls)
             sandbox = _latest_sandbox(work_dir)
             if sandbox:
                 print(f"Sandbox: {sandbox}")
@@ -92,7 +94,7 @@ def _latest_sandbox(work_dir: str) -> str | None:
 def _main() -> int:
     config = flags.load(LocalConfig, sys.argv[1:], os.environ)
     setup_logging(config.quiet, None, "mesos-local")
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, from_env(os.environ)))
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from agent_runtime.master.contender import Contender
 from agent_runtime.master.http import make_app
 from agent_runtime.master.master import Master
 from agent_runtime.proto import internal_pb2_grpc
+from agent_runtime.tls import PLAIN, TlsConfig, from_env
 from agent_runtime.zookeeper import ZooKeeper, parse_url
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,18 @@ class RunningMaster:
         await self.runner.cleanup()
 
 
-async def start_master(config: MasterConfig,
-                       zookeeper: ZooKeeper | None = None) -> RunningMaster:
+async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
+                       tls: TlsConfig = PLAIN) -> RunningMaster:
+    ssl_context = tls.server_context()  # FlagError before anything listens
     master = Master(config, zookeeper=zookeeper)
     server = grpc.aio.server()
     link = AgentLinkService(master)
     known = security.credentials(config)
     link.authenticate = lambda metadata: security.agent_principal(config, known, metadata)
     internal_pb2_grpc.add_AgentLinkServicer_to_server(link, server)
-    link_port = server.add_insecure_port(f"{config.ip}:{config.agent_port}")
+    address = f"{config.ip}:{config.agent_port}"
+    link_port = (server.add_secure_port(address, tls.grpc_server_credentials()) if tls.enabled
+                 else server.add_insecure_port(address))
     await server.start()
     app = make_app(master)
     app["link_port"] = link_port
@@ -61,7 +65,8 @@ async def start_master(config: MasterConfig,
     await runner.setup()
     assert runner.server is not None
     guard.install(runner.server)
-    site = web.TCPSite(runner, config.ip, config.port, reuse_address=True)
+    site = web.TCPSite(runner, config.ip, config.port, reuse_address=True,
+                       ssl_context=ssl_context)
     await site.start()
     port = config.port
     if port == 0:
@@ -77,14 +82,14 @@ async def start_master(config: MasterConfig,
     return RunningMaster(master, runner, server, port, link_port)
 
 
-async def serve(config: MasterConfig) -> int:
+async def serve(config: MasterConfig, tls: TlsConfig = PLAIN) -> int:
     zookeeper = None
     if config.zk:
         if config.quorum is None or config.quorum < 1:
             raise FlagError("--quorum is required with --zk (the number of masters in a quorum)")
         zookeeper = ZooKeeper(parse_url(config.zk), config.zk_session_timeout)
         await asyncio.to_thread(zookeeper.start)
-    running = await start_master(config, zookeeper)
+    running = await start_master(config, zookeeper, tls)
     stop = asyncio.Event()
     lost: list[str] = []
     loop = asyncio.get_running_loop()
@@ -117,7 +122,7 @@ async def serve(config: MasterConfig) -> int:
 def _main() -> int:
     config = flags.load(MasterConfig, sys.argv[1:], os.environ)
     setup_logging(config.quiet, config.log_dir, "mesos-master")
-    return asyncio.run(serve(config))
+    return asyncio.run(serve(config, from_env(os.environ)))
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from agent_runtime.codec import jsonpb, recordio
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.http_util import JSON, PROTOBUF
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.tls import PLAIN, TlsConfig
 
 log = logging.getLogger(__name__)
 Call = scheduler_pb2.Call
@@ -23,9 +24,11 @@ class SchedulerError(RuntimeErrorBase):
 
 class SchedulerClient:
     def __init__(self, master: str, framework_info: mesos_pb2.FrameworkInfo,
-                 content_type: str = PROTOBUF, auth: tuple[str, str] | None = None) -> None:
-        master = master.removeprefix("http://").rstrip("/")
-        self.url = f"http://{master}/api/v1/scheduler"
+                 content_type: str = PROTOBUF, auth: tuple[str, str] | None = None,
+                 tls: TlsConfig = PLAIN) -> None:
+        master = master.removeprefix("http://").removeprefix("https://").rstrip("/")
+        self.url = f"{tls.scheme}://{master}/api/v1/scheduler"
+        self.tls = tls
         self.framework_info = framework_info
         self.content_type = content_type
         self.framework_id: str | None = None
@@ -37,7 +40,8 @@ class SchedulerClient:
 
     async def __aenter__(self) -> SchedulerClient:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=16), timeout=aiohttp.ClientTimeout(total=None),
+            connector=aiohttp.TCPConnector(limit=16, ssl=self.tls.client_context() or True),
+            timeout=aiohttp.ClientTimeout(total=None),
             headers=self.headers,
         )
         return self

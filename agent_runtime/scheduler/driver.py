@@ -30,6 +30,7 @@ import aiohttp
 from agent_runtime.http_util import PROTOBUF
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient, SchedulerError
+from agent_runtime.tls import PLAIN, TlsConfig
 
 log = logging.getLogger(__name__)
 Event = scheduler_pb2.Event
@@ -77,8 +78,9 @@ class Backoff:
 class Driver:
     def __init__(self, master: str, info: mesos_pb2.FrameworkInfo, handler: Handler, *,
                  backoff: Backoff | None = None, content_type: str = PROTOBUF,
-                 missed_heartbeats: int = 5) -> None:
+                 missed_heartbeats: int = 5, tls: TlsConfig = PLAIN) -> None:
         self.master = master
+        self.tls = tls
         self.info = info
         self.handler = handler
         self.backoff = backoff or Backoff()
@@ -117,7 +119,8 @@ class Driver:
         self._stopping = True
 
     async def _subscription(self) -> None:
-        async with SchedulerClient(self.master, self.info, self.content_type) as client:
+        async with SchedulerClient(self.master, self.info, self.content_type,
+                                   tls=self.tls) as client:
             self.client = client
             try:
                 events = client.events().__aiter__()

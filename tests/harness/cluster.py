@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -25,8 +26,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url: str, timeout: float = 5.0, context: ssl.SSLContext | None = None) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
         return json.loads(response.read())
 
 
@@ -34,10 +35,21 @@ class Cluster:
     """A master plus ``agents`` agents, each its own process, under ``work_dir``."""
 
     def __init__(self, work_dir: str, agents: int = 1, master_flags: list[str] | None = None,
-                 agent_flags: list[str] | None = None) -> None:
+                 agent_flags: list[str] | None = None, env: dict[str, str] | None = None
+                 ) -> None:
         self.work_dir = work_dir
         self.port = free_port()
-        self.master_url = f"http://127.0.0.1:{self.port}"
+        # Extra environment of every daemon (LIBPROCESS_SSL_*: then the URLs are https, and
+        # the harness's own calls verify the daemons against LIBPROCESS_SSL_CA_FILE).
+        self.env = env or {}
+        tls = self.env.get("LIBPROCESS_SSL_ENABLED") in ("1", "true")
+        self.context = (ssl.create_default_context(cafile=self.env.get("LIBPROCESS_SSL_CA_FILE"))
+                        if tls else None)
+        if self.context is not None and self.env.get("LIBPROCESS_SSL_CERT_FILE"):
+            # As the daemons' clients do: present the certificate, which they may require.
+            self.context.load_cert_chain(self.env["LIBPROCESS_SSL_CERT_FILE"],
+                                         self.env.get("LIBPROCESS_SSL_KEY_FILE"))
+        self.master_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.master = f"127.0.0.1:{self.port}"
         self.master_flags = master_flags or []
         self.agent_flags = agent_flags or []
@@ -46,7 +58,7 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(os.path.join(self.work_dir, f"{name}.log"), "ab")  # noqa: SIM115
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.processes[name] = process
         return process
@@ -63,7 +75,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                get_json(self.master_url + "/version")
+                get_json(self.master_url + "/version", context=self.context)
                 return
             time.sleep(0.05)
         raise RuntimeError("master did not come up:\n" + self.log("master"))
@@ -90,7 +102,7 @@ class Cluster:
     def wait_agents(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            slaves = get_json(self.master_url + "/master/slaves")["slaves"]
+            slaves = get_json(self.master_url + "/master/slaves", context=self.context)["slaves"]
             if len([s for s in slaves if s["active"]]) >= count:
                 return list(slaves)
             time.sleep(0.05)
