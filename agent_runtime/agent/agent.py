@@ -109,9 +109,7 @@ class Agent:
             handler(message)
 
     def _on_run_task(self, message: MasterMessage) -> None:
-        run = message.run_task
-        self._start(self._run(run.framework_info, executor_info_for(
-            run.framework_info.id.value, run.task), [run.task]))
+        self._start(self.run_task(message.run_task.framework_info, message.run_task.task))
 
     def _on_run_task_group(self, message: MasterMessage) -> None:
         run = message.run_task_group
@@ -133,6 +131,10 @@ class Agent:
         if executor is not None:
             self.supervisor.shutdown(executor)
 
+    async def run_task(self, framework_info: mesos_pb2.FrameworkInfo,
+                       task: mesos_pb2.TaskInfo) -> None:
+        await self._run(framework_info, executor_info_for(framework_info.id.value, task), [task])
+
     async def _run(self, framework_info: mesos_pb2.FrameworkInfo,
                    executor_info: mesos_pb2.ExecutorInfo, tasks: list[mesos_pb2.TaskInfo],
                    group: bool = False) -> None:
@@ -147,8 +149,8 @@ class Agent:
             return
         # Both name directories (the sandbox, the task's checkpoints): never let either leave
         # the work_dir. The master checks them too; this agent does not rely on it.
-        for what, value in [("Executor ID", executor_info.executor_id.value)] + [
-                ("Task ID", task.task_id.value) for task in tasks]:
+        for what, value in [("Task ID", task.task_id.value) for task in tasks] + [
+                ("Executor ID", executor_info.executor_id.value)]:
             problem = id_error(value)
             if problem is not None:
                 for task in tasks:
@@ -173,7 +175,7 @@ class Agent:
             queue(executor, tasks, group)
             await self.supervisor.launch(framework, executor)
         elif executor.state == ExecutorState.RUNNING and executor.stream is not None:
-            self._send_launch(executor, tasks, group)
+            send_launch(executor, tasks, group, self.id, framework, self.checkpointer)
         else:
             queue(executor, tasks, group)
 
@@ -211,18 +213,13 @@ class Agent:
             if self.updates.update(executor.framework_id, status):
                 record(executor, status)
         for tasks, group in list(drain(executor)):
-            self._send_launch(executor, tasks, group)
+            send_launch(executor, tasks, group, self.id, framework, self.checkpointer)
         for task_id in executor.killed:  # kills that came while a recovered executor was away
             launched = executor.launched.get(task_id)
             if launched is not None and launched.state not in TERMINAL_STATES:
                 kill = Event(type=Event.KILL)
                 kill.kill.task_id.value = task_id
                 executor.send(kill)
-
-    def _send_launch(self, executor: Executor, tasks: list[mesos_pb2.TaskInfo],
-                     group: bool) -> None:
-        send_launch(executor, tasks, group, self.id, self.table.framework(executor.framework_id),
-                    self.checkpointer)
 
     def executor_update(self, executor: Executor, status: mesos_pb2.TaskStatus
                         ) -> asyncio.Future[None] | None:

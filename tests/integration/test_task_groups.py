@@ -1,14 +1,19 @@
 """Task groups through the default executor, TASK_KILLING, kill policies and health checks, on a
-real master and agent: every task below is a real process."""
+real master and agent: every task below is a real process. One cluster serves the module (each
+test tears its framework down), which keeps these tests within their share of the suite's time.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+
+import pytest
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster, agent_state, free_port
+from tests.harness.cluster import Cluster, agent_state, free_port, running_cluster
 from tests.harness.framework import TestFramework, command_task, framework_info, terminal
 from tests.harness.wait import until
 
@@ -16,6 +21,12 @@ Call = scheduler_pb2.Call
 Operation = mesos_pb2.Offer.Operation
 Status = mesos_pb2.TaskStatus
 Capability = mesos_pb2.FrameworkInfo.Capability
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(str(tmp_path_factory.mktemp("task-groups"))) as running:
+        yield running
 
 
 def _read(path: str) -> str:
@@ -81,6 +92,7 @@ async def test_a_group_of_two_runs_in_one_default_executor_and_a_kill_ends_both(
         assert (await terminal(framework, "web")).state == mesos_pb2.TASK_KILLED
         # Killing one task of a group kills the group.
         assert (await terminal(framework, "sidecar")).state == mesos_pb2.TASK_KILLED
+        await client.call(Call(type=Call.TEARDOWN))
         await framework.stop()
 
 
@@ -95,6 +107,7 @@ async def test_a_failing_task_kills_its_group(cluster: Cluster) -> None:
         assert failed.state == mesos_pb2.TASK_FAILED
         assert failed.message == "Command exited with status 3"
         assert (await terminal(framework, "helper")).state == mesos_pb2.TASK_KILLED
+        await client.call(Call(type=Call.TEARDOWN))
         await framework.stop()
 
 
@@ -119,6 +132,7 @@ async def test_an_invalid_group_is_refused_whole_by_name(cluster: Cluster) -> No
         status = await framework.update("no-port")
         assert status.state == mesos_pb2.TASK_ERROR
         assert "port between 1 and 65535" in status.message
+        await client.call(Call(type=Call.TEARDOWN))
         await framework.stop()
 
 
@@ -154,6 +168,7 @@ async def test_an_http_health_check_turns_unhealthy_then_kills_the_task(
         killed = await terminal(framework, "web")
         assert killed.state == mesos_pb2.TASK_KILLED
         assert killed.HasField("healthy") and not killed.healthy
+        await client.call(Call(type=Call.TEARDOWN))
         await framework.stop()
 
 
@@ -178,4 +193,4 @@ async def test_task_killing_precedes_task_killed_only_when_asked(cluster: Cluste
             assert states == ([mesos_pb2.TASK_KILLING] if expect_killing else []) + \
                 [mesos_pb2.TASK_KILLED]
             await client.call(Call(type=Call.TEARDOWN))
-            await framework.stop()
+        await framework.stop()
