@@ -11,6 +11,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/share/zookeeper/bin/zkServer.sh ] || need+=(zookeeper)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+# The web UI's tests drive a real headless browser (tests/harness/browser.py).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -20,6 +20,7 @@ from agent_runtime.master import security, state_json
 from agent_runtime.master.master import Master
 from agent_runtime.master.operator_http import OperatorHTTP
 from agent_runtime.master.scheduler_api import SchedulerAPI
+from agent_runtime.master.webui import WebUI
 
 # What a standby master (--zk, not elected) still answers itself; the rest goes to the leader.
 STANDBY_LOCAL = frozenset({"/health", "/master/health", "/version", "/metrics/snapshot",
@@ -123,4 +124,5 @@ def make_app(master: Master) -> web.Application:
         app.router.add_route("*", path + "/", scheduler.handle)
     for (method, path), handler in OperatorHTTP(master).routes().items():
         app.router.add_route(method, path, handler)
+    WebUI(master).install(app)  # the operators' web UI at '/', behind the same middlewares
     return app
