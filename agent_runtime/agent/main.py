@@ -89,6 +89,8 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
     app = make_app(app_agent)
     auth = security.http_auth_config(config)
     app.middlewares.append(auth_middleware(auth))
+    app.middlewares.append(security.sandbox_guard(app_agent.table, config.work_dir,
+                                                  lambda: app_agent.id))
     app[AUTH_KEY] = auth
     guard = ConnectionGuard(HttpLimits(config.max_http_connections,
                                        float(config.http_header_timeout)))

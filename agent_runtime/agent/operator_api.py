@@ -28,6 +28,7 @@ from agent_runtime.agent import operator_state as state
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.nested import NestedContainers
 from agent_runtime.agent.operator_streams import RECORDIO, OperatorStreams
+from agent_runtime.agent.sandbox_acl import sandbox_user
 from agent_runtime.auth.http_auth import authorize
 from agent_runtime.containerizer.containerizer import Containerizer
 from agent_runtime.errors import BadRequest, NotImplementedCall, UnsupportedMediaType
@@ -190,8 +191,11 @@ class OperatorAPI:
         self._revert = asyncio.get_running_loop().call_later(seconds, revert)
 
     # Sandbox files ---------------------------------------------------------------------------
+    def _owner(self, path: str) -> str | None:
+        return sandbox_user(self.agent.table, self.agent.config.work_dir, self.agent.id, path)
+
     async def _list_files(self, call: Call, request: web.Request) -> Response:
-        authorize(request, "access_sandboxes")
+        authorize(request, "access_sandboxes", self._owner(call.list_files.path))
         response = Response(type=Response.LIST_FILES)
         found = files.entries(self.agent.config.work_dir, self.agent.id, call.list_files.path)
         for path, st in found:
@@ -202,7 +206,7 @@ class OperatorAPI:
         return response
 
     async def _read_file(self, call: Call, request: web.Request) -> Response:
-        authorize(request, "access_sandboxes")
+        authorize(request, "access_sandboxes", self._owner(call.read_file.path))
         params = call.read_file
         wanted = min(params.length, MAX_READ) if params.HasField("length") else MAX_READ
         handle = files.open_regular(self.agent.config.work_dir, self.agent.id, params.path)

@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from agent_runtime.auth import views
 from agent_runtime.auth.acls import Authorizer
 from agent_runtime.auth.credentials import Credentials
+from agent_runtime.proto import agent_pb2, master_pb2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL = "principal"
+# The v1 operator API's answers, by daemon: what a protobuf state answer is filtered as.
+RESPONSES = {"mesos-master": master_pb2.Response, "mesos-agent": agent_pb2.Response}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ def _unauthorized(realm: str, why: str) -> web.Response:
 
 
 def auth_middleware(config: HttpAuthConfig) -> Middleware:
+    filtering = views.needed(config.authorizer)
+    response_type = RESPONSES.get(config.daemon, master_pb2.Response)
+
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -105,7 +112,15 @@ def auth_middleware(config: HttpAuthConfig) -> Middleware:
             config.authorizer.require("get_endpoints", principal, path)
             if path.endswith("/flags") or path == "/flags":
                 config.authorizer.require("view_flags", principal)
-        return await handler(request)
+        response = await handler(request)
+        if filtering:
+            caller = principal
+
+            def allowed(action: str, obj: str | None) -> bool:
+                return config.authorizer.allowed(action, caller, obj)
+
+            response = views.filter_response(response, allowed, response_type)
+        return response
 
     return authenticate
 

@@ -13,6 +13,7 @@ import grpc
 from aiohttp import web
 
 from agent_runtime import flags
+from agent_runtime.auth.http_auth import AUTH_KEY
 from agent_runtime.errors import FlagError
 from agent_runtime.http_guard import ConnectionGuard, HttpLimits
 from agent_runtime.logs import setup_logging
@@ -57,6 +58,7 @@ async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
                  else server.add_insecure_port(address))
     await server.start()
     app = make_app(master)
+    master.launcher.refusal = security.run_tasks_refusal(app[AUTH_KEY].authorizer)
     app["link_port"] = link_port
     guard = ConnectionGuard(HttpLimits(config.max_http_connections,
                                        float(config.http_header_timeout)))

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from google.protobuf.message import DecodeError, Message
 
-from agent_runtime.auth.acls import load_acls
+from agent_runtime.auth.acls import Authorizer, load_acls
 from agent_runtime.auth.credentials import Credentials, load_credentials
 from agent_runtime.auth.http_auth import (
     HttpAuthConfig,
@@ -36,6 +36,7 @@ from agent_runtime.errors import (
 from agent_runtime.http_util import PROTOBUF
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.master import Master
+from agent_runtime.master.model import Framework
 from agent_runtime.master.operator_http import _resources_json
 from agent_runtime.proto import master_pb2, mesos_pb2, quota_pb2, scheduler_pb2
 
@@ -176,6 +177,8 @@ class MasterGuard:
             self._teardown(request, call.teardown.framework_id.value)
         elif kind == OperatorCall.GET_FLAGS:
             authorize(request, "view_flags")
+        elif kind in (OperatorCall.LIST_FILES, OperatorCall.READ_FILE):
+            authorize(request, "access_mesos_logs")  # the master's files are its logs
 
     def scheduler_call(self, request: web.Request, call: scheduler_pb2.Call) -> None:
         caller = principal(request)
@@ -198,19 +201,35 @@ class MasterGuard:
         if self.auth.frameworks and framework.info.principal != caller:
             raise Forbidden(f"Principal '{caller}' may not call for framework {framework.id}")
         if call.type == SchedulerCall.ACCEPT:
-            _each(request, "run_tasks", self._users(framework.info, call.accept))
+            # A task group runs whole or not at all; a single task refused by run_tasks is a
+            # TASK_ERROR of its own (run_tasks_refusal), the rest of the ACCEPT goes on.
+            _each(request, "run_tasks", self._group_users(framework.info, call.accept))
 
     @staticmethod
-    def _users(info: mesos_pb2.FrameworkInfo, accept: scheduler_pb2.Call.Accept) -> list[str]:
-        """The OS users the accepted launches would run tasks as."""
-        users = []
-        for operation in accept.operations:
-            tasks = list(operation.launch.task_infos) + list(
-                operation.launch_group.task_group.tasks)
-            for task in tasks:
-                command = task.command if task.HasField("command") else task.executor.command
-                users.append(command.user if command.HasField("user") else info.user)
-        return users
+    def _group_users(info: mesos_pb2.FrameworkInfo, accept: scheduler_pb2.Call.Accept
+                     ) -> list[str]:
+        """The OS users the accepted task groups would run tasks as."""
+        return [task_user(info, task) for operation in accept.operations
+                for task in operation.launch_group.task_group.tasks]
+
+
+def task_user(info: mesos_pb2.FrameworkInfo, task: mesos_pb2.TaskInfo) -> str:
+    """The OS user a task runs as: its command's, else its executor's, else the framework's."""
+    command = task.command if task.HasField("command") else task.executor.command
+    return command.user if command.HasField("user") and command.user else info.user
+
+
+def run_tasks_refusal(authorizer: Authorizer
+                      ) -> Callable[[Framework, mesos_pb2.TaskInfo], str | None]:
+    """Why a task may not run (as Mesos: the framework's principal runs tasks as a user)."""
+    def refusal(framework: Framework, task: mesos_pb2.TaskInfo) -> str | None:
+        user, principal = task_user(framework.info, task), framework.info.principal or None
+        if authorizer.allowed("run_tasks", principal, user):
+            return None
+        who = f"principal '{principal}'" if principal else "a framework without a principal"
+        return f"Not authorized to launch task: {who} may not run_tasks as user '{user}'"
+
+    return refusal
 
 
 def agent_principal(config: MasterConfig, known: Credentials | None,

@@ -10,6 +10,7 @@ tasks is :mod:`agent_runtime.master.agent_tasks`'s.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from agent_runtime.errors import BadRequest, RuntimeErrorBase
 from agent_runtime.ids import id_error
@@ -51,6 +52,10 @@ class TaskLauncher:
         self.reconciler = reconciler
         self.ends = ends
         self.groups = TaskGroups(book, effects, executors, ends, MAX_RUN_TASK)
+        # The run_tasks ACL (set by mesos-master, see master/security.py): why a task may not
+        # run, or None. A refused task ends in TASK_ERROR; the rest of the ACCEPT goes on.
+        self.refusal: Callable[[Framework, mesos_pb2.TaskInfo], str | None] = (
+            lambda framework, task: None)
 
     # ACCEPT / DECLINE ------------------------------------------------------------------------
     def accept(self, framework: Framework, accept: scheduler_pb2.Call.Accept) -> None:
@@ -190,6 +195,11 @@ class TaskLauncher:
             self.ends.report(framework, task.task_id.value, task.agent_id.value,
                              mesos_pb2.TASK_ERROR, Status.REASON_TASK_INVALID,
                              error or "invalid task")
+            return pool
+        refused = self.refusal(framework, task)
+        if refused is not None:
+            self.ends.report(framework, task.task_id.value, agent.id, mesos_pb2.TASK_ERROR,
+                             Status.REASON_TASK_UNAUTHORIZED, refused)
             return pool
         info = mesos_pb2.TaskInfo()
         info.CopyFrom(task)
