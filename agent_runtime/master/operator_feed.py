@@ -50,7 +50,11 @@ class OperatorFeed:
         if not self.subscribers:
             return
         if isinstance(sent, internal_pb2.MasterMessage) and sent.HasField("run_task"):
-            self._task_added(sent.run_task)
+            self._task_added(sent.run_task.framework_info, sent.run_task.task)
+        elif isinstance(sent, internal_pb2.MasterMessage) and sent.HasField("run_task_group"):
+            group = sent.run_task_group  # each task of a group is added, as in Mesos
+            for task in group.task_group.tasks:
+                self._task_added(group.framework_info, task)
         elif isinstance(sent, scheduler_pb2.Event):
             if sent.type == scheduler_pb2.Event.UPDATE:
                 self._task_updated(sent.update.status)
@@ -58,9 +62,9 @@ class OperatorFeed:
                 self._framework_changed(sent.subscribed.framework_id.value)
         self._sync()
 
-    def _task_added(self, run: internal_pb2.RunTask) -> None:
-        framework = self.master.book.frameworks.get(run.framework_info.id.value)
-        task = framework.tasks.get(run.task.task_id.value) if framework else None
+    def _task_added(self, info: mesos_pb2.FrameworkInfo, launched: mesos_pb2.TaskInfo) -> None:
+        framework = self.master.book.frameworks.get(info.id.value)
+        task = framework.tasks.get(launched.task_id.value) if framework else None
         if task is None:
             return
         self._task_states[task.task_id] = task.state

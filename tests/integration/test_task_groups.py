@@ -13,7 +13,13 @@ import pytest
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster, agent_state, free_port, running_cluster
+from tests.harness.cluster import (
+    Cluster,
+    agent_state,
+    free_port,
+    get_json,
+    running_cluster,
+)
 from tests.harness.framework import TestFramework, command_task, framework_info, terminal
 from tests.harness.wait import until
 
@@ -76,6 +82,9 @@ async def test_a_group_of_two_runs_in_one_default_executor_and_a_kill_ends_both(
             await framework.update(task_id, mesos_pb2.TASK_STARTING)
             running = await framework.update(task_id, mesos_pb2.TASK_RUNNING)
             assert running.executor_id.value == "pod-executor"
+        tasks = get_json(f"{cluster.master_url}/tasks")["tasks"]
+        assert sorted((t["id"], t["executor_id"], t["state"]) for t in tasks) == [
+            ("sidecar", "pod-executor", "TASK_RUNNING"), ("web", "pod-executor", "TASK_RUNNING")]
         (executor,) = agent_state(cluster)["frameworks"][0]["executors"]
         assert executor["id"] == "pod-executor"
         assert sorted(t["id"] for t in executor["tasks"]) == ["sidecar", "web"]
