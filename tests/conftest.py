@@ -6,6 +6,7 @@ that skip locally and fail in CI when missing (``tests/harness/needs.py``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import docker
@@ -53,10 +54,25 @@ def docker_images(engine: docker.APIClient) -> str:
 
 @pytest.fixture(scope="session")
 def offline_images_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """busybox.tar and redis.tar for the Mesos containerizer's image tasks, built once a
-    session (image tasks mount and unshare: root)."""
+    """busybox.tar and redis.tar as ``mesos-images build`` writes them, built once for the
+    whole run: xdist workers share one directory (each build costs seconds even from cache).
+    Read it, never write into it."""
+    run_dir = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_dir = run_dir.parent  # the run's own directory, above each worker's
+    output = run_dir / "offline-images"
+    with exclusive(f"offline-images-{run_dir.name}"):
+        if not (output / "built").exists():
+            offline_images(str(output))
+            (output / "built").touch()
+    return str(output)
+
+
+@pytest.fixture(scope="session")
+def image_task_images(offline_images_dir: str) -> str:
+    """The offline images, for tests whose image tasks mount and unshare: root."""
     require_root("image tasks mount and unshare")
-    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+    return offline_images_dir
 
 
 # A test that asks for one of these fixtures carries its marker, so the markers always say what
@@ -64,7 +80,8 @@ def offline_images_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 FIXTURE_MARKERS = {
     "engine": ("docker",),
     "docker_images": ("docker",),
-    "offline_images_dir": ("root", "images"),
+    "offline_images_dir": ("images",),
+    "image_task_images": ("root", "images"),
 }
 
 

@@ -73,7 +73,9 @@ class Agent:
         self.checkpoint_writer = CheckpointWriter()
         self.checkpointer = Checkpointer(config.work_dir, writer=self.checkpoint_writer)
         self._launches: set[asyncio.Task[None]] = set()
-        self.updates = StatusUpdateManager(self._forward_update, changed=self._checkpoint_stream)
+        self.updates = StatusUpdateManager(
+            self._forward_update, changed=self._checkpoint_stream,
+            retry_min=float(config.status_update_retry_interval_min))
         self.supervisor = ExecutorSupervisor(
             SupervisorConfig.of(config), self.table, containerizer, self.checkpointer,
             SupervisorCallbacks(

@@ -36,6 +36,11 @@ class AgentConfig:
     registration_backoff_factor: Duration = flag(Duration(1.0), "Registration retry backoff")
     recover: str = flag("reconnect", "reconnect or cleanup")
     recovery_timeout: Duration = flag(Duration(900.0), "Time executors wait for the agent")
+    # Mesos's STATUS_UPDATE_RETRY_INTERVAL_MIN, a constant there: a flag here so that tests of
+    # the retry need not wait 10 s for it.
+    status_update_retry_interval_min: Duration = flag(
+        Duration(10.0), "First wait before an unacknowledged status update is sent again "
+        "(doubling up to 10mins)")
     strict: bool = flag(True, "Recovery errors are fatal")
     checkpoint: bool = flag(True, "Checkpoint for recovery (always on in Mesos >= 0.25)")
     switch_user: bool = flag(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import psutil
 
 
@@ -14,3 +16,13 @@ def pids_with(marker: str) -> list[int]:
 def with_argv(*argv: str) -> list[psutil.Process]:
     """Processes whose command line is exactly ``argv``."""
     return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == list(argv)]
+
+
+def in_directory(directory: str) -> list[int]:
+    """Processes whose working directory is ``directory`` (an executor runs in its sandbox)."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.cwd() == directory:
+                found.append(process.pid)
+    return found

@@ -11,7 +11,7 @@ from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
 from tests.harness.cluster import Cluster, agent_state, get_json
 from tests.harness.framework import TestFramework, framework_info
-from tests.harness.processes import with_argv
+from tests.harness.processes import in_directory, with_argv
 from tests.harness.wait import until
 
 Call = scheduler_pb2.Call
@@ -145,8 +145,10 @@ async def test_terminal_update_of_an_ended_executor_survives_agent_restart(
         (offer,) = await framework.offers()
         task_id = await framework.running(offer, "true", "done-early")
         finished = await framework.update(task_id, mesos_pb2.TASK_FINISHED, ack=False)
-        # The executor gives up waiting for the acknowledgement and exits; the agent sees it.
-        await until(lambda: _completed_executors(cluster), what="the executor to exit")
+        # The executor gives up waiting for the acknowledgement and exits.
+        (executor,) = _executors(cluster) or _completed_executors(cluster)
+        await until(lambda: not in_directory(executor["directory"]),
+                    what="the executor to exit")
         _restart_agent(cluster)
         again = await framework.update(task_id, mesos_pb2.TASK_FINISHED, timeout=20)
         assert again.uuid == finished.uuid

@@ -41,8 +41,8 @@ def _mask(capabilities: frozenset[int]) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(offline_images_dir: str) -> str:
-    return offline_images_dir
+def images(image_task_images: str) -> str:
+    return image_task_images
 
 
 def _cluster(tmp_path: Path, images: str, isolation: str) -> Iterator[Cluster]:

@@ -16,7 +16,7 @@ import pytest
 from docker import errors as sdk_errors
 
 from tests.harness.cluster import VENV_BIN, Cluster, sandbox_file
-from tests.harness.registry import Registry, offline_images, push_archive, registry_server
+from tests.harness.registry import Registry, push_archive, registry_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -28,8 +28,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 def test_a_docker_task_runs_an_image_pulled_from_the_registry(
-        tmp_path: str, registry: Registry, engine: docker.APIClient) -> None:
-    images = offline_images(os.path.join(str(tmp_path), "images"))
+        tmp_path: str, registry: Registry, engine: docker.APIClient,
+        offline_images_dir: str) -> None:
+    images = offline_images_dir
     repository = f"pulltest-{uuid.uuid4().hex[:8]}"
     push_archive(registry, os.path.join(images, "busybox.tar"), repository, tag="v1")
     host = registry.url.removeprefix("http://")

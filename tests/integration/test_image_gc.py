@@ -66,11 +66,11 @@ def _save_bomb(images: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def images(offline_images_dir: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def images(image_task_images: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The offline images plus the bomb, in a directory of this module's own."""
     out = str(tmp_path_factory.mktemp("gc-images"))
     for name in ("busybox.tar", "redis.tar"):
-        shutil.copyfile(os.path.join(offline_images_dir, name), os.path.join(out, name))
+        shutil.copyfile(os.path.join(image_task_images, name), os.path.join(out, name))
     _save_bomb(out)
     return out
 

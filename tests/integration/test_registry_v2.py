@@ -13,14 +13,15 @@ import pytest
 from agent_runtime.images.errors import DigestMismatch, ImageNotFound
 from agent_runtime.images.provisioner import Provisioner
 from tests.harness.needs import require
-from tests.harness.registry import Registry, offline_images, push_archive, registry_server
+from tests.harness.registry import Registry, push_archive, registry_server
 
 pytestmark = pytest.mark.registry
 
 
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, dict[str, Any]]]:
-    images = offline_images(str(tmp_path_factory.mktemp("offline-images")))
+def pushed(tmp_path_factory: pytest.TempPathFactory, offline_images_dir: str
+           ) -> Iterator[tuple[Registry, dict[str, Any]]]:
+    images = offline_images_dir
     with registry_server(str(tmp_path_factory.mktemp("registry"))) as registry:
         manifests = {name: push_archive(registry, os.path.join(images, f"{name}.tar"), name)
                      for name in ("busybox", "redis")}

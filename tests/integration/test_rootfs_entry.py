@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture(scope="module")
-def busybox(offline_images_dir: str) -> str:
-    return os.path.join(offline_images_dir, "busybox.tar")
+def busybox(image_task_images: str) -> str:
+    return os.path.join(image_task_images, "busybox.tar")
 
 
 def _rootfs(archive: str, where: Path) -> str:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster, get_json
+from tests.harness.cluster import Cluster, get_json, running_cluster
 from tests.harness.framework import TestFramework, framework_info
 
 Call = scheduler_pb2.Call
@@ -132,7 +136,19 @@ async def test_failover_keeps_tasks_and_timeout_removes_them(cluster: Cluster) -
     assert agent["frameworks"] == []
 
 
-async def test_unacknowledged_update_is_resent_with_the_same_uuid(cluster: Cluster) -> None:
+# The agent's first retry of an unacknowledged update (Mesos: 10 s, the flag's default).
+RETRY = 1.0
+
+
+@pytest.fixture
+def quick_retry(tmp_path: Any) -> Iterator[Cluster]:
+    flags = [f"--status_update_retry_interval_min={RETRY:g}secs"]
+    with running_cluster(str(tmp_path), agent_flags=flags) as running:
+        yield running
+
+
+async def test_unacknowledged_update_is_resent_with_the_same_uuid(quick_retry: Cluster) -> None:
+    cluster = quick_retry
     async with SchedulerClient(cluster.master, framework_info()) as client:
         framework = TestFramework(client)
         await framework.start()
@@ -140,9 +156,9 @@ async def test_unacknowledged_update_is_resent_with_the_same_uuid(cluster: Clust
         task_id = await framework.launch(offer, "sleep 300")
         first = await framework.update(task_id, mesos_pb2.TASK_STARTING, ack=False)
         sent = time.monotonic()
-        again = await framework.update(task_id, mesos_pb2.TASK_STARTING, timeout=15, ack=False)
+        again = await framework.update(task_id, mesos_pb2.TASK_STARTING, ack=False)
         assert again.uuid == first.uuid
-        assert time.monotonic() - sent >= 9  # Mesos retries after 10 s, doubling
+        assert time.monotonic() - sent >= RETRY * 0.9  # not before the retry interval
         # Nothing further arrives until the acknowledgement; then RUNNING does.
         assert not [e for e in framework.events if e.type == scheduler_pb2.Event.UPDATE
                     and e.update.status.state == mesos_pb2.TASK_RUNNING]

@@ -35,8 +35,8 @@ SEED_FLAGS = ["--containerizers=mesos", "--image_providers=appc,docker",
 
 
 @pytest.fixture(scope="module")
-def images(offline_images_dir: str) -> str:
-    return offline_images_dir
+def images(image_task_images: str) -> str:
+    return image_task_images
 
 
 def _cluster(tmp_path: Any, images: str, isolation: str, *extra: str) -> Iterator[Cluster]:

@@ -8,13 +8,11 @@ import tarfile
 
 import pytest
 
-from tests.harness.registry import offline_images
-
 
 @pytest.fixture(scope="session")
-def images_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+def images_dir(offline_images_dir: str) -> str:
     """``busybox.tar`` and ``redis.tar`` (manifest.json wins when a reader sees both)."""
-    return offline_images(str(tmp_path_factory.mktemp("offline-images")))
+    return offline_images_dir
 
 
 def _old_layout(source: str, dest: str) -> None:
