@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import grpc
 
 from agent_runtime.errors import Forbidden, RuntimeErrorBase
+from agent_runtime.master import agent_outbox
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
@@ -68,6 +69,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         config = self.master.config
         registered.registered.ping_timeout_seconds = (
             float(config.agent_ping_timeout) * config.max_agent_ping_timeouts)
+        agent_outbox.release(self.master.book, agent)  # read after `registered` goes
         yield registered
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(agent, request_iterator, outbox))
@@ -82,6 +84,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             reader.cancel()
             pinger.cancel()
             self.master.agent_lifecycle.disconnected(agent, outbox)
+            agent_outbox.reroute(self.master.book, agent, agent_outbox.leftovers(outbox))
 
     async def _committed(self, agent: Agent,
                          outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> bool:

@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from agent_runtime.master import agent_outbox
 from agent_runtime.master.book import MasterBook
+from agent_runtime.master.lifecycle import AgentState
 from agent_runtime.master.model import Agent, Framework, Timer
 from agent_runtime.master.registrar import GroupCommit
 from agent_runtime.master.registry import Registry
@@ -37,7 +39,7 @@ class MasterEffects(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
 
     def to_agent(self, agent: Agent, message: internal_pb2.MasterMessage) -> None:
-        """Send to the agent if its link is up; dropped otherwise (it re-registers)."""
+        """Send to the agent if its link is up; held for its next link otherwise."""
 
     def to_framework(self, framework: Framework, event: scheduler_pb2.Event) -> None:
         """Send to the framework if it is subscribed; dropped otherwise (it reconciles)."""
@@ -120,6 +122,8 @@ class LiveEffects:
     def to_agent(self, agent: Agent, message: internal_pb2.MasterMessage) -> None:
         if agent.connected:
             agent.outbox.put_nowait(message)
+        elif agent.state is not AgentState.REMOVED:
+            agent_outbox.hold(agent, message)  # for its next link: never dropped silently
         self._watch(message)
 
     def to_framework(self, framework: Framework, event: scheduler_pb2.Event) -> None:

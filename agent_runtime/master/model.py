@@ -181,6 +181,8 @@ class Agent:
     # Ping bookkeeping of the current link: the last ping sent and the last pong seen.
     ping_seq: int = 0
     pong_seq: int = 0
+    # What was sent while its link was down, sent again on its next link (agent_outbox.py).
+    held: list[internal_pb2.MasterMessage] = field(default_factory=list)
 
     def transition(self, state: AgentState) -> None:
         self.state = move(AGENT_TRANSITIONS, self.state, state, f"agent {self.id}")
