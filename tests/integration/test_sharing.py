@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 
@@ -76,9 +78,17 @@ async def test_framework_reserves_then_launches_on_the_reservation(cluster: Clus
         await framework.stop()
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster for the refusals: a refused SUBSCRIBE leaves nothing behind (checked)."""
+    with running_cluster(str(tmp_path_factory.mktemp("refusing"))) as running:
+        yield running
+
+
 @pytest.mark.parametrize("role", [".", "..", "-lead", "/top", "top/", "a//b", "a b", "a\tb",
                                   "a/./b", "a/*/b"])
-async def test_invalid_role_names_are_refused(cluster: Cluster, role: str) -> None:
+async def test_invalid_role_names_are_refused(refusing: Cluster, role: str) -> None:
+    cluster = refusing
     async with SchedulerClient(cluster.master, framework_info(role=role)) as client:
         framework = TestFramework(client)
         with pytest.raises(SchedulerError) as refused:
