@@ -139,7 +139,7 @@ class Channels:
         channel = channels[slot]
         # Streams started on a channel still connecting can be cancelled under load: wait.
         await channel.channel_ready()
-        return internal_pb2_grpc.AgentLinkAsyncStub(channel)  # type: ignore[no-untyped-call]
+        return internal_pb2_grpc.AgentLinkStub(channel)
 
     async def close(self) -> None:
         for channels in self._by_address.values():
