@@ -11,7 +11,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent_runtime.master.lifecycle import (
     AGENT_TRANSITIONS,
@@ -54,6 +54,10 @@ class Task:
     # Set while its agent is unreachable: the task may still run; frameworks are told
     # TASK_UNREACHABLE (PARTITION_AWARE) or TASK_LOST, and `state` keeps what was last known.
     unreachable_time: float | None = None
+    # Its /master/state JSON and what it was rendered from (state_json.task_json): at 100,000
+    # tasks, rendering each anew on every request is most of the endpoint's time.
+    rendered: tuple[object, dict[str, Any]] | None = field(default=None, repr=False,
+                                                         compare=False)
 
     def transition(self, state: TaskState) -> None:
         """Every change of ``state`` comes here; IllegalTransition (a bug in the caller) when
