@@ -4,12 +4,14 @@ The agent starts it for a DEFAULT ExecutorInfo that brings no command (a LAUNCH_
 ``python -S`` and the standard library only, like ``command.py``; ``session.py`` drives it.
 
 Each task is a child process of this executor, not a nested container launched back through the
-agent's operator API (Mesos's way). Why: the tasks then share the executor's network and
-cgroups exactly as Mesos's nested containers do by default (``share_cgroups``: the group is
-limited as a sum by the executor's container, which the master charged with every task's
-resources), every launch saves a round trip through the agent and a second containerizer
-launch, and the executor needs no operator credentials. What that costs: a task gets no image
-of its own (the master refuses one, naming it) and no cgroup of its own.
+agent's operator API (Mesos's way): every launch saves a round trip through the agent, and the
+executor needs no operator credentials. The agent still makes each task a nested container: it
+prepares the task's own cgroups (nested in the executor's container's) and its image's rootfs
+when it has one, and hands over what the task needs in the variable ``MESOS_TASK_LAUNCH_INFO``
+of its command (``agent_runtime/containerizer/task_containers.py``): the task joins those
+cgroups before its exec (as the launcher's executors do), and a task with an image enters its
+rootfs through ``rootfs.py`` in a pid namespace of its own, as the command executor's does.
+The tasks share the executor's network.
 
 Every task runs in a session of its own (a kill reaches all it started) in its own sandbox,
 ``<executor sandbox>/tasks/<task id>`` (``MESOS_SANDBOX``), with ``stdout``/``stderr`` there; a
@@ -18,13 +20,17 @@ shared volume of the group's tasks.
 
 Group semantics, as Mesos's: when a task fails or is killed, every other task of its group is
 killed (a task that finishes with status 0 leaves the others alone); a KILL of one task kills
-its group. The executor leaves once every task it was given has ended and its terminal update
-is acknowledged.
+its group. Mesos's default executor gives a framework no way to say otherwise; ours reads the
+label ``GROUP_FAILURE_LABEL`` of the task that ended (``KILL_GROUP``, the default, or
+``CONTINUE``: its end, and a KILL of it, leave the rest of its group running). The master
+refuses any other value. The executor leaves once every task it was given has ended and its
+terminal update is acknowledged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -33,7 +39,16 @@ import threading
 import time
 
 from .checks import local_command
-from .command import DEFAULT_GRACE, EXECUTOR_TOKEN, command_argv, describe_exit
+from .command import (
+    DEFAULT_GRACE,
+    EXECUTOR_TOKEN,
+    ROOTFS_ARGV,
+    ROOTFS_LAUNCH,
+    TASK_LAUNCH_INFO,
+    TASK_PID_NAMESPACE,
+    command_argv,
+    describe_exit,
+)
 from .session import ExecutorSession, policy_grace
 
 TYPE_CHECKING = False
@@ -41,6 +56,31 @@ if TYPE_CHECKING:
     from typing import Any
 
     Json = Any
+
+
+GROUP_FAILURE_LABEL = "agent_runtime.task_group.failure_policy"
+KILL_GROUP, CONTINUE = "KILL_GROUP", "CONTINUE"
+# Joins the cgroups the agent made for the task, then execs it (the launcher's way: no
+# preexec_fn in a threaded process, and nothing the task forks can be left outside).
+_JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 127; shift; done; shift; exec "$@"'
+
+
+def failure_policy(task: dict[str, Json]) -> str:
+    for label in task.get("labels", {}).get("labels", []):
+        if label.get("key") == GROUP_FAILURE_LABEL:
+            return str(label.get("value", KILL_GROUP))
+    return KILL_GROUP
+
+
+def take_launch_info(task: dict[str, Json]) -> dict[str, Json]:
+    """The agent's word on how to start the task, removed from the task (so it goes neither
+    into the task's environment nor back to the agent when the executor re-subscribes)."""
+    variables = task.get("command", {}).get("environment", {}).get("variables", [])
+    found: dict[str, Json] = {}
+    for variable in [v for v in variables if v.get("name") == TASK_LAUNCH_INFO]:
+        variables.remove(variable)
+        found = json.loads(str(variable.get("value", "{}")))
+    return found
 
 
 def _relative(path: str) -> str | None:
@@ -86,30 +126,51 @@ class TaskGroups:
                            "REASON_CONTAINER_LAUNCH_FAILED", task_id=task_id)
             self._ended(task_id, failed=True)
             return
+        launch = take_launch_info(task)
         command = task.get("command", {})
         argv, executable = command_argv(command)
         env = dict(session.env)
         for variable in command.get("environment", {}).get("variables", []):
             if variable.get("type", "VALUE") == "VALUE":
                 env[str(variable["name"])] = str(variable.get("value", ""))
-        env.pop(EXECUTOR_TOKEN, None)  # the executor's identity stays with the executor
+        for name in (EXECUTOR_TOKEN, TASK_LAUNCH_INFO, ROOTFS_LAUNCH):
+            env.pop(name, None)  # the executor's identity and the agent's word stay here
         env["MESOS_SANDBOX"] = sandbox
         env["MESOS_TASK_ID"] = task_id
+        procs = [str(path) for path in launch.pop("cgroup_procs", [])]
+        status_pipe: int | None = None
+        pass_fds: tuple[int, ...] = ()
+        if launch:
+            # An image: rootfs.py enters it as the init of the task's own pid namespace and
+            # reports the task's exit through a pipe (command.py does the same).
+            status_pipe, status_w = os.pipe()
+            pass_fds = (status_w,)
+            launch.update(init=True, status_fd=status_w)
+            env[ROOTFS_LAUNCH] = json.dumps(launch)
+            argv, executable = [*TASK_PID_NAMESPACE, *ROOTFS_ARGV], None
+        if procs:
+            argv, executable = ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *procs, "--", *argv], None
         try:
             with open(os.path.join(sandbox, "stdout"), "ab") as out, \
                     open(os.path.join(sandbox, "stderr"), "ab") as err:
                 process = subprocess.Popen(
                     argv, executable=executable, env=env, cwd=sandbox,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    close_fds=True)
+                    close_fds=True, pass_fds=pass_fds)
         except OSError as exc:
+            if status_pipe is not None:
+                os.close(status_pipe)
             session.update("TASK_STARTING", task_id=task_id)
             session.update("TASK_FAILED", f"Failed to launch {' '.join(argv)}: {exc}",
                            task_id=task_id)
             self._ended(task_id, failed=True)
             return
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         self.processes[task_id] = process
-        threading.Thread(target=self._wait, args=(task_id, process), daemon=True).start()
+        threading.Thread(target=self._wait, args=(task_id, process, status_pipe),
+                         daemon=True).start()
         session.update("TASK_STARTING", task_id=task_id)
         session.update("TASK_RUNNING", task_id=task_id)
         session.start_checks(task, local_command(env, sandbox))
@@ -138,8 +199,17 @@ class TaskGroups:
                 os.symlink(os.path.join(root, target), where)
         return sandbox
 
-    def _wait(self, task_id: str, process: subprocess.Popen[bytes]) -> None:
-        self.session.events.put(("task_exited", (task_id, process.wait())))
+    def _wait(self, task_id: str, process: subprocess.Popen[bytes],
+              status_pipe: int | None) -> None:
+        status = process.wait()
+        if status_pipe is not None:
+            # The init's word on the task, when it lived to give it.
+            with contextlib.suppress(OSError, ValueError):
+                told = os.read(status_pipe, 32)
+                if told:
+                    status = int(told)
+            os.close(status_pipe)
+        self.session.events.put(("task_exited", (task_id, status)))
 
     # Exits and group semantics ------------------------------------------------------------
     def event(self, kind: str, payload: Json) -> None:
@@ -157,7 +227,7 @@ class TaskGroups:
 
     def _ended(self, task_id: str, failed: bool) -> None:
         self.ended.add(task_id)
-        if not failed:
+        if not failed or self._policy(task_id) == CONTINUE:
             return
         for other in self.group_of.get(task_id, ()):
             if other not in self.ended and other not in self.killing:
@@ -168,13 +238,19 @@ class TaskGroups:
                                         task_id=other)
                     self.ended.add(other)
 
+    def _policy(self, task_id: str) -> str:
+        return failure_policy(self.session.tasks.get(task_id, {}))
+
     # Kill ----------------------------------------------------------------------------------
     def launched(self, task_id: str) -> bool:
         return task_id in self.processes
 
     def kill(self, task_id: str, grace: float | None) -> None:
-        """A KILL of one task of a group kills the group, as Mesos."""
-        for member in self.group_of.get(task_id, (task_id,)):
+        """A KILL of one task of a group kills the group, as Mesos (unless the task says
+        ``CONTINUE``)."""
+        group = (task_id,) if self._policy(task_id) == CONTINUE else \
+            self.group_of.get(task_id, (task_id,))
+        for member in group:
             if member in self.processes and member not in self.ended:
                 self._terminate(member, grace)
 

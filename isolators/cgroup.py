@@ -1,4 +1,7 @@
-"""What the cgroups isolators share: one cgroup per container under ``--cgroups_root``."""
+"""What the cgroups isolators share: one cgroup per container under ``--cgroups_root``, and
+one per task of a task group nested in its container's (``<root>/<container>/task-<task id>``,
+Mesos's nested containers: ``task_cgroups.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from collections.abc import Collection
 
 from agent_runtime.containerizer.cgroups import Cgroups, require_controller
 from agent_runtime.containerizer.isolator import Isolator
+
+TASK_PREFIX = "task-"
 
 
 class CgroupIsolator(Isolator):
@@ -24,6 +29,10 @@ class CgroupIsolator(Isolator):
     def procs_file(self, container_id: str) -> str:
         return self.cgroups.path(self.controller, f"{self.cgroup(container_id)}/cgroup.procs")
 
+    def task_cgroup(self, container_id: str, task_id: str) -> str:
+        # The prefix keeps a task id such as "tasks" or "cpu.shares" off the control files.
+        return f"{self.cgroup(container_id)}/{TASK_PREFIX}{task_id}"
+
     async def recover(self, known: Collection[str]) -> None:
         for name in self.cgroups.children(self.controller, self.root):
             if name not in known:
@@ -33,11 +42,21 @@ class CgroupIsolator(Isolator):
         await remove_cgroup(self.cgroups, self.controller, self.cgroup(container_id))
 
 
+def hand_over(procs: str, owner: int | None) -> None:
+    """Let the executor's user (not root) move its task into a nested cgroup: only its
+    ``cgroup.procs`` file changes hands; the limits beside it stay the agent's to write."""
+    if owner is not None and owner != 0:
+        os.chown(procs, owner, -1)
+
+
 async def remove_cgroup(cgroups: Cgroups, controller: str, cgroup: str) -> None:
     """Kill what is left and remove the cgroup. Usually it is empty already (the executor has
     exited) and this is one rmdir, done inline: a thread would cost more than it saves. With
     processes left, or a cgroup still busy letting go of one, it can take seconds, which must
-    not stall the agent's event loop: that goes to a thread."""
+    not stall the agent's event loop: that goes to a thread. Nested cgroups (a task group's
+    tasks) go first: a cgroup with children cannot be removed."""
+    for child in cgroups.children(controller, cgroup):
+        await remove_cgroup(cgroups, controller, f"{cgroup}/{child}")
     if not cgroups.procs(controller, cgroup):
         try:
             os.rmdir(cgroups.path(controller, cgroup))

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed, require_controller
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolation import Host
-from agent_runtime.containerizer.isolator import LaunchInfo, container_resources
+from agent_runtime.containerizer.isolator import LaunchInfo, NestedTask, container_resources
 from agent_runtime.proto import mesos_pb2
 
-from .cgroup import CgroupIsolator, remove_cgroup
+from .cgroup import CgroupIsolator, hand_over, remove_cgroup
 
 CPU_SHARES_PER_CPU = 1024
 MIN_CPU_SHARES = 2  # the kernel's own floor
@@ -69,6 +69,34 @@ class CpuIsolator(CgroupIsolator):
             self.cgroups.create(CPUACCT, cgroup)
             procs.append(self.cgroups.path(CPUACCT, f"{cgroup}/cgroup.procs"))
         return LaunchInfo(cgroup_procs=tuple(procs))
+
+    async def prepare_task(self, container_id: str, task: NestedTask) -> LaunchInfo | None:
+        """The task's own cpu (and cpuacct) cgroup in its container's: its shares weigh it
+        against its siblings; with ``share_cgroups`` false and CFS on, a quota of its own."""
+        cpus = task.resources.scalar("cpus")
+        if task.grow:
+            self._grow(container_id, cpus)
+        cgroup = self.task_cgroup(container_id, task.task_id)
+        self.cgroups.create(self.controller, cgroup)
+        controls = cpu_controls(cpus, self.enable_cfs and not task.share_cgroups)
+        for control, value in controls.items():
+            self.cgroups.write(self.controller, cgroup, control, value)
+        controllers = [self.controller]
+        if self.separate_cpuacct:
+            self.cgroups.create(CPUACCT, cgroup)
+            controllers.append(CPUACCT)
+        procs = tuple(self.cgroups.path(c, f"{cgroup}/cgroup.procs") for c in controllers)
+        for path in procs:
+            hand_over(path, task.owner)
+        return LaunchInfo(cgroup_procs=procs)
+
+    def _grow(self, container_id: str, cpus: float) -> None:
+        """A later group's task: the container's shares (and quota) grow by its cpus."""
+        cgroup = self.cgroup(container_id)
+        total = self._cpus_limit(container_id) + cpus
+        self._cpus[container_id] = total
+        for control, value in cpu_controls(total, self.enable_cfs).items():
+            self.cgroups.write(self.controller, cgroup, control, value)
 
     async def recover(self, known: Collection[str]) -> None:
         await super().recover(known)

@@ -28,10 +28,15 @@ from collections.abc import Collection
 from agent_runtime.containerizer.cgroups import Cgroups, flat_keyed
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolation import Host
-from agent_runtime.containerizer.isolator import LaunchInfo, Limitation, container_resources
+from agent_runtime.containerizer.isolator import (
+    LaunchInfo,
+    Limitation,
+    NestedTask,
+    container_resources,
+)
 from agent_runtime.proto import mesos_pb2
 
-from .cgroup import CgroupIsolator
+from .cgroup import CgroupIsolator, hand_over
 
 MB = 1024 * 1024
 MIN_MEMORY_MB = 32
@@ -93,6 +98,37 @@ class MemIsolator(CgroupIsolator):
             self.cgroups.write(self.controller, cgroup, "memory.oom.group", "1")
             self._arm_v2(container_id, path, limit)
         return LaunchInfo(cgroup_procs=(self.procs_file(container_id),))
+
+    async def prepare_task(self, container_id: str, task: NestedTask) -> LaunchInfo | None:
+        """The task's own memory cgroup in its container's (usage of its own); a limit of its
+        own with ``share_cgroups`` false. The kernel's OOM killer stays on in it: a task over
+        its own limit is killed there, and its group's policy follows."""
+        parent = self.cgroup(container_id)
+        mem = task.resources.scalar("mem")
+        if task.grow:
+            limit = int(self.cgroups.read(self.controller, parent, "memory.limit_in_bytes"))
+            if limit < UNLIMITED:
+                self.cgroups.write(self.controller, parent, "memory.limit_in_bytes",
+                                   str(limit + int(mem) * MB))
+        path = self.cgroups.path(self.controller, parent)
+        hierarchy = os.path.join(path, "memory.use_hierarchy")
+        if os.path.exists(hierarchy) and self.cgroups.read(
+                self.controller, parent, "memory.use_hierarchy").strip() != "1":
+            # A child's usage would not count against the container's limit: the task stays
+            # in the container's cgroup rather than escape it.
+            return None
+        cgroup = self.task_cgroup(container_id, task.task_id)
+        self.cgroups.create(self.controller, cgroup)
+        if not task.share_cgroups:
+            self.cgroups.write(self.controller, cgroup, "memory.limit_in_bytes",
+                               str(memory_limit_bytes(mem)))
+            if os.path.exists(os.path.join(path, "memory.oom_control")):
+                # A v1 child inherits the container's oom_kill_disable: it would stop at its
+                # own limit for good, with no watch on it.
+                self.cgroups.write(self.controller, cgroup, "memory.oom_control", "0")
+        procs = self.cgroups.path(self.controller, f"{cgroup}/cgroup.procs")
+        hand_over(procs, task.owner)
+        return LaunchInfo(cgroup_procs=(procs,))
 
     async def recover(self, known: Collection[str]) -> None:
         """Unknown containers go; known ones get their OOM watch back. (Without it, a recovered

@@ -16,7 +16,7 @@ directory is WorkingDir (else the sandbox); the user is the image's User.
 from __future__ import annotations
 
 from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
-from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
+from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, NestedTask
 from agent_runtime.errors import LaunchError
 from agent_runtime.proto import mesos_pb2
 
@@ -57,5 +57,16 @@ class DockerRuntimeIsolator(Isolator):
             "environment": environment_for(command, config.image),
             "working_dir": config.image.working_dir,
             "user": config.image.user,
+        })
+
+    async def prepare_task(self, container_id: str, task: NestedTask) -> LaunchInfo | None:
+        """A group task with an image of its own runs its command as a command task would."""
+        if task.image is None or task.command is None:
+            return None
+        return LaunchInfo(rootfs_launch={
+            "argv": command_for(task.command, task.image),
+            "environment": environment_for(task.command, task.image),
+            "working_dir": task.image.working_dir,
+            "user": task.image.user,
         })
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_runtime.containerizer.containerizer import ContainerConfig
-from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
+from agent_runtime.containerizer.isolator import Isolator, LaunchInfo, NestedTask
 
 MOUNT_NAMESPACE = frozenset({"mount"})
 
@@ -28,6 +28,13 @@ class LinuxFilesystemIsolator(Isolator):
             "rootfs": config.rootfs, "sandbox": config.directory,
             "mount_point": self.sandbox_directory,
         })
+
+    async def prepare_task(self, container_id: str, task: NestedTask) -> LaunchInfo | None:
+        """A group task with an image of its own: its sandbox is bound in its rootfs."""
+        if task.rootfs is None:
+            return None
+        return LaunchInfo(rootfs_launch={"rootfs": task.rootfs, "sandbox": task.sandbox,
+                                         "mount_point": self.sandbox_directory})
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 
+from agent_runtime.agent import task_groups
 from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.environment import AgentIdentity, ExecutorEnvironment
@@ -88,7 +89,8 @@ class Agent:
             "run_task": self._on_run_task,
             "run_task_group": self._on_run_task_group,
             "kill_task": lambda m: self.kill_task(m.kill_task),
-            "acknowledge": self._on_acknowledge,
+            "acknowledge": lambda m: self.acknowledge(
+                m.acknowledge.framework_id.value, m.acknowledge.task_id.value, m.acknowledge.uuid),
             "shutdown_framework":
                 lambda m: self.shutdown_framework(m.shutdown_framework.framework_id.value),
             "shutdown_executor": self._on_shutdown_executor,
@@ -123,10 +125,6 @@ class Agent:
         self._launches.add(launch)  # held until done: the loop keeps only weak references
         launch.add_done_callback(self._launches.discard)
 
-    def _on_acknowledge(self, message: MasterMessage) -> None:
-        ack = message.acknowledge
-        self.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
-
     def _on_shutdown_executor(self, message: MasterMessage) -> None:
         shutdown = message.shutdown_executor
         executor = self.table.executor(shutdown.framework_id.value, shutdown.executor_id.value)
@@ -149,16 +147,12 @@ class Agent:
             # that is left (an update would be keyed by the very ID we refuse).
             log.warning("dropping a task of an invalid framework ID: %s", problem)
             return
-        # Both name directories (the sandbox, the task's checkpoints): never let either leave
-        # the work_dir. The master checks them too; this agent does not rely on it.
-        for what, value in [("Task ID", task.task_id.value) for task in tasks] + [
-                ("Executor ID", executor_info.executor_id.value)]:
-            problem = id_error(value)
-            if problem is not None:
-                for task in tasks:
-                    self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
-                                      Status.REASON_TASK_INVALID, f"{what} is invalid: {problem}")
-                return
+        problem = task_groups.ids_error(tasks, executor_info)  # they name directories
+        if problem is not None:
+            for task in tasks:
+                self.agent_update(framework_id, task, mesos_pb2.TASK_ERROR,
+                                  Status.REASON_TASK_INVALID, problem)
+            return
         executor_id = executor_info.executor_id.value
         known = self.table.framework(framework_id)
         framework = self.table.framework_for(framework_info)
@@ -176,8 +170,13 @@ class Agent:
             executor = self.supervisor.new_executor(framework, executor_info)
             queue(executor, tasks, group)
             await self.supervisor.launch(framework, executor)
+        elif group and (problem := await task_groups.prepare(self.containerizer, executor, tasks)):
+            for task in tasks:
+                self.agent_update(framework_id, task, mesos_pb2.TASK_FAILED,
+                                  Status.REASON_CONTAINER_LAUNCH_FAILED, problem)
         elif executor.state == ExecutorState.RUNNING and executor.stream is not None:
-            send_launch(executor, tasks, group, self.id, framework, self.checkpointer)
+            send_launch(executor, tasks, group, self.id, framework, self.checkpointer,
+                        self.containerizer)
         else:
             queue(executor, tasks, group)
 
@@ -215,7 +214,8 @@ class Agent:
             if self.updates.update(executor.framework_id, status):
                 record(executor, status)
         for tasks, group in list(drain(executor)):
-            send_launch(executor, tasks, group, self.id, framework, self.checkpointer)
+            send_launch(executor, tasks, group, self.id, framework, self.checkpointer,
+                        self.containerizer)
         for task_id in executor.killed:  # kills that came while a recovered executor was away
             launched = executor.launched.get(task_id)
             if launched is not None and launched.state not in TERMINAL_STATES:

@@ -16,6 +16,7 @@ from agent_runtime.containerizer.containerizer import ContainerConfig, Container
 from agent_runtime.containerizer.isolator import Limitation
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.sessions import Session, SessionHost, SessionRequest
+from agent_runtime.containerizer.task_containers import TaskGroupHost
 from agent_runtime.errors import Conflict, LaunchError, NotFound
 from agent_runtime.proto import mesos_pb2
 
@@ -92,6 +93,18 @@ class ComposingContainerizer:
         if not isinstance(member, SessionHost):
             raise Conflict(f"Container {container_id}'s containerizer cannot run commands in it")
         return await member.launch_session(container_id, request)
+
+    async def prepare_tasks(self, container_id: str, tasks: Sequence[mesos_pb2.TaskInfo]
+                            ) -> None:
+        """A later task group's nested containers, by the member that runs the container."""
+        member = self._owner.get(container_id)
+        if isinstance(member, TaskGroupHost):
+            await member.prepare_tasks(container_id, tasks)
+
+    def task_launch(self, container_id: str, task_id: str) -> str | None:
+        member = self._owner.get(container_id)
+        return member.task_launch(container_id, task_id) \
+            if isinstance(member, TaskGroupHost) else None
 
     async def prune_images(self, excluded: Sequence[str]) -> None:
         await asyncio.gather(*(member.prune_images(excluded) for member in self.members.values()))

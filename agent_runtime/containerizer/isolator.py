@@ -4,6 +4,7 @@ Isolators return data; only the launcher forks. The Mesos containerizer drives t
 
     recover(known)                          once, at agent start
     prepare(id, config) -> LaunchInfo        in --isolation order, before the launch
+    prepare_task(id, task) -> LaunchInfo     a task of its task group: a nested container
     isolate(id, pid)                         the executor runs (already inside its cgroups)
     watch(id) -> Future[Limitation]          resolves when the container breaks a limit
     update / usage / status                  while it runs
@@ -24,7 +25,7 @@ from agent_runtime.proto import mesos_pb2
 from agent_runtime.resources import Resources
 
 if TYPE_CHECKING:
-    from agent_runtime.containerizer.containerizer import ContainerConfig
+    from agent_runtime.containerizer.containerizer import ContainerConfig, ImageRuntime
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,28 @@ class LaunchInfo:
     rootfs_launch: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NestedTask:
+    """A task of a task group, to run in a nested container of its executor's container."""
+
+    task_id: str
+    resources: Resources
+    # ContainerInfo.LinuxInfo.share_cgroups (Mesos's default true): the group is limited as a
+    # sum by the container; false gives the task limits of its own.
+    share_cgroups: bool = True
+    # The uid the executor runs as (None: root): it moves the task into its cgroups.
+    owner: int | None = None
+    # The task came after its container was launched: the container's limits grow by it.
+    grow: bool = False
+    # Its own sandbox on the host (``<executor sandbox>/tasks/<task id>``).
+    sandbox: str = ""
+    # A task with an image of its own: its command, the provisioned rootfs and what the image
+    # says to run (filesystem/linux and docker/runtime turn them into its rootfs launch).
+    command: mesos_pb2.CommandInfo | None = None
+    rootfs: str | None = None
+    image: ImageRuntime | None = None
+
+
 class Isolator(Protocol):
     async def recover(self, known: Collection[str]) -> None:
         """Keep what belongs to ``known`` containers, remove everything else of ours."""
@@ -55,6 +78,12 @@ class Isolator(Protocol):
 
     async def prepare(self, container_id: str, config: ContainerConfig) -> LaunchInfo | None:
         """Set the container up before its executor exists; return what the launch needs."""
+        return None
+
+    async def prepare_task(self, container_id: str, task: NestedTask) -> LaunchInfo | None:
+        """Set up a task of the running container's task group (its own cgroups, nested in
+        the container's); the ``cgroup_procs`` returned are for the executor to move it into.
+        Its cleanup is the container's."""
         return None
 
     async def isolate(self, container_id: str, pid: int) -> None:
@@ -100,4 +129,5 @@ def container_resources(config: ContainerConfig) -> Resources:
     return executor_resources(config.executor_info, config.command_executor, config.tasks)
 
 
-__all__ = ["Isolator", "LaunchInfo", "Limitation"]  # Limitation re-exported for isolators
+# Limitation re-exported for the isolators.
+__all__ = ["Isolator", "LaunchInfo", "Limitation", "NestedTask"]

@@ -13,6 +13,7 @@ the states of ``container_state.py`` (PROVISIONING, PREPARING, RUNNING, DESTROYI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -43,6 +44,7 @@ from agent_runtime.containerizer.mesos_sessions import SessionEntry
 from agent_runtime.containerizer.mesos_sessions import launch as launch_session
 from agent_runtime.containerizer.provisioning import Provisioner, image_name, image_of, runtime
 from agent_runtime.containerizer.sessions import Session, SessionRequest
+from agent_runtime.containerizer.task_containers import TaskContainers
 from agent_runtime.errors import Conflict, LaunchError, NotFound, RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
@@ -108,10 +110,16 @@ class _Launch:
         self.hostname = info.hostname or self.hostname
 
 
+def runs_groups(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> bool:
+    """Our default executor runs it (a LAUNCH_GROUP's)."""
+    return (not command_executor and info.type == mesos_pb2.ExecutorInfo.DEFAULT
+            and not info.HasField("command"))
+
+
 def executor_argv(info: mesos_pb2.ExecutorInfo, command_executor: bool) -> list[str]:
     if command_executor:
         return [sys.executable, "-S", "-c", _COMMAND_STUB, EXECUTORS_ROOT]
-    if info.type == mesos_pb2.ExecutorInfo.DEFAULT and not info.HasField("command"):
+    if runs_groups(info, command_executor):
         return [sys.executable, "-S", "-c", _DEFAULT_STUB, EXECUTORS_ROOT]
     command = info.command
     if not command.HasField("shell") or command.shell:
@@ -132,6 +140,7 @@ class MesosContainerizer:
         self._limitations: dict[str, Limitation] = {}
         self._states: dict[str, ContainerState] = {}
         self._entries: dict[str, SessionEntry] = {}  # what a session into it needs
+        self.task_containers = TaskContainers(self.isolators, provisioner)  # groups' tasks
 
     def state(self, container_id: str) -> ContainerState | None:
         return self._states.get(container_id)
@@ -160,6 +169,13 @@ class MesosContainerizer:
         if process is not None:
             self._move(container_id, RUNNING)
             self._processes[container_id] = process
+            if runs_groups(info, command_executor=False):
+                # Its later groups need its user and sandbox: the executor's own, from /proc
+                # (it runs in its sandbox and never leaves it).
+                with contextlib.suppress(OSError):
+                    owner = os.stat(f"/proc/{pid}").st_uid
+                    self.task_containers.launched(container_id, owner or None,
+                                                  os.readlink(f"/proc/{pid}/cwd"), {})
         return process
 
     def _watch(self, container_id: str) -> None:
@@ -180,6 +196,14 @@ class MesosContainerizer:
                 info = await isolator.prepare(container_id, config)
                 if info is not None:
                     merged.add(info)
+            if runs_groups(config.executor_info, config.command_executor):
+                # The first group's tasks are ready before their executor can ask for them.
+                user = None if config.rootfs else run_as(config)
+                owner = user[0] if user else None
+                security = dict(merged.security)
+                await self.task_containers.prepare(container_id, config.tasks, owner,
+                                                   config.directory, security, grow=False)
+                self.task_containers.launched(container_id, owner, config.directory, security)
             process = await self._spawn(config, merged)
             self._entries[container_id] = SessionEntry(tuple(merged.cgroup_procs),
                                                        merged.security.get("seccomp"))
@@ -285,6 +309,7 @@ class MesosContainerizer:
         self._processes.pop(container_id, None)
         self._limitations.pop(container_id, None)
         self._entries.pop(container_id, None)
+        self.task_containers.forget(container_id)
         for isolator in reversed(self.isolators):
             try:
                 await isolator.cleanup(container_id)
@@ -322,6 +347,14 @@ class MesosContainerizer:
             return None
         result.timestamp = time.time()
         return result
+
+    async def prepare_tasks(self, container_id: str, tasks: Sequence[mesos_pb2.TaskInfo]
+                            ) -> None:
+        """A later group of a container that runs task groups (``task_containers.py``)."""
+        await self.task_containers.prepare_later(container_id, tasks)
+
+    def task_launch(self, container_id: str, task_id: str) -> str | None:
+        return self.task_containers.take(container_id, task_id)
 
     async def launch_session(self, container_id: str, request: SessionRequest) -> Session:
         """A command in the running container's task (``mesos_sessions.py``)."""

@@ -25,6 +25,10 @@ from agent_runtime.resources import Resources
 
 Status = mesos_pb2.TaskStatus
 ExecutorInfo = mesos_pb2.ExecutorInfo
+# Ours (Mesos has no such knob): whether a task's failure or kill ends its group; the default
+# executor reads it (executors/default.py).
+GROUP_FAILURE_LABEL = "agent_runtime.task_group.failure_policy"
+GROUP_FAILURE_POLICIES = ("KILL_GROUP", "CONTINUE")
 
 
 class TaskGroups:
@@ -130,11 +134,13 @@ class TaskGroups:
             return "'TaskInfo.executor' must not be set for a task of a task group"
         if not task.HasField("command"):
             return "a task of a task group needs a CommandInfo"
-        if task.HasField("container"):
-            if task.container.type != mesos_pb2.ContainerInfo.MESOS:
-                return "a task of a task group runs in a MESOS container only"
-            if task.container.mesos.HasField("image"):
-                return "per-task images in a task group are not supported by this agent yet"
+        if task.HasField("container") and task.container.type != mesos_pb2.ContainerInfo.MESOS:
+            return "a task of a task group runs in a MESOS container only"
+        policies = [label.value for label in task.labels.labels
+                    if label.key == GROUP_FAILURE_LABEL]
+        if any(policy not in GROUP_FAILURE_POLICIES for policy in policies):
+            return (f"label '{GROUP_FAILURE_LABEL}' must be one of "
+                    f"{', '.join(GROUP_FAILURE_POLICIES)}")
         error = checks_error(task)
         if error is not None:
             return error

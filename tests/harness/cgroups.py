@@ -39,6 +39,10 @@ def cgroup_root(controllers: Sequence[str] = CONTROLLERS) -> Iterator[str]:
     backend = CgroupsV1(HIERARCHY)
     for controller in controllers:
         for container in backend.children(controller, name):
+            # A task group's tasks have cgroups nested in their container's: those go first.
+            for task in backend.children(controller, f"{name}/{container}"):
+                backend.kill_all(controller, f"{name}/{container}/{task}")
+                backend.remove(controller, f"{name}/{container}/{task}")
             backend.kill_all(controller, f"{name}/{container}")
             backend.remove(controller, f"{name}/{container}")
         backend.remove(controller, name)
