@@ -98,13 +98,19 @@ export class Store {
   }
 
   async stream() {
+    // A stream left open when the page goes keeps one of the browser's six connections to
+    // the master: a few reloads and the next page would wait for a free one.
+    const leaving = new AbortController();
+    addEventListener("pagehide", () => leaving.abort());
     for (;;) {
       try {
         this.status = this.status === "live" ? "reconnecting" : this.status;
-        await subscribe((event) => this.apply(event));
+        await subscribe((event) => this.apply(event), leaving.signal);
+        if (leaving.signal.aborted) return;
         this.status = "reconnecting";
         this.changed();
       } catch (error) {
+        if (leaving.signal.aborted) return;
         this.fail(error);
         if (error instanceof AuthError) return;
       }
