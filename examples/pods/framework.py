@@ -4,7 +4,10 @@ Offers go into the library's cache (every offering host becomes a worker node; o
 break a rule are declined at once; unused ones are declined when their TTL passes). Pods wait
 in a FIFO queue; each scheduling round gives the queue and the live offers to the placement
 strategy (first come first served by default) and launches what it placed, one ACCEPT per
-offer, every container of a pod a task named ``<pod>.<container>``. A round runs when offers
+offer. Each pod is one task group (LAUNCH_GROUP), every container a task named
+``<pod>.<container>``, and every pod on a node runs in the one default executor this framework
+keeps there (k8sm's executor per node): the first pod placed on a node pays for it (placement's
+executor check), later ones find it named in the node's offers. A round runs when offers
 arrive, when a pod is submitted, and on the expiry tick.
 """
 
@@ -31,9 +34,9 @@ from examples.pods.spec import Container, PodSpec, SpecError
 
 log = logging.getLogger(__name__)
 EXECUTOR_ID = "pods-executor"
-# Each container runs as a command task today, whose command executor the agent accounts
-# for itself; the executor check of placement then reserves nothing extra.
-COMMAND_EXECUTOR = ExecutorRoom(EXECUTOR_ID)
+EXECUTOR_CPUS, EXECUTOR_MEM = 0.1, 32.0  # the default executor's own share, as Mesos's
+NODE_EXECUTOR = ExecutorRoom(EXECUTOR_ID, cpus=round(EXECUTOR_CPUS * 1000),
+                             mem=round(EXECUTOR_MEM * 1000))
 DECLINE_REFUSE_SECONDS = 1.0
 
 
@@ -56,7 +59,7 @@ class PodFramework(Handler):
                  max_pods: int = 10_000) -> None:
         store = OfferStore(ttl=ttl)
         self.cache = OfferCache(store, NodeRegistry(executor_ids=frozenset({EXECUTOR_ID})))
-        self.placement = placement or FirstComeFirstServed(COMMAND_EXECUTOR)
+        self.placement = placement or FirstComeFirstServed(NODE_EXECUTOR)
         self.max_pods = max_pods
         self.pods: dict[str, Pod] = {}
         self.queue: collections.deque[str] = collections.deque()
@@ -135,22 +138,34 @@ class PodFramework(Handler):
                 offer = self.cache.store.acquire(offer_id)
                 if offer is None:
                     continue  # rescinded or expired since the round began: they wait
-                tasks = [t for r in requests for t in self._tasks(self.pods[r.name], offer)]
+                groups = [_group(self.pods[r.name].spec, offer) for r in requests]
                 if self.cache.store.take(offer_id) is None:
                     continue
-                await self.driver.launch([offer_id], tasks)
+                await self.driver.accept([offer_id], groups)
                 for request in requests:
                     pod = self.pods[request.name]
                     pod.phase, pod.node, pod.agent_id = "Scheduled", offer.hostname, offer.agent_id
                     launched.add(request.name)
             self.queue = collections.deque(n for n in self.queue if n not in launched)
 
-    def _tasks(self, pod: Pod, offer: CachedOffer) -> list[mesos_pb2.TaskInfo]:
-        return [_task(pod.spec, container, offer) for container in pod.spec.containers]
-
     async def _decline(self, offers: list[CachedOffer]) -> None:
         if offers and self.driver is not None and self.driver.client is not None:
             await self.driver.decline([o.id for o in offers], DECLINE_REFUSE_SECONDS)
+
+
+def _group(spec: PodSpec, offer: CachedOffer) -> mesos_pb2.Offer.Operation:
+    """The pod as one task group for the node's default executor (the same ExecutorInfo every
+    time: the master takes its resources once per node)."""
+    operation = mesos_pb2.Offer.Operation(type=mesos_pb2.Offer.Operation.LAUNCH_GROUP)
+    executor = operation.launch_group.executor
+    executor.type = mesos_pb2.ExecutorInfo.DEFAULT
+    executor.executor_id.value = EXECUTOR_ID
+    executor.name = "pods node executor"
+    for name, amount in (("cpus", EXECUTOR_CPUS), ("mem", EXECUTOR_MEM)):
+        executor.resources.add(name=name, type=mesos_pb2.Value.SCALAR).scalar.value = amount
+    operation.launch_group.task_group.tasks.extend(
+        _task(spec, container, offer) for container in spec.containers)
+    return operation
 
 
 def _task(spec: PodSpec, container: Container, offer: CachedOffer) -> mesos_pb2.TaskInfo:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.cluster import Cluster, free_port, get_json
+from tests.harness.cluster import Cluster, agent_state, free_port, get_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,6 +92,12 @@ def test_twenty_pods_are_placed_on_the_three_worker_nodes(pods: tuple[Cluster, s
     assert set(by_node) == {"node0", "node1", "node2"} and max(by_node.values()) <= 8
     tasks = get_json(cluster.master_url + "/master/tasks")["tasks"]
     assert sum(t["state"] == "TASK_RUNNING" for t in tasks) == 20
+    # k8sm's way: one executor per node runs every pod there, each pod a task group.
+    for index in range(3):
+        (framework,) = agent_state(cluster, index)["frameworks"]
+        (executor,) = framework["executors"]
+        assert executor["id"] == "pods-executor"
+        assert len(executor["tasks"]) == by_node[f"node{index}"]
 
     table = pods_cli("list", f"--api={api}")
     assert table.returncode == 0 and len(table.stdout.splitlines()) == 20
