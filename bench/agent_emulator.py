@@ -119,6 +119,8 @@ class LinkAddress:
         return address
 
     async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()  # a lookup under way when the agents stop is not an error
         if self._session is not None:
             await self._session.close()
         await asyncio.to_thread(self.detector.close)
