@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
+from agent_runtime.errors import Forbidden
 from agent_runtime.master.agent_tasks import AgentTasks
 from agent_runtime.master.allocator import Allocator
 from agent_runtime.master.book import MasterBook
@@ -44,6 +46,11 @@ class AgentLifecycle:
         self.reregister_timeout = reregister_timeout
         self._next_agent = 0
         self._recovered_timer: Timer | None = None
+        # The operator's say (master/maintenance.py, master/agent_gone.py): whether an agent's
+        # resources may be offered (a deactivated one stays so when it registers again), and
+        # why an agent id may not register at all (marked gone), or None.
+        self.offerable: Callable[[Agent], bool] = lambda agent: True
+        self.refusal: Callable[[str], str | None] = lambda agent_id: None
 
     # Recovery --------------------------------------------------------------------------------
     def await_recovered(self) -> None:
@@ -110,6 +117,9 @@ class AgentLifecycle:
         info.CopyFrom(register.agent_info)
         total = Resources.from_proto(info.resources)
         agent_id = info.id.value if info.HasField("id") else ""
+        refused = self.refusal(agent_id) if agent_id else None
+        if refused is not None:
+            raise Forbidden(refused)
         existing = self.book.agents.get(agent_id) if agent_id else None
         if agent_id:
             total = self.reservations.apply_registered(agent_id, total)
@@ -132,6 +142,8 @@ class AgentLifecycle:
             agent.reregistered_time = agent.registered_time
         self.book.agents[agent_id] = agent
         self.allocator.add_agent(agent_id, total)
+        if not self.offerable(agent):
+            self.allocator.deactivate_agent(agent_id)
         for executor in register.executors:
             self.agent_tasks.recover_executor(agent, executor)
         log.info("agent %s registered at %s with %s", agent_id, register.pid, total.text())
@@ -152,7 +164,8 @@ class AgentLifecycle:
         agent.transition(AgentState.REGISTERED)
         agent.reregistered_time = self.effects.now()
         agent.info = info
-        self.allocator.activate_agent(agent.id)
+        if self.offerable(agent):
+            self.allocator.activate_agent(agent.id)
         if was_unreachable:
             agent.unreachable_time = None
             self.agent_tasks.reachable(agent, register.executors)

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable
 
 from agent_runtime import __version__
+from agent_runtime.master.agent_gone import AgentGone
 from agent_runtime.master.agent_tasks import AgentTasks
 from agent_runtime.master.agents import AgentLifecycle
 from agent_runtime.master.allocator import Allocator
@@ -80,7 +81,7 @@ class Master:
         self.offers = Offers(book, effects, allocator, master_id=self.id,
                              offer_timeout=config.offer_timeout)
         self.reservations = Reservations(book, effects, allocator, self.offers)
-        self.maintenance = Maintenance(book, effects, allocator, self.offers)
+        self.maintenance = Maintenance(book, effects, allocator, self.offers, master_id=self.id)
         self.quota = QuotaBook(book, effects, allocator, flag_weights=config.weight_map())
         executors = CustomExecutors(book, effects, allocator)
         ends = TaskEnds(book, effects, allocator)
@@ -97,9 +98,14 @@ class Master:
             agent_tasks=agent_tasks, master_id=self.id,
             link_grace=config.agent_ping_timeout * config.max_agent_ping_timeouts,
             reregister_timeout=config.agent_reregister_timeout)
+        self.agent_lifecycle.offerable = self.maintenance.offered
+        self.agent_gone = AgentGone(book, effects, maintenance=self.maintenance,
+                                    lifecycle=self.agent_lifecycle, ends=ends)
+        self.effects.watchers.append(self.agent_gone.watch)
 
     def _allocate(self) -> None:
         self.offers.allocate()
+        self.maintenance.send_inverse_offers()
 
     # Life cycle ----------------------------------------------------------------------------
     def elected(self) -> None:
@@ -128,7 +134,7 @@ class Master:
     async def _allocation_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.allocation_interval)
-            self.offers.allocate()
+            self._allocate()
 
 
 def _master_info(master_id: str, config: MasterConfig) -> mesos_pb2.MasterInfo:

@@ -9,11 +9,12 @@ its framework or agent is gone. Offers leave by ACCEPT/DECLINE (``take``), by ``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.master.book import MasterBook
 from agent_runtime.master.effects import MasterEffects
-from agent_runtime.master.model import Offer
+from agent_runtime.master.model import Agent, Offer
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 
 
@@ -26,6 +27,9 @@ class Offers:
         self.master_id = master_id
         self.offer_timeout = offer_timeout
         self._next_offer = 0
+        # The agent's maintenance window, if any (set by master/maintenance.py).
+        self.unavailability: Callable[[Agent], mesos_pb2.Unavailability | None] = (
+            lambda agent: None)
 
     def allocate(self) -> None:
         """One allocation run: offers made from its result, one OFFERS event per framework."""
@@ -60,6 +64,9 @@ class Offers:
         proto.allocation_info.role = allocation.role
         proto.resources.extend(allocation.resources.to_proto(allocation.role))
         proto.attributes.extend(agent.info.attributes)
+        unavailability = self.unavailability(agent)
+        if unavailability is not None:
+            proto.unavailability.CopyFrom(unavailability)
         # As Mesos: the framework's executors running there, so a scheduler can tell an agent
         # where its executor already runs (and one an old incarnation of it left behind).
         for (agent_id, framework_id, executor_id) in self.book.executors:

@@ -171,12 +171,11 @@ class OperatorCalls:
             raise BadRequest("'drain_agent.max_grace_period' must not be negative")
         self.master.maintenance.drain(_agent_id(drain.agent_id, "drain_agent"), grace,
                                       drain.mark_gone)
+        self.master.agent_gone.check_soon()  # an agent with nothing to drain is drained now
 
     def _mark_gone(self, call: Call, principal: str | None) -> None:
-        agent_id = _agent_id(call.mark_agent_gone.agent_id, "mark_agent_gone")
-        if agent_id not in self.master.book.agents:
-            raise BadRequest(f"No agent found with ID '{agent_id}'")
-        self.master.agent_lifecycle.remove(agent_id)
+        self.master.agent_gone.mark_gone(
+            _agent_id(call.mark_agent_gone.agent_id, "mark_agent_gone"))
 
 
 def _agent_id(agent_id: mesos_pb2.AgentID, field: str) -> str:

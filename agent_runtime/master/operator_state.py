@@ -68,6 +68,7 @@ def framework_entry(master: Master, framework: Framework) -> FrameworkEntry:
     out = FrameworkEntry(active=framework.active, connected=framework.connected,
                          recovered=framework.recovered)
     out.framework_info.CopyFrom(framework.info)
+    out.inverse_offers.extend(master.maintenance.inverse.of_framework(framework.id))
     _time(out.registered_time, framework.registered_time)
     if framework.reregistered_time is not None:
         _time(out.reregistered_time, framework.reregistered_time)

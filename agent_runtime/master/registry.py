@@ -10,9 +10,16 @@ one small JSON document under ``--work_dir``::
     <work_dir>/registry.json     {"version": 1, "weights": {...}, "quota": {...},
                                   "reservations": {"<agent id>": [Resource JSON, ...]},
                                   "agents": {"<agent id>": AgentInfo JSON},
-                                  "unreachable": {"<agent id>": <seconds since the epoch>}}
+                                  "unreachable": {"<agent id>": <seconds since the epoch>},
+                                  "gone": {"<agent id>": <seconds since the epoch>},
+                                  "maintenance": {"schedule": Schedule JSON,
+                                                  "down": [[hostname, ip], ...],
+                                                  "deactivated": ["<agent id>", ...],
+                                                  "draining": {"<agent id>": DrainConfig}}}
 
-(``agents`` and ``unreachable`` are optional: a document without them reads as none.)
+(``agents``, ``unreachable``, ``gone`` and ``maintenance`` are optional: a document without
+them reads as none.) As Mesos's registry: the maintenance schedule, the machines that are down,
+the agents an operator deactivated or drains, and the agents marked gone outlive the master.
 
 Every change rewrites it atomically (tmp, fsync, rename), so a crash leaves the old or the new
 document, never a torn one. Without ``--work_dir`` the registry lives in memory only. With
@@ -33,7 +40,7 @@ from typing import Any
 from agent_runtime.codec import jsonpb
 from agent_runtime.errors import RuntimeErrorBase
 from agent_runtime.files import atomic_write
-from agent_runtime.proto import mesos_pb2
+from agent_runtime.proto import maintenance_pb2, mesos_pb2
 from agent_runtime.resources import Resources, to_millis
 from agent_runtime.zookeeper import ZooKeeper, ZooKeeperError
 
@@ -66,6 +73,30 @@ class RegistryState:
     # Admitted agents by id, and those of them marked unreachable (when, in seconds).
     agents: dict[str, mesos_pb2.AgentInfo] = field(default_factory=dict)
     unreachable: dict[str, float] = field(default_factory=dict)
+    # Agents marked gone (MARK_AGENT_GONE; when, in seconds): they may never come back.
+    gone: dict[str, float] = field(default_factory=dict)
+    # Maintenance (master/maintenance.py): the schedule, the machines down, the agents an
+    # operator deactivated and those draining (with how).
+    schedule: maintenance_pb2.Schedule = field(default_factory=maintenance_pb2.Schedule)
+    down: list[tuple[str, str]] = field(default_factory=list)
+    deactivated: set[str] = field(default_factory=set)
+    draining: dict[str, mesos_pb2.DrainConfig] = field(default_factory=dict)
+
+
+def _maintenance_json(state: RegistryState) -> dict[str, Any]:
+    return {"schedule": jsonpb.to_dict(state.schedule),
+            "down": [list(machine) for machine in state.down],
+            "deactivated": sorted(state.deactivated),
+            "draining": {agent: jsonpb.to_dict(config)
+                         for agent, config in state.draining.items()}}
+
+
+def _maintenance_of(data: Any, state: RegistryState) -> None:
+    state.schedule = jsonpb.parse_dict(data.get("schedule", {}), maintenance_pb2.Schedule)
+    state.down = [(str(hostname), str(ip)) for hostname, ip in data.get("down", [])]
+    state.deactivated = {str(agent) for agent in data.get("deactivated", [])}
+    state.draining = {str(agent): jsonpb.parse_dict(config, mesos_pb2.DrainConfig)
+                      for agent, config in data.get("draining", {}).items()}
 
 
 def _resources_json(resources: Resources) -> list[dict[str, Any]]:
@@ -125,7 +156,9 @@ class Registry:
                         for agent, info in data.get("agents", {}).items()},
                 unreachable={str(agent): float(when)
                              for agent, when in data.get("unreachable", {}).items()},
+                gone={str(agent): float(when) for agent, when in data.get("gone", {}).items()},
             )
+            _maintenance_of(data.get("maintenance", {}), self.state)
         except ZooKeeperError:
             raise
         except (OSError, ValueError, TypeError, AttributeError, zlib.error,
@@ -153,6 +186,8 @@ class Registry:
             "reservations": {agent: _resources_json(resources)
                              for agent, resources in state.reservations.items() if resources},
             "unreachable": dict(state.unreachable),
+            "gone": dict(state.gone),
+            "maintenance": _maintenance_json(state),
         }
         # The agents are most of the document (10,000 of them: megabytes), and one changes at a
         # time: their JSON is kept per agent and spliced in, not rebuilt for every write.

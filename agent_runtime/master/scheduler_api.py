@@ -23,7 +23,8 @@ from agent_runtime.streams import EventStream
 Call = scheduler_pb2.Call
 STREAM_HEADER = "Mesos-Stream-Id"
 # The calls whose payload field must be present, by the field's name.
-Payload = Literal["accept", "decline", "kill", "shutdown", "acknowledge", "message"]
+Payload = Literal["accept", "decline", "kill", "shutdown", "acknowledge", "message",
+                  "accept_inverse_offers", "decline_inverse_offers"]
 
 
 class SchedulerAPI:
@@ -43,12 +44,16 @@ class SchedulerAPI:
             Call.RECONCILE: lambda f, c: master.reconciler.reconcile(f, c.reconcile),
             Call.MESSAGE: lambda f, c: launcher.message(f, c.message),
             Call.REQUEST: lambda f, c: None,  # the built-in allocator ignores requests
-            Call.ACCEPT_INVERSE_OFFERS: lambda f, c: None,
-            Call.DECLINE_INVERSE_OFFERS: lambda f, c: None,
+            Call.ACCEPT_INVERSE_OFFERS: lambda f, c: master.maintenance.inverse.accept(
+                f, c.accept_inverse_offers),
+            Call.DECLINE_INVERSE_OFFERS: lambda f, c: master.maintenance.inverse.decline(
+                f, c.decline_inverse_offers),
         }
         self._payload: dict[int, Payload] = {
             Call.ACCEPT: "accept", Call.DECLINE: "decline", Call.KILL: "kill",
             Call.SHUTDOWN: "shutdown", Call.ACKNOWLEDGE: "acknowledge", Call.MESSAGE: "message",
+            Call.ACCEPT_INVERSE_OFFERS: "accept_inverse_offers",
+            Call.DECLINE_INVERSE_OFFERS: "decline_inverse_offers",
         }
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
