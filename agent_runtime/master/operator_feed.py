@@ -22,6 +22,7 @@ import uuid
 from aiohttp import web
 
 from agent_runtime.master import operator_state
+from agent_runtime.master.feed_views import Viewer, viewer
 from agent_runtime.master.master import Master
 from agent_runtime.proto import internal_pb2, master_pb2, mesos_pb2, scheduler_pb2
 from agent_runtime.streams import EventStream
@@ -40,6 +41,8 @@ class OperatorFeed:
         self.heartbeat_interval = heartbeat_interval
         self.max_subscribers = max_subscribers
         self.subscribers: list[EventStream] = []
+        # Each subscriber's view under the view ACLs (master/feed_views.py); none: it sees all.
+        self._views: dict[EventStream, Viewer] = {}
         self._agents: set[str] = set()
         self._frameworks: set[str] = set()
         self._task_states: dict[str, int] = {}
@@ -138,7 +141,10 @@ class OperatorFeed:
 
     def _send(self, event: Event) -> None:
         for stream in list(self.subscribers):
-            stream.send(event)
+            view = self._views.get(stream)
+            shown = event if view is None else view(event)
+            if shown is not None:
+                stream.send(shown)
 
     # Subscribers -----------------------------------------------------------------------------
     async def subscribe(self, request: web.Request, media: str) -> web.StreamResponse:
@@ -155,10 +161,15 @@ class OperatorFeed:
         response.enable_chunked_encoding()
         await response.prepare(request)
         stream = EventStream(response, media, str(uuid.uuid4()))
+        view = viewer(request, self.master.book)
         subscribed = Event(type=Event.SUBSCRIBED)
         subscribed.subscribed.get_state.CopyFrom(operator_state.get_state(self.master))
         subscribed.subscribed.heartbeat_interval_seconds = self.heartbeat_interval
-        stream.send(subscribed)
+        shown = subscribed if view is None else view(subscribed)
+        if shown is not None:
+            stream.send(shown)
+        if view is not None:
+            self._views[stream] = view
         stream.send(Event(type=Event.HEARTBEAT))
         self.subscribers.append(stream)
         while len(self.subscribers) > self.max_subscribers:
@@ -168,6 +179,7 @@ class OperatorFeed:
             await stream.pump()
         finally:
             heartbeat.cancel()
+            self._views.pop(stream, None)
             if stream in self.subscribers:
                 self.subscribers.remove(stream)
         return response

@@ -32,12 +32,13 @@ def post(url: str, body: dict[str, Any] | str, stream_id: str | None = None,
 class Subscription:
     """``curl --no-buffer -i`` holding the SUBSCRIBE stream open; events decoded from RecordIO."""
 
-    def __init__(self, url: str, body: dict[str, Any]) -> None:
-        self.process = subprocess.Popen(
-            ["curl", "-sS", "-i", "--no-buffer", "-X", "POST",
-             "-H", "Content-Type: application/json", "-d@-", url],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        )
+    def __init__(self, url: str, body: dict[str, Any],
+                 auth: tuple[str, str] | None = None) -> None:
+        argv = ["curl", "-sS", "-i", "--no-buffer", "-X", "POST",
+                "-H", "Content-Type: application/json", "-d@-", url]
+        if auth is not None:
+            argv[1:1] = ["-u", f"{auth[0]}:{auth[1]}"]
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(body).encode())
         self.process.stdin.close()
