@@ -71,7 +71,9 @@ class Cluster:
         if wait:
             self.wait_master()
 
-    def wait_master(self, timeout: float = 20.0) -> None:
+    # Deadlines bound a hang; a loaded machine (xdist workers, other runs) can take many
+    # seconds to start a daemon.
+    def wait_master(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
@@ -99,7 +101,7 @@ class Cluster:
         self.wait_agents(len(self.agent_ports))
         return self
 
-    def wait_agents(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    def wait_agents(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             slaves = get_json(self.master_url + "/master/slaves", context=self.context)["slaves"]

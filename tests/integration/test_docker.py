@@ -126,7 +126,9 @@ async def test_kill_stops_the_container_and_removes_it(
     offer = (await framework.offers())[0]
     # The shell exits on SIGTERM: the kill is `docker stop`, not a SIGKILL.
     task = docker_task(offer, "trap 'exit 0' TERM; sleep 300 & wait")
-    task.kill_policy.grace_period.nanoseconds = 10_000_000_000
+    # A grace period far above what a loaded machine takes to stop it: only a container that
+    # ignored the SIGTERM comes near it.
+    task.kill_policy.grace_period.nanoseconds = 60_000_000_000
     task_id = await launch(framework, task, offer)
     await framework.update(task_id, mesos_pb2.TASK_STARTING)
     await framework.update(task_id, mesos_pb2.TASK_RUNNING)
@@ -135,7 +137,7 @@ async def test_kill_stops_the_container_and_removes_it(
     await framework.client.kill(task_id)
     status = await terminal(framework, task_id)
     assert status.state == mesos_pb2.TASK_KILLED
-    assert time.monotonic() - started < 5, "the container ignored docker stop's SIGTERM"
+    assert time.monotonic() - started < 30, "the container ignored docker stop's SIGTERM"
     await asyncio.to_thread(wait_gone, engine, task_id)
 
 
