@@ -9,7 +9,11 @@ kills the session; input may come over several connections in turn (the CLI open
 first to test the way), and one that ends without an empty STDIN leaves the input open; input
 for a session that has already ended is taken and dropped (the CLI sends it regardless).
 A task's own container has no input to attach to (its tasks have no TTY); its output is its
-sandbox's ``stdout`` and ``stderr`` from now on, until its executor ends.
+sandbox's ``stdout`` and ``stderr`` from now on, until its executor ends (``mesos task attach
+--no-stdin`` follows a task so). Its input is answered as Mesos answers it for a container
+launched without an I/O switchboard: 500 with Mesos's message. That one 5xx is on purpose:
+Mesos's CLI tests the input connection first and goes on past a 500 only, so any 4xx would stop
+``task attach`` before it shows the task's output.
 """
 
 from __future__ import annotations
@@ -27,13 +31,27 @@ from agent_runtime.agent.nested import NestedContainer, NestedContainers, data, 
 from agent_runtime.auth.http_auth import authorize
 from agent_runtime.codec import jsonpb, recordio
 from agent_runtime.containerizer.sessions import STDERR, STDOUT
-from agent_runtime.errors import BadRequest, Conflict, NotAcceptable, UnsupportedMediaType
+from agent_runtime.errors import (
+    BadRequest,
+    Conflict,
+    NotAcceptable,
+    RuntimeErrorBase,
+    UnsupportedMediaType,
+)
 from agent_runtime.http_util import JSON, PROTOBUF, encode
 from agent_runtime.proto import agent_pb2
 
 Call = agent_pb2.Call
 ProcessIO = agent_pb2.ProcessIO
 RECORDIO = "application/recordio"
+NO_SWITCHBOARD = "I/O switchboard server was disabled for this container"
+
+
+class NoSwitchboard(RuntimeErrorBase):
+    """Input for a container launched without a TTY (Mesos's answer, word for word: its CLI
+    compares the text)."""
+
+    status = 500
 FOLLOW_EVERY = 0.2
 READ_SIZE = 64 * 1024
 
@@ -190,7 +208,7 @@ class OperatorStreams:
         authorize(request, "attach_containers_input")
         if not params.container_id.HasField("parent"):
             self.nested.parent(params.container_id.value)  # 404 when there is no such one
-            raise Conflict("The task was launched without a TTY: it has no input to attach to")
+            raise NoSwitchboard(NO_SWITCHBOARD)
         nested = self.nested.find(
             self.nested.key(params.container_id, "attach_container_input.container_id"))
         if nested.input_attached:
