@@ -58,6 +58,10 @@ class Task:
     # tasks, rendering each anew on every request is most of the endpoint's time.
     rendered: tuple[object, dict[str, Any]] | None = field(default=None, repr=False,
                                                          compare=False)
+    # Its v1 operator API encodings (state_wire.py: protobuf and JSON bytes of mesos.v1.Task),
+    # under the same key, for GET_STATE and GET_TASKS.
+    wire: tuple[object, dict[str, bytes]] | None = field(default=None, repr=False,
+                                                        compare=False)
 
     def transition(self, state: TaskState) -> None:
         """Every change of ``state`` comes here; IllegalTransition (a bug in the caller) when

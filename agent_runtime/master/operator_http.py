@@ -28,7 +28,7 @@ from agent_runtime.http_util import (
     require_post,
     response_media_type,
 )
-from agent_runtime.master import operator_legacy
+from agent_runtime.master import operator_legacy, state_wire
 from agent_runtime.master.master import Master
 from agent_runtime.master.operator_calls import OperatorCalls
 from agent_runtime.master.operator_feed import OperatorFeed
@@ -113,6 +113,9 @@ class OperatorHTTP:
             raise BadRequest("Expecting 'type' to be present")
         if call.type == Call.SUBSCRIBE:
             return await self.feed.subscribe(request, accept)
+        spliced = state_wire.SPLICED.get(call.type)
+        if spliced is not None:  # the big answers, joined from kept encodings (state_wire.py)
+            return web.Response(body=spliced(self.master, accept), content_type=accept)
         handler = self._calls.get(call.type)
         if handler is None:
             raise NotImplementedCall(f"Call {Call.Type.Name(call.type)} is not implemented")
