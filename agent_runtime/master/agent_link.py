@@ -12,6 +12,7 @@ from agent_runtime.errors import Forbidden, RuntimeErrorBase
 from agent_runtime.master import agent_outbox
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent
+from agent_runtime.master.pinger import Pinger
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,13 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         self.authenticate: Callable[[Iterable[tuple[str, str | bytes]]], str | None] = (
             lambda metadata: None)
         self.principals: dict[str, str | None] = {}
+        # Every --agent_ping_timeout, --max_agent_ping_timeouts unanswered pings in a row make
+        # an agent unreachable (a stopped or partitioned agent keeps its TCP link open).
+        config = master.config
+        self.pinger = Pinger(config.agent_ping_timeout, config.max_agent_ping_timeouts,
+                             lambda agent, missed: master.agent_lifecycle.mark_unreachable(
+                                 agent.id, f"no pong for {missed} pings of "
+                                           f"{config.agent_ping_timeout:g}s"))
 
     def _bind(self, agent_id: str, presented: str | None) -> None:
         if agent_id and agent_id in self.principals and self.principals[agent_id] != presented:
@@ -73,7 +81,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         yield registered
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(agent, request_iterator, outbox))
-        pinger = loop.create_task(self._ping(agent, outbox))
+        self.pinger.add(agent, outbox)
         try:
             while True:
                 message = await outbox.get()
@@ -82,7 +90,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
                 yield message
         finally:
             reader.cancel()
-            pinger.cancel()
+            self.pinger.remove(outbox)
             self.master.agent_lifecycle.disconnected(agent, outbox)
             agent_outbox.reroute(self.master.book, agent, agent_outbox.leftovers(outbox))
 
@@ -101,23 +109,6 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             self.master.agent_lifecycle.disconnected(agent, outbox)
             return False
         return True
-
-    async def _ping(self, agent: Agent,
-                    outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> None:
-        """Ping every --agent_ping_timeout; --max_agent_ping_timeouts unanswered in a row make
-        the agent unreachable (a stopped or partitioned agent keeps its TCP link open)."""
-        config = self.master.config
-        missed = 0
-        agent.ping_seq = agent.pong_seq = 0
-        while True:
-            await asyncio.sleep(config.agent_ping_timeout)
-            missed = missed + 1 if agent.pong_seq != agent.ping_seq else 0
-            if missed >= config.max_agent_ping_timeouts:
-                self.master.agent_lifecycle.mark_unreachable(
-                    agent.id, f"no pong for {missed} pings of {config.agent_ping_timeout:g}s")
-                return
-            agent.ping_seq += 1
-            outbox.put_nowait(internal_pb2.MasterMessage(ping=agent.ping_seq))
 
     async def _read(
         self,

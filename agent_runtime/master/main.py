@@ -37,10 +37,13 @@ class RunningMaster:
     grpc_server: grpc.aio.Server
     port: int
     link_port: int
+    link: AgentLinkService | None = None
 
     async def stop(self) -> None:
         await self.master.stop()
         await self.grpc_server.stop(grace=0.5)
+        if self.link is not None:
+            await self.link.pinger.close()
         await self.runner.cleanup()
 
 
@@ -81,7 +84,7 @@ async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
         master.start()
     log.info("master %s listening on %s:%d (agent link :%d)", master.id, config.ip, port,
              link_port)
-    return RunningMaster(master, runner, server, port, link_port)
+    return RunningMaster(master, runner, server, port, link_port, link)
 
 
 async def serve(config: MasterConfig, tls: TlsConfig = PLAIN) -> int:
