@@ -17,11 +17,14 @@ from agent_runtime.http_util import (
 )
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Framework
+from agent_runtime.master.security import PARSED
 from agent_runtime.proto import scheduler_pb2
 from agent_runtime.streams import EventStream
 
 Call = scheduler_pb2.Call
 STREAM_HEADER = "Mesos-Stream-Id"
+# The counter of each call type, named once rather than on every call.
+_METRIC = {number: f"master/messages_{name.lower()}" for name, number in Call.Type.items()}
 # The calls whose payload field must be present, by the field's name.
 Payload = Literal["accept", "decline", "kill", "shutdown", "acknowledge", "message",
                   "accept_inverse_offers", "decline_inverse_offers"]
@@ -59,7 +62,9 @@ class SchedulerAPI:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         require_post(request)
         media = request_media_type(request)
-        call: Call = await read_message(request, Call, media)
+        parsed = request.get(PARSED)
+        call: Call = parsed[2] if parsed is not None and parsed[:2] == (Call, media) else \
+            await read_message(request, Call, media)
         if not call.HasField("type") or call.type == Call.UNKNOWN:
             raise NotImplementedCall("Received an UNKNOWN or missing call type")
         if call.type == Call.SUBSCRIBE:
@@ -77,7 +82,7 @@ class SchedulerAPI:
             raise NotImplementedCall(f"Call {Call.Type.Name(call.type)} is not implemented")
         framework = self.master.framework_lifecycle.framework_for(call, stream_id)
         handler(framework, call)
-        self.master.effects.count(f"master/messages_{Call.Type.Name(call.type).lower()}")
+        self.master.effects.count(_METRIC[call.type])
         return web.Response(status=202)
 
     async def _subscribe(self, request: web.Request, call: Call) -> web.StreamResponse:

@@ -44,6 +44,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SchedulerCall = scheduler_pb2.Call
 OperatorCall = master_pb2.Call
 SCHEDULER_PATHS = frozenset({"/api/v1/scheduler", "/master/api/v1/scheduler"})
+# Where the guard leaves the call it parsed, so the handler need not parse the body again.
+PARSED = "agent_runtime.master.parsed_call"
 OPEN_PATHS = frozenset({"/health", "/master/health", "/version", "/master/agent_link",
                         "/master/redirect"})
 
@@ -111,8 +113,10 @@ class MasterGuard:
                 message.ParseFromString(body)
             except DecodeError as exc:
                 raise BadRequest(str(exc)) from exc
-            return message
-        return jsonpb.parse(body, cls)
+        else:
+            message = jsonpb.parse(body, cls)
+        request[PARSED] = (cls, media, message)
+        return message
 
     async def _check(self, request: web.Request, path: str) -> None:
         short = path.removeprefix("/master")
