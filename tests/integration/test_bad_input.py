@@ -197,14 +197,14 @@ def test_executor_api_rejects_strangers(shared_cluster: Cluster) -> None:
     _still_serving(shared_cluster)
 
 
-def test_unsupported_operation_tells_its_tasks(shared_cluster: Cluster, sub: Subscription) -> None:
+def test_an_invalid_group_tells_its_tasks(shared_cluster: Cluster, sub: Subscription) -> None:
     (offer,) = sub.take_offers()
     call = _launch(sub, offer, [])
     group = {"type": "LAUNCH_GROUP", "launch_group": {
-        "executor": {"executor_id": {"value": "g"}, "type": "DEFAULT"},
+        "executor": {"executor_id": {"value": "g"}, "type": "CUSTOM"},
         "task_group": {"tasks": [_task(offer, "in-group")]}}}
     call["accept"]["operations"] = [group]
     assert post(_api(shared_cluster), call, sub.stream_id) == (202, "")
     status = sub.take(lambda e: e["type"] == "UPDATE")["update"]["status"]
     assert status["task_id"]["value"] == "in-group"
-    assert status["state"] == "TASK_ERROR" and "LAUNCH_GROUP" in status["message"]
+    assert status["state"] == "TASK_ERROR" and "DEFAULT" in status["message"]

@@ -71,11 +71,9 @@ def _edits() -> list[tuple[object, str]]:
     def hostile_id(group: Operation.LaunchGroup) -> None:
         group.task_group.tasks[0].task_id.value = "../../etc"
 
-    def image(group: Operation.LaunchGroup) -> None:
+    def docker_task(group: Operation.LaunchGroup) -> None:
         container = group.task_group.tasks[0].container
-        container.type = mesos_pb2.ContainerInfo.MESOS
-        container.mesos.image.type = mesos_pb2.Image.DOCKER
-        container.mesos.image.docker.name = "alpine"
+        container.type = mesos_pb2.ContainerInfo.DOCKER  # a group task runs in the executor's
 
     def bad_check(group: Operation.LaunchGroup) -> None:
         group.task_group.tasks[0].health_check.type = mesos_pb2.HealthCheck.TCP
@@ -83,7 +81,7 @@ def _edits() -> list[tuple[object, str]]:
     return [(custom, "must be of type DEFAULT"), (command, "'ExecutorInfo.command' must not"),
             (own_executor, "'TaskInfo.executor' must not be set"),
             (duplicate, "duplicate ID in its group"), (hostile_id, "Task ID is invalid"),
-            (image, "per-task images"), (bad_check, "a TCP health check needs 'tcp'")]
+            (docker_task, "a MESOS container only"), (bad_check, "a TCP health check needs 'tcp'")]
 
 
 @pytest.mark.parametrize(("edit", "message"), _edits())
