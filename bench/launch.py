@@ -49,7 +49,7 @@ if ROOT not in sys.path:
 
 import psutil  # noqa: E402
 
-from agent_runtime.agent.agent import COMMAND_EXECUTOR  # noqa: E402
+from agent_runtime.containerizer.mesos import executor_argv  # noqa: E402
 from agent_runtime.proto import mesos_pb2, scheduler_pb2  # noqa: E402
 from agent_runtime.scheduler.client import SchedulerClient  # noqa: E402
 from agent_runtime.task_states import TERMINAL_STATES  # noqa: E402
@@ -284,12 +284,13 @@ def baseline_throughput(command: str, cwd: str, count: int) -> float:
 
 
 def executor_start(cwd: str, runs: int) -> list[float]:
-    """``python -S executors/command.py`` without its environment: imports, then exits 2."""
+    """The command executor as the agent starts it (``python -S``), without its environment:
+    imports, then exits 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-S", COMMAND_EXECUTOR], env=env, cwd=cwd,
+        subprocess.run(executor_argv(mesos_pb2.ExecutorInfo(), True), env=env, cwd=cwd,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
         samples.append(time.perf_counter() - started)
