@@ -111,7 +111,8 @@ async def test_each_task_runs_in_cgroups_of_its_own_and_a_continue_task_spares_i
         assert _read("cpu", root, container, "cpu.shares") == str(int(1024 * 0.6))
         await until(lambda: any("sleep 301" in c for c in _commands(root, container, "shared")),
                     what="the task in its own cgroup")
-        assert any("sleep 302" in c for c in _commands(root, container, "own"))
+        await until(lambda: any("sleep 302" in c for c in _commands(root, container, "own")),
+                    what="the other task in its own cgroup")
         executor_pids = _read("memory", root, container, "cgroup.procs").split()
         assert executor_pids and not any(
             "sleep" in " ".join(psutil.Process(int(p)).cmdline()) for p in executor_pids)
