@@ -17,7 +17,17 @@ executor stamps ``time.time()`` just before it POSTs each update; every process 
 the host clock), and times a bare ``python -S`` start of the command executor: that process
 start is a floor under every launch.
 
+With ``--batch N`` it runs batch mode instead (issue 16's launch target): ``--batches`` rounds,
+each one ACCEPT carrying N command tasks on the one agent, waiting until all N are RUNNING and
+finished (and their executors gone) before the next round. It reports the median and p99 of
+ACCEPT->TASK_RUNNING over all tasks and tasks/s: tasks reaching RUNNING per second of the rounds'
+wall time, each round timed from its ACCEPT POST to receipt of its last TASK_RUNNING (the waits
+for the tasks to finish between rounds are left out; the rate over the whole run, those waits
+included, is printed beside it). The baselines are the same Popen as above, N per round
+interleaved with the rounds (latency), and N x rounds sequential spawn+wait (throughput).
+
 Run: ``.venv/bin/python bench/launch.py [--tasks 100] [--latency-runs 50] [--json out.json]``
+     ``.venv/bin/python bench/launch.py --batch 10 --batches 30``
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ Event = scheduler_pb2.Event
 TaskState = int
 TARGET_P50_MS = 50.0
 TARGET_100_TASKS_S = 10.0
+TARGET_BATCH_P50_MS = 50.0
+TARGET_BATCH_TASKS_PER_S = 200.0
 
 
 # Statistics -------------------------------------------------------------------------------------
@@ -209,6 +221,22 @@ class BenchScheduler:
         offers = list(self.offers.values())
         self.offers.clear()
         return offers
+
+    async def take_offers_for(self, count: int, timeout: float) -> list[mesos_pb2.Offer]:
+        """Outstanding offers that together hold ``count`` tasks, waiting for more as the
+        resources of finished tasks come back."""
+        deadline = time.monotonic() + timeout
+        while True:
+            offers = await self.take_offers(max(0.1, deadline - time.monotonic()))
+            if self.fit(offers) >= count:
+                return offers
+            self.give_back(offers)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"offers did not hold {count} tasks within {timeout:g}s")
+            self._offer_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._offer_arrived.wait(), left)
 
     def give_back(self, offers: list[mesos_pb2.Offer]) -> None:
         for offer in offers:
@@ -394,6 +422,74 @@ async def run_throughput(sched: BenchScheduler, results: Results, count: int,
             results.throughput_other[name] = results.throughput_other.get(name, 0) + 1
 
 
+@dataclass(slots=True)
+class BatchResults:
+    """Batch mode: one ACCEPT of ``size`` tasks per round."""
+
+    size: int = 0
+    rounds: int = 0
+    latency_ms: list[float] = field(default_factory=list)       # every task, ACCEPT->RUNNING
+    round_s: list[float] = field(default_factory=list)          # ACCEPT -> last RUNNING
+    wall_s: float = math.nan                                    # first ACCEPT -> last RUNNING
+    baseline_spawn_ms: list[float] = field(default_factory=list)
+    baseline_throughput_s: float = math.nan
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    ack_errors: list[str] = field(default_factory=list)
+
+    def tasks(self) -> int:
+        return len(self.latency_ms)
+
+    def rate(self) -> float:
+        """Tasks reaching RUNNING per second of the rounds' own wall time."""
+        spent = sum(self.round_s)
+        return self.tasks() / spent if spent else math.nan
+
+    def wall_rate(self) -> float:
+        return self.tasks() / self.wall_s if self.wall_s else math.nan
+
+
+def all_done(sched: BenchScheduler, task_ids: list[str]) -> bool:
+    return all(sched.tasks[t].is_done() for t in task_ids)
+
+
+async def run_batches(sched: BenchScheduler, batch: BatchResults, rounds: int, warmup: int,
+                      command: str, cwd: str, timeout: float) -> None:
+    first_accept = math.nan
+    for index in range(warmup + rounds):
+        # A: the baseline, one spawn per task, while the cluster is idle
+        spawns = [baseline_spawn(command, cwd) for _ in range(batch.size)]
+        offers = await sched.take_offers_for(batch.size, timeout)
+        launched = await sched.launch(offers, batch.size, "batch")  # B: ours
+        await sched.wait_until(
+            partial(all_done, sched, launched), timeout,
+            f"{batch.size} batch tasks to finish")
+        for task_id in launched:
+            times = sched.tasks[task_id]
+            if times.terminal != FINISHED or RUNNING not in times.received:
+                raise RuntimeError(f"task {task_id} ended {state_name(times.terminal)}"
+                                   f" ({times.message})")
+        # Each command executor's id is its task id; let them exit so rounds never overlap.
+        with contextlib.suppress(TimeoutError):
+            await sched.wait_until(partial(sched.exited_executors.issuperset, launched), 5.0,
+                                   f"{batch.size} executors to exit")
+        if index < warmup:
+            continue
+        sent = sched.tasks[launched[0]].accept_sent
+        last_running = max(sched.tasks[t].received[RUNNING] for t in launched)
+        if math.isnan(first_accept):
+            first_accept = sent
+        batch.wall_s = last_running - first_accept
+        batch.round_s.append(last_running - sent)
+        batch.rounds += 1
+        batch.baseline_spawn_ms += [s * 1000 for s in spawns]
+        for task_id in launched:
+            times = sched.tasks[task_id]
+            batch.latency_ms.append((times.received[RUNNING] - times.accept_sent) * 1000)
+            for name, stage in STAGES:
+                with contextlib.suppress(KeyError):
+                    batch.stages_ms.setdefault(name, []).append(stage(times) * 1000)
+
+
 class CpuMeter:
     """CPU seconds of the master, the agent, the agent's reaped children and this process."""
 
@@ -413,7 +509,7 @@ class CpuMeter:
 
 
 async def drive(cluster: Cluster, args: argparse.Namespace, results: Results,
-                scratch: str) -> None:
+                scratch: str, batch: BatchResults | None = None) -> None:
     info = mesos_pb2.FrameworkInfo(user=getpass.getuser(), name="bench-launch",
                                    checkpoint=args.checkpoint)
     async with SchedulerClient(cluster.master, info) as client:
@@ -421,6 +517,14 @@ async def drive(cluster: Cluster, args: argparse.Namespace, results: Results,
         pump = asyncio.get_running_loop().create_task(sched.pump())
         try:
             await sched.wait_subscribed(args.timeout)
+            if batch is not None:
+                await run_batches(sched, batch, args.batches, args.warmup, args.command,
+                                  scratch, args.timeout)
+                await sched.close()
+                batch.ack_errors = sched.ack_errors
+                with contextlib.suppress(Exception):
+                    await client.teardown()
+                return
             await run_latency(sched, results, args.latency_runs, args.warmup, args.command,
                               scratch, args.timeout)
             meter = CpuMeter(cluster)
@@ -496,6 +600,58 @@ def report(args: argparse.Namespace, results: Results) -> tuple[str, bool]:
     return "\n".join(lines), lat_ok and tput_ok
 
 
+def report_batch(args: argparse.Namespace, batch: BatchResults) -> tuple[str, bool]:
+    lat, base = batch.latency_ms, batch.baseline_spawn_ms
+    n = batch.tasks()
+    rate, wall_rate = batch.rate(), batch.wall_rate()
+    base_rate = n / batch.baseline_throughput_s if batch.baseline_throughput_s else math.nan
+    lat_ok = p50(lat) <= TARGET_BATCH_P50_MS
+    rate_ok = rate >= TARGET_BATCH_TASKS_PER_S
+    lines = [
+        f"launch benchmark, batch mode: {batch.rounds} rounds of one ACCEPT with {batch.size}"
+        f" tasks on one agent ({args.warmup} warm-up rounds), command {args.command!r},"
+        f" task cpus:{args.cpus:g};mem:{args.mem:g}, {os.cpu_count()} CPUs,"
+        f" python {sys.version.split()[0]}, load average at start {args.load_at_start:.2f}"
+        f"{', checkpointing framework' if args.checkpoint else ''}",
+        f"{'metric':<40}{'ours':>10}{'baseline':>10}{'ratio':>8}  {'target':<16}result",
+        f"{f'ACCEPT->RUNNING p50 ms (n={n})':<40}{p50(lat):>10.1f}{p50(base):>10.2f}"
+        f"{_ratio(p50(lat), p50(base)):>8}  {f'<= {TARGET_BATCH_P50_MS:g} ms':<16}"
+        f"{'PASS' if lat_ok else 'FAIL'}",
+        f"{'ACCEPT->RUNNING p99 ms':<40}{percentile(lat, 99):>10.1f}"
+        f"{percentile(base, 99):>10.2f}{_ratio(percentile(lat, 99), percentile(base, 99)):>8}",
+        f"{'round ACCEPT->last RUNNING p50 ms':<40}{p50(batch.round_s) * 1000:>10.1f}",
+        f"{'tasks/s (RUNNING / rounds wall time)':<40}{rate:>10.1f}{base_rate:>10.0f}"
+        f"{_ratio(base_rate, rate):>8}  {f'>= {TARGET_BATCH_TASKS_PER_S:g} tasks/s':<16}"
+        f"{'PASS' if rate_ok else 'FAIL'}",
+        f"{'tasks/s over the whole run (info)':<40}{wall_rate:>10.1f}",
+        "baseline: Popen('/bin/sh -c CMD') until it returns, one per task, interleaved with the"
+        " rounds (latency); sequential spawn+wait of as many tasks (tasks/s)."
+        " Ratio: how many times slower we are.",
+        "whole run: first ACCEPT to last RUNNING, including the waits for each round to finish"
+        " and its executors to exit"
+        + (f"; {len(batch.ack_errors)} failed ACKs" if batch.ack_errors else ""),
+        "",
+        f"{'where ACCEPT->RUNNING goes (ms)':<40}{'p50':>8}{'p99':>8}",
+    ]
+    for name, _ in STAGES:
+        samples = batch.stages_ms.get(name, [])
+        lines.append(f"  {name:<38}{p50(samples):>8.1f}{percentile(samples, 99):>8.1f}")
+    return "\n".join(lines), lat_ok and rate_ok
+
+
+def batch_json(batch: BatchResults) -> dict[str, Any]:
+    return {
+        "batch_size": batch.size, "rounds": batch.rounds,
+        "latency_ms": {"p50": p50(batch.latency_ms), "p99": percentile(batch.latency_ms, 99),
+                       "samples": batch.latency_ms},
+        "baseline_spawn_ms": {"p50": p50(batch.baseline_spawn_ms),
+                              "p99": percentile(batch.baseline_spawn_ms, 99)},
+        "tasks_per_s": batch.rate(), "tasks_per_s_whole_run": batch.wall_rate(),
+        "round_s": batch.round_s, "baseline_throughput_s": batch.baseline_throughput_s,
+        "stages_ms_p50": {k: p50(v) for k, v in batch.stages_ms.items()},
+    }
+
+
 def as_json(results: Results) -> dict[str, Any]:
     return {
         "latency_ms": {"p50": p50(results.latency_ms), "p99": percentile(results.latency_ms, 99),
@@ -525,9 +681,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, sandboxes)")
     parser.add_argument("--checkpoint", action="store_true",
                         help="a checkpointing framework (the agent writes its checkpoints)")
+    parser.add_argument("--batch", type=int, default=0, metavar="N",
+                        help="batch mode: N tasks per ACCEPT, one round at a time"
+                             " (replaces the latency and throughput runs)")
+    parser.add_argument("--batches", type=int, default=30,
+                        help="timed rounds in batch mode")
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.latency_runs < 1 or args.warmup < 0:
         parser.error("--tasks and --latency-runs must be >= 1, --warmup >= 0")
+    if args.batch < 0 or args.batches < 1:
+        parser.error("--batch must be >= 0 (0: off), --batches >= 1")
     return args
 
 
@@ -560,11 +723,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, cluster: Cluster, results: Results, scratch: str) -> int:
     """Start the cluster, measure, print; the caller stops the cluster whatever happens."""
     cluster.start()
+    batch = BatchResults(size=args.batch) if args.batch else None
     try:
-        asyncio.run(drive(cluster, args, results, scratch))
+        asyncio.run(drive(cluster, args, results, scratch, batch))
     except Exception:
         print(cluster.logs(), file=sys.stderr)
         raise
+    if batch is not None:
+        batch.baseline_throughput_s = baseline_throughput(args.command, scratch, batch.tasks())
+        text, ok = report_batch(args, batch)
+        print(text)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(batch_json(batch), handle, indent=2)
+        return 0 if ok else 1
     # The cluster is up and idle while the baselines run, as during the latency runs.
     results.baseline_throughput_s = baseline_throughput(args.command, scratch, args.tasks)
     results.executor_start_ms = [s * 1000 for s in executor_start(scratch, 20)]
