@@ -6,11 +6,10 @@ itself, as Mesos takes it. Read here for both users of it, the Docker engine sea
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from agent_runtime.errors import FlagError
+from agent_runtime.flags import json_object_flag
 
 
 class DockerConfigError(FlagError):
@@ -22,19 +21,7 @@ def load(value: str | None) -> dict[str, Any] | None:
     is the JSON itself, anything else a path (``~`` expanded)."""
     if not value:
         return None
-    text = value
-    if not value.lstrip().startswith("{"):
-        path = os.path.expanduser(value)
-        try:
-            with open(path) as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise DockerConfigError(f"--docker_config: cannot read {path}: "
-                                    f"{exc.strerror or exc}") from exc
     try:
-        loaded = json.loads(text)
-    except ValueError as exc:
-        raise DockerConfigError(f"--docker_config is not JSON: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise DockerConfigError("--docker_config must be a JSON object")
-    return loaded
+        return json_object_flag("docker_config", value)
+    except FlagError as exc:
+        raise DockerConfigError(str(exc)) from exc

@@ -9,6 +9,8 @@ writes them (``512MB``, ``4GB``) become :class:`Bytes`.
 """
 
 import dataclasses
+import json
+import os
 import re
 import sys
 import types
@@ -219,3 +221,24 @@ def run_cli(main: typing.Callable[[], int]) -> typing.NoReturn:
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+def json_object_flag(name: str, value: str) -> dict[str, Any]:
+    """A flag whose value is a JSON object given inline or as the path of a file holding it
+    (``file://`` stripped, ``~`` expanded): anything not starting with ``{`` is a path.
+    FlagError names the flag and what is wrong."""
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = os.path.expanduser(value.strip().removeprefix("file://"))
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise FlagError(f"--{name}: cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        loaded = json.loads(text)
+    except ValueError as exc:
+        raise FlagError(f"--{name} is not JSON: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise FlagError(f"--{name} must be a JSON object")
+    return loaded

@@ -29,7 +29,7 @@ import threading
 import time
 
 from .checks import local_command
-from .session import ExecutorSession, policy_grace
+from .session import ExecutorSession, from_environment, policy_grace
 
 # Every module imported here is paid for in every task's launch latency: typing stays out of the
 # run-time path (annotations are never evaluated) and so do uuid, base64 and http.client.
@@ -219,12 +219,9 @@ class CommandTask:
 
 
 def main() -> int:
-    missing = [name for name in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID",
-                                 "MESOS_EXECUTOR_ID") if name not in os.environ]
-    if missing:
-        print(f"command executor: missing environment {', '.join(missing)}", file=sys.stderr)
+    session = from_environment("command")
+    if session is None:
         return 2
-    session = ExecutorSession(dict(os.environ))
     runner = CommandTask(session)
     if os.getpid() == 1:
         threading.Thread(target=runner.reap_orphans, daemon=True).start()

@@ -34,7 +34,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -49,7 +48,7 @@ from .command import (
     command_argv,
     describe_exit,
 )
-from .session import ExecutorSession, policy_grace
+from .session import ExecutorSession, from_environment, policy_grace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -297,10 +296,7 @@ class TaskGroups:
 
 
 def main() -> int:
-    missing = [name for name in ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID",
-                                 "MESOS_EXECUTOR_ID") if name not in os.environ]
-    if missing:
-        print(f"default executor: missing environment {', '.join(missing)}", file=sys.stderr)
+    session = from_environment("default")
+    if session is None:
         return 2
-    session = ExecutorSession(dict(os.environ))
     return session.run(TaskGroups(session))

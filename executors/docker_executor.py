@@ -41,7 +41,7 @@ import time
 
 from .agent_client import HttpConnection
 from .checks import command_argv
-from .session import ExecutorSession, policy_grace
+from .session import ExecutorSession, from_environment, policy_grace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -365,13 +365,9 @@ def take_hand_over() -> bool:
 def main() -> int:
     if os.environ.get("MESOS_EXECUTOR_PREWARMED") == "1" and not take_hand_over():
         return 0
-    required = ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID",
-                "MESOS_CONTAINER_NAME")
-    missing = [name for name in required if name not in os.environ]
-    if missing:
-        print(f"docker executor: missing environment {', '.join(missing)}", file=sys.stderr)
+    session = from_environment("docker", ("MESOS_CONTAINER_NAME",))
+    if session is None:
         return 2
-    session = ExecutorSession(dict(os.environ))
     return session.run(DockerTask(session))
 
 

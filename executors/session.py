@@ -95,6 +95,19 @@ def policy_grace(kill_policy: dict[str, Json] | None) -> float | None:
     return int(grace.get("nanoseconds", 0)) / NANOS if grace else None
 
 
+REQUIRED = ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID")
+
+
+def from_environment(kind: str, extra: tuple[str, ...] = ()) -> ExecutorSession | None:
+    """The session the agent's environment describes; None (after one line naming what is
+    missing) when this process was not started by an agent."""
+    missing = [name for name in (*REQUIRED, *extra) if name not in os.environ]
+    if missing:
+        print(f"{kind} executor: missing environment {', '.join(missing)}", file=sys.stderr)
+        return None
+    return ExecutorSession(dict(os.environ))
+
+
 class ExecutorSession:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env

@@ -17,11 +17,11 @@ ignored.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
-from agent_runtime.errors import BadRequest
+from agent_runtime.errors import BadRequest, FlagError
+from agent_runtime.flags import json_object_flag
 
 DEFAULT_HEADROOM = 0.1  # Mesos's defaults
 DEFAULT_INTERVAL = 3600.0  # seconds
@@ -69,21 +69,10 @@ def _number(data: dict[str, Any], key: str, default: float) -> float:
 
 def parse_gc_config(text: str) -> ImageGcConfig:
     """``--image_gc_config``: JSON, or the path (``file://`` or not) of a file holding it."""
-    source = text.strip()
-    if not source.startswith("{"):
-        path = source.removeprefix("file://")
-        try:
-            with open(path) as handle:
-                source = handle.read()
-        except OSError as exc:
-            raise BadRequest(f"--image_gc_config: cannot read {path}: "
-                             f"{exc.strerror or exc}") from exc
     try:
-        data = json.loads(source)
-    except ValueError as exc:
-        raise BadRequest(f"--image_gc_config is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("--image_gc_config must be a JSON object")
+        data = json_object_flag("image_gc_config", text)
+    except FlagError as exc:
+        raise BadRequest(str(exc)) from exc
     headroom = _number(data, "image_disk_headroom", DEFAULT_HEADROOM)
     if not 0.0 <= headroom <= 1.0:
         raise BadRequest(f"--image_gc_config: image_disk_headroom must be between 0 and 1, "
