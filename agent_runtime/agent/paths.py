@@ -14,7 +14,7 @@
       meta/slaves/<agent_id>/frameworks/<fid>/executors/<eid>/executor.info
       meta/.../executors/<eid>/executor.kind           COMMAND, DOCKER or CUSTOM
       meta/.../executors/<eid>/runs/latest            the current run's container id
-      meta/.../executors/<eid>/runs/<cid>/pids/forked.pid   "<pid> <start time>"
+      meta/.../executors/<eid>/runs/<cid>/pids/forked.pid   "<pid> <start, s after boot>"
       meta/.../executors/<eid>/runs/<cid>/executor.sentinel  (the run is over)
       meta/.../executors/<eid>/runs/<cid>/tasks/<tid>/{task.info,task.updates}
 

@@ -121,7 +121,12 @@ class DockerContainerizer:
             if not self.config.kill_orphans or not self._ours(container):
                 continue
             log.info("removing orphan container %s (%s)", container.name, container.id[:12])
-            await self.engine.remove(container.id)
+            try:
+                await self.engine.remove(container.id)
+            except DockerEngineError as exc:
+                # An orphan the engine will not remove now is no reason to stay down: the
+                # next recovery tries again.
+                log.warning("cannot remove orphan container %s: %s", container.name, exc)
         self.prewarmed.refill()
 
     def _ours(self, container: ManagedContainer) -> bool:

@@ -212,10 +212,18 @@ class DockerEngine:
                         timeout=seconds)
 
     async def remove(self, container: str) -> None:
-        """Force-remove (kills a running one); a container that is already gone is fine."""
+        """Force-remove (kills a running one); a container that is already gone, or that the
+        engine is already removing (for another client: 409 Conflict), is fine."""
+
+        def remove() -> None:
+            try:
+                self._client.remove_container(container, force=True)
+            except sdk_errors.APIError as exc:
+                if exc.status_code != 409 or "already in progress" not in _explain(exc):
+                    raise
+
         with contextlib.suppress(ContainerNotFound):
-            await self._run(f"remove container '{container}'", self._client.remove_container,
-                            container, force=True)
+            await self._run(f"remove container '{container}'", remove)
 
     async def managed(self, prefix: str) -> list[ManagedContainer]:
         """Every container (running or not) whose name starts with ``prefix``."""

@@ -20,9 +20,12 @@ import sys
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import psutil
-
-from agent_runtime.containerizer.launcher import PosixLauncher, Process
+from agent_runtime.containerizer.launcher import (
+    PosixLauncher,
+    Process,
+    is_same_process,
+    start_time_of,
+)
 from agent_runtime.errors import LaunchError
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,8 @@ class ForkServer:
             raise LaunchError(f"The executor fork server is gone: {exc}") from exc
         process = await future
         # It may have ended already (its exit can come in the same read as its pid).
-        with contextlib.suppress(psutil.Error):
-            process.start_time = psutil.Process(process.pid).create_time()
+        with contextlib.suppress(OSError):
+            process.start_time = start_time_of(process.pid)
         return process
 
     def _readable(self, zygote: subprocess.Popen[bytes]) -> None:
@@ -176,9 +179,4 @@ class ForkServer:
 def _same_process(process: Process) -> bool:
     """Whether ``process.pid`` still names that executor (and not a process that got the pid
     after the dead zygote reaped it)."""
-    try:
-        running = psutil.Process(process.pid)
-        return running.status() != psutil.STATUS_ZOMBIE and \
-            abs(running.create_time() - process.start_time) < 0.01
-    except psutil.Error:
-        return False
+    return is_same_process(process.pid, process.start_time)

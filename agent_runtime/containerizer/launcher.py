@@ -47,6 +47,36 @@ def unshare_argv(namespaces: Collection[str]) -> list[str]:
     return [*argv, "--"]
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Start times checkpointed before they were boot-relative were seconds since the epoch.
+_EPOCH_START = 1e8
+
+
+def start_time_of(pid: int) -> float:
+    """When the process started, in seconds since boot (``starttime``, field 22 of
+    /proc/<pid>/stat): it never changes for a process. Not psutil's ``create_time()``: that adds
+    the boot time, which the kernel derives from the wall clock on every read, so NTP moves it
+    and a process checkpointed by one agent looked like another process to the next one."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        data = handle.read()
+    # The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
+    return int(data[data.rfind(b")") + 2:].split()[19]) / _CLOCK_TICKS
+
+
+def is_same_process(pid: int, start_time: float) -> bool:
+    """Whether ``pid`` still names the process that started at ``start_time`` and is not a
+    zombie (a recycled pid is someone else)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if start_time > _EPOCH_START:  # an older agent's checkpoint: the wall clock, roughly
+            return abs(process.create_time() - start_time) < 1.0
+        return abs(start_time_of(pid) - start_time) < 0.5 / _CLOCK_TICKS
+    except (psutil.Error, OSError):
+        return False
+
+
 @dataclass(slots=True)
 class Process:
     pid: int
@@ -98,8 +128,8 @@ class PosixLauncher:
         except OSError as exc:
             raise LaunchError(f"Failed to launch {argv[0]!r}: {exc}") from exc
         try:
-            start_time = psutil.Process(popen.pid).create_time()
-        except psutil.Error:
+            start_time = start_time_of(popen.pid)
+        except OSError:
             start_time = 0.0
         process = Process(popen.pid, start_time, loop.create_future(), popen)
         self.watch(process)
@@ -108,13 +138,7 @@ class PosixLauncher:
     def adopt(self, pid: int, start_time: float) -> Process | None:
         """Take back an executor a previous agent started, if that very process still runs
         (same pid *and* start time: a recycled pid is someone else)."""
-        try:
-            proc = psutil.Process(pid)
-            alive = proc.status() != psutil.STATUS_ZOMBIE
-            same = abs(proc.create_time() - start_time) < 0.01
-        except psutil.Error:
-            return None
-        if not (alive and same):
+        if not is_same_process(pid, start_time):
             return None
         loop = asyncio.get_running_loop()
         process = Process(pid, start_time, loop.create_future(), adopted=True)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import psutil
 
+from agent_runtime.containerizer.launcher import is_same_process
 from agent_runtime.proto import mesos_pb2
 
 # Fields the process tree can tell; the containerizer fills in those no isolator reported.
@@ -26,9 +27,9 @@ def process_tree_usage(pid: int, start_time: float) -> mesos_pb2.ResourceStatist
     """Blocking (it reads /proc for every process on the host to find the descendants): run it
     off the event loop. None when ``pid`` is gone, or is another process (start time)."""
     try:
-        root = psutil.Process(pid)
-        if start_time and abs(root.create_time() - start_time) > 0.01:
+        if start_time and not is_same_process(pid, start_time):
             return None  # the pid was recycled: not our executor
+        root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None

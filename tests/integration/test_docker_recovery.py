@@ -24,6 +24,7 @@ import psutil
 import pytest
 from docker import errors as sdk_errors
 
+from agent_runtime.containerizer.launcher import is_same_process
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
 from tests.harness.cluster import Cluster, get_json
@@ -96,9 +97,8 @@ def _checkpointed_process(cluster: Cluster, executor: dict[str, Any]) -> psutil.
         executor["id"], "runs", executor["container"], "pids", "forked.pid"))
     with open(path) as handle:
         pid, start_time = handle.read().split()
-    process = psutil.Process(int(pid))
-    assert abs(process.create_time() - float(start_time)) < 0.01
-    return process
+    assert is_same_process(int(pid), float(start_time))
+    return psutil.Process(int(pid))
 
 
 def _exists(engine: docker.APIClient, name: str) -> bool:

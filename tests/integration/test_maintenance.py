@@ -169,6 +169,7 @@ def test_mark_gone_and_drain_with_mark_gone(cluster: Cluster) -> None:
     c = cluster
     feed = Subscription(c.master_url + "/api/v1", {"type": "SUBSCRIBE"})
     agent0, agent1 = sorted(agents(c))
+    gone_pid = agents(c)[agent1]["pid"]
     aware = {"capabilities": [{"type": "PARTITION_AWARE"}]}
     running = launch_task(c, "sleep 60", task_id="doomed", name="aware",
                           framework_info=aware, agent_id=agent1)
@@ -184,8 +185,12 @@ def test_mark_gone_and_drain_with_mark_gone(cluster: Cluster) -> None:
     finally:
         running.close()
         feed.close()
-    # Its link ends; it tries to register again with its id and is refused for good.
-    wait_for(lambda: "marked gone" in c.log("agent1"), 15, "the gone agent to be refused")
+    # Its link ends; it tries to register again with its id and is refused for good. (The
+    # harness names agents by start order, the master numbers them as they register: the
+    # agent's own log is found by its port.)
+    port = int(gone_pid.rpartition(":")[2])
+    log_name = f"agent{c.agent_ports.index(port)}"
+    wait_for(lambda: "marked gone" in c.log(log_name), 15, "the gone agent to be refused")
     assert agent1 not in agents(c)
     status, text = operator(c, {"type": "MARK_AGENT_GONE", "mark_agent_gone": {
         "agent_id": {"value": agent1}}})

@@ -24,7 +24,7 @@ from agent_runtime.containerizer.container_state import (
 )
 from agent_runtime.containerizer.containerizer import ContainerConfig
 from agent_runtime.containerizer.isolator import Isolator, LaunchInfo
-from agent_runtime.containerizer.launcher import PosixLauncher
+from agent_runtime.containerizer.launcher import PosixLauncher, start_time_of
 from agent_runtime.containerizer.mesos import MesosContainerizer
 from agent_runtime.errors import LaunchError
 from agent_runtime.proto import mesos_pb2
@@ -122,9 +122,9 @@ async def test_a_failed_launch_is_destroyed_and_forgotten(tmp_path: Path) -> Non
 async def test_an_adopted_executor_is_running_and_a_gone_one_is_not_kept() -> None:
     containerizer = MesosContainerizer(PosixLauncher())
     me = psutil.Process()
-    adopted = containerizer.adopt("c1", mesos_pb2.ExecutorInfo(), me.pid, me.create_time())
+    adopted = containerizer.adopt("c1", mesos_pb2.ExecutorInfo(), me.pid, start_time_of(me.pid))
     assert adopted is not None and containerizer.state("c1") is RUNNING
     assert containerizer.adopt("c2", mesos_pb2.ExecutorInfo(), me.pid, 1.0) is None
     assert containerizer.state("c2") is None
     with pytest.raises(IllegalTransition):  # adopted twice: a bug in the caller
-        containerizer.adopt("c1", mesos_pb2.ExecutorInfo(), me.pid, me.create_time())
+        containerizer.adopt("c1", mesos_pb2.ExecutorInfo(), me.pid, start_time_of(me.pid))
