@@ -23,6 +23,7 @@ from typing import Any
 
 from agent_runtime.errors import BadRequest
 from agent_runtime.proto import mesos_pb2
+from agent_runtime.resource_text import text_protos
 from agent_runtime.resource_values import Range as Range
 from agent_runtime.resource_values import Ranges as Ranges
 from agent_runtime.resource_values import merge_ranges, ranges_contain, subtract_ranges
@@ -83,16 +84,30 @@ class Resources(Mapping[Key, Value]):
     def __add__(self, other: Resources) -> Resources:
         items = dict(self._items)
         for key, value in other._items.items():
-            mine = items.get(key)
-            if mine is None:
-                items[key] = value
-            elif isinstance(value, int):
-                items[key] = mine + value  # type: ignore[operator]
-            elif isinstance(value, frozenset):
-                items[key] = mine | value  # type: ignore[operator]
-            else:
-                items[key] = merge_ranges(mine + value)  # type: ignore[operator, arg-type]
-        return Resources(items)
+            _merge_into(items, key, value)
+        return Resources._of(items)  # a sum of non-empty values is never empty
+
+    @classmethod
+    def sum(cls, bags: Iterable[Resources]) -> Resources:
+        """``a + b + ...`` without copying the running total at every step (100,000 tasks)."""
+        items: dict[Key, Value] = {}
+        for bag in bags:
+            for key, value in bag._items.items():
+                mine = items.get(key)
+                if mine is None:
+                    items[key] = value
+                elif type(value) is int:  # most of them, added without a call
+                    items[key] = mine + value  # type: ignore[operator]
+                else:
+                    _merge_into(items, key, value)
+        return cls._of(items)
+
+    @classmethod
+    def _of(cls, items: dict[Key, Value]) -> Resources:
+        """A bag over ``items`` as they are: the caller knows none of its values is empty."""
+        out = cls.__new__(cls)
+        out._items = items
+        return out
 
     def __sub__(self, other: Resources) -> Resources:
         items = dict(self._items)
@@ -200,15 +215,7 @@ class Resources(Mapping[Key, Value]):
         out: dict[str, Any] = {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}
         merged: dict[str, Value] = {}
         for (name, _), value in self._items.items():
-            mine = merged.get(name)
-            if mine is None:
-                merged[name] = value
-            elif isinstance(value, int):
-                merged[name] = mine + value  # type: ignore[operator]
-            elif isinstance(value, frozenset):
-                merged[name] = mine | value  # type: ignore[operator]
-            else:
-                merged[name] = merge_ranges(mine + value)  # type: ignore[operator, arg-type]
+            _merge_into(merged, name, value)
         for name, value in merged.items():
             out[name] = value / 1000 if isinstance(value, int) else _value_text(value)
         return out
@@ -245,15 +252,31 @@ class Resources(Mapping[Key, Value]):
     @classmethod
     def from_proto(cls, resources: Iterable[mesos_pb2.Resource]) -> Resources:
         """Validate and convert protobuf resources; bad ones raise :class:`BadRequest`."""
-        total = Resources()
+        items: dict[Key, Value] = {}
         for res in resources:
-            total = total + Resources({_key_of(res): _value_of(res)})
-        return total
+            key = _key_of(res)
+            value = _value_of(res)
+            if not _is_empty(value):
+                _merge_into(items, key, value)
+        return cls._of(items)
 
     @classmethod
     def scalar_of(cls, name: str, value: float, role: str = "*") -> Resources:
         reservations = () if role == "*" else (Reservation(role),)
         return cls({(name, reservations): to_millis(value)})
+
+
+def _merge_into(items: dict[Any, Value], key: Any, value: Value) -> None:
+    """Add a non-empty ``value`` into ``items``: scalars sum, sets and ranges unite."""
+    mine = items.get(key)
+    if mine is None:
+        items[key] = value
+    elif isinstance(value, int):
+        items[key] = mine + value  # type: ignore[operator]
+    elif isinstance(value, frozenset):
+        items[key] = mine | value  # type: ignore[operator]
+    else:
+        items[key] = merge_ranges(mine + value)  # type: ignore[operator, arg-type]
 
 
 def _sort_key(item: tuple[Key, Value]) -> tuple[int, str, str]:
@@ -283,8 +306,6 @@ def _key_of(res: mesos_pb2.Resource) -> Key:
     if res.reservations:
         for i, info in enumerate(res.reservations):
             kind = info.type if info.HasField("type") else (STATIC if i == 0 else DYNAMIC)
-            if kind == DYNAMIC and i == 0 and len(res.reservations) > 0:
-                pass
             if kind == STATIC and i > 0:
                 raise BadRequest(f"resource {res.name}: only the first reservation may be STATIC")
             if i > 0 and not info.role.startswith(reservations[-1].role + "/"):
@@ -336,9 +357,6 @@ def _value_of(res: mesos_pb2.Resource) -> Value:
     raise BadRequest(f"resource {res.name}: unsupported type {res.type}")
 
 
-_TEXT_ITEM_RE = re.compile(r"^\s*([^:(\s]+)\s*(?:\(([^)]*)\))?\s*:\s*(.+?)\s*$")
-
-
 def parse(text: str, default_role: str = "*") -> Resources:
     """Parse ``--resources``: the text form (``cpus:4;ports:[31000-32000]``) or a JSON array."""
     stripped = text.strip()
@@ -356,36 +374,7 @@ def parse(text: str, default_role: str = "*") -> Resources:
             if not proto.HasField("role") and not proto.reservations and default_role != "*":
                 proto.role = default_role
         return Resources.from_proto(protos)
-    total = Resources()
-    for item in filter(None, (part.strip() for part in stripped.split(";"))):
-        match = _TEXT_ITEM_RE.match(item)
-        if not match:
-            raise BadRequest(f"resources: cannot parse {item!r} (expected name[(role)]:value)")
-        name, role, raw = match.groups()
-        role = role if role is not None else default_role
-        res = mesos_pb2.Resource(name=name)
-        if role != "*":
-            res.role = role
-        if raw.startswith("["):
-            res.type = mesos_pb2.Value.RANGES
-            body = raw.strip("[] ")
-            for span in filter(None, (s.strip() for s in body.split(","))):
-                begin, dash, end = span.partition("-")
-                try:
-                    res.ranges.range.add(begin=int(begin), end=int(end if dash else begin))
-                except ValueError as exc:
-                    raise BadRequest(f"resources: invalid range {span!r} in {item!r}") from exc
-        elif raw.startswith("{"):
-            res.type = mesos_pb2.Value.SET
-            res.set.item.extend(s.strip() for s in raw.strip("{} ").split(",") if s.strip())
-        else:
-            res.type = mesos_pb2.Value.SCALAR
-            try:
-                res.scalar.value = float(raw)
-            except ValueError as exc:
-                raise BadRequest(f"resources: invalid scalar {raw!r} in {item!r}") from exc
-        total = total + Resources.from_proto([res])
-    return total
+    return Resources.from_proto(text_protos(stripped, default_role))
 
 
 def _reject_constant(name: str) -> Any:
