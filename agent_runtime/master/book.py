@@ -81,10 +81,7 @@ class MasterBook:
         return list(self._offers_by_agent.get(agent_id, {}).values())
 
     def offered_on(self, agent_id: str) -> Resources:
-        offered = Resources()
-        for offer in self._offers_by_agent.get(agent_id, {}).values():
-            offered = offered + offer.resources
-        return offered
+        return Resources.sum(o.resources for o in self._offers_by_agent.get(agent_id, {}).values())
 
     # Tasks -----------------------------------------------------------------------------------
     def add_task(self, framework: Framework, agent: Agent, task: Task) -> None:
@@ -118,15 +115,10 @@ class MasterBook:
 
     def used_on(self, agent_id: str) -> Resources:
         """What live tasks and custom executors hold on an agent (offers not included)."""
-        used = Resources()
         agent = self.agents.get(agent_id)
-        for _, task in self.tasks_on(agent) if agent else ():
-            if not task.terminal:
-                used = used + task.resources
-        for executor in self.executors.values():
-            if executor.agent_id == agent_id:
-                used = used + executor.resources
-        return used
+        tasks = [t.resources for _, t in self.tasks_on(agent) if not t.terminal] if agent else []
+        return Resources.sum([*tasks, *(e.resources for e in self.executors.values()
+                                        if e.agent_id == agent_id)])
 
     # Custom executors ------------------------------------------------------------------------
     def executors_of(self, framework_id: str) -> list[Executor]:

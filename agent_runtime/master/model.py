@@ -191,6 +191,9 @@ class Agent:
     pong_seq: int = 0
     # What was sent while its link was down, sent again on its next link (agent_outbox.py).
     held: list[internal_pb2.MasterMessage] = field(default_factory=list)
+    # Its entries of the state answers by kind, with what they were made from (agent_views.py).
+    rendered: dict[str, tuple[object, Any]] = field(default_factory=dict, repr=False,
+                                                    compare=False)
 
     def transition(self, state: AgentState) -> None:
         self.state = move(AGENT_TRANSITIONS, self.state, state, f"agent {self.id}")

@@ -3,6 +3,7 @@ GET_METRICS), built from the book; the SUBSCRIBE stream sends the same shapes.""
 
 from __future__ import annotations
 
+from agent_runtime.master import agent_views
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent, Framework, Task
 from agent_runtime.master.state_json import metrics_json, roles_json
@@ -37,7 +38,9 @@ def task_proto(task: Task) -> mesos_pb2.Task:
     return out
 
 
-def agent_entry(master: Master, agent: Agent) -> AgentEntry:
+def agent_entry(master: Master, agent: Agent, used: Resources | None = None,
+                offered: Resources | None = None) -> AgentEntry:
+    """``used`` and ``offered`` are summed here unless given (agent_views.usage sums all)."""
     out = AgentEntry(active=agent.active and master.maintenance.offered(agent),
                      version=agent.version or master.info.version, pid=agent.pid)
     out.agent_info.CopyFrom(agent.info)
@@ -46,8 +49,10 @@ def agent_entry(master: Master, agent: Agent) -> AgentEntry:
     if agent.reregistered_time is not None:
         _time(out.reregistered_time, agent.reregistered_time)
     out.total_resources.extend(agent.total.to_proto())
-    out.allocated_resources.extend(master.book.used_on(agent.id).to_proto())
-    out.offered_resources.extend(master.book.offered_on(agent.id).to_proto())
+    used = master.book.used_on(agent.id) if used is None else used
+    offered = master.book.offered_on(agent.id) if offered is None else offered
+    out.allocated_resources.extend(used.to_proto())
+    out.offered_resources.extend(offered.to_proto())
     for capability in agent.capabilities:
         out.capabilities.add(type=capability)
     drain = master.maintenance.drain_info(agent)
@@ -58,8 +63,9 @@ def agent_entry(master: Master, agent: Agent) -> AgentEntry:
 
 def get_agents(master: Master) -> Response.GetAgents:
     out = Response.GetAgents()
+    used, offered = agent_views.usage(master.book)
     for agent in master.book.agents.values():
-        out.agents.append(agent_entry(master, agent))
+        out.agents.append(agent_entry(master, agent, used[agent.id], offered[agent.id]))
     out.recovered_agents.extend(master.book.recovered_agents.values())
     return out
 
@@ -74,15 +80,10 @@ def framework_entry(master: Master, framework: Framework) -> FrameworkEntry:
         _time(out.reregistered_time, framework.reregistered_time)
     if framework.unregistered_time:
         _time(out.unregistered_time, framework.unregistered_time)
-    used, offered = Resources(), Resources()
-    for task in framework.tasks.values():
-        if not task.terminal:
-            used = used + task.resources
-    for executor in master.book.executors_of(framework.id):
-        used = used + executor.resources
-    for offer in framework.offers.values():
-        out.offers.append(offer.proto)
-        offered = offered + offer.resources
+    used = Resources.sum([*(t.resources for t in framework.tasks.values() if not t.terminal),
+                          *(e.resources for e in master.book.executors_of(framework.id))])
+    out.offers.extend(offer.proto for offer in framework.offers.values())
+    offered = Resources.sum(offer.resources for offer in framework.offers.values())
     out.allocated_resources.extend(used.to_proto())
     out.offered_resources.extend(offered.to_proto())
     return out

@@ -9,7 +9,7 @@ from agent_runtime.attributes import flat_json
 from agent_runtime.build_info import version_json as version_json  # /version shares it
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.flags import as_strings
-from agent_runtime.master import task_query
+from agent_runtime.master import agent_views, task_query
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent, Executor, Framework, Offer, Task
 from agent_runtime.proto import mesos_pb2
@@ -95,15 +95,10 @@ def executor_json(executor: Executor) -> dict[str, Any]:
 def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
     info = framework.info
     executors = master.book.executors_of(framework.id)
-    used = Resources()
-    for task in framework.tasks.values():
-        if not task.terminal:
-            used = used + task.resources
-    for executor in executors:  # as Mesos's totalUsedResources: executors count too
-        used = used + executor.resources
-    offered = Resources()
-    for offer in framework.offers.values():
-        offered = offered + offer.resources
+    # As Mesos's totalUsedResources: executors count too.
+    used = Resources.sum([*(t.resources for t in framework.tasks.values() if not t.terminal),
+                          *(e.resources for e in executors)])
+    offered = Resources.sum(o.resources for o in framework.offers.values())
     out: dict[str, Any] = {
         "id": framework.id,
         "name": info.name,
@@ -143,9 +138,12 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
     return out
 
 
-def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
-    used = master.book.used_on(agent.id)  # live tasks and custom executors
-    offered = master.book.offered_on(agent.id)
+def agent_json(master: Master, agent: Agent, used: Resources | None = None,
+               offered: Resources | None = None) -> dict[str, Any]:
+    """An agent as Mesos's ``json(Slave)``; ``used`` (live tasks and custom executors) and
+    ``offered`` are summed here unless given."""
+    used = master.book.used_on(agent.id) if used is None else used
+    offered = master.book.offered_on(agent.id) if offered is None else offered
     reserved: dict[str, Any] = {
         role: agent.total.reserved(role).flat() for role in sorted(agent.total.roles())
     }
@@ -189,11 +187,15 @@ def frameworks_json(master: Master, framework_id: str | None = None) -> dict[str
 
 
 def slaves_json(master: Master, agent_id: str | None = None) -> dict[str, Any]:
+    used, offered = agent_views.usage(master.book)
+
+    def entry(agent: Agent) -> dict[str, Any]:  # kept on the agent while it shows the same
+        made = agent_views.key(master, agent, used[agent.id], offered[agent.id])
+        return agent_views.kept(agent, "state", made, lambda: agent_json(
+            master, agent, used[agent.id], offered[agent.id]))
+
     return {
-        "slaves": [
-            agent_json(master, a) for a in master.book.agents.values()
-            if agent_id in (None, a.id)
-        ],
+        "slaves": [entry(a) for a in master.book.agents.values() if agent_id in (None, a.id)],
         "recovered_slaves": [
             recovered_agent_json(info)
             for recovered_id, info in master.book.recovered_agents.items()
@@ -349,18 +351,15 @@ def metrics_json(master: Master) -> dict[str, float]:
         name = mesos_pb2.TaskState.Name(state).lower()
         return "master/" + name.replace("task_", "tasks_", 1)
 
-    counts = {key(state): 0.0 for state in mesos_pb2.TaskState.values()}
+    names = {state: key(state) for state in mesos_pb2.TaskState.values()}
+    counts = dict.fromkeys(names.values(), 0.0)
     # Terminal states are counters in Mesos: a torn-down framework's tasks still count.
     for framework in [*book.frameworks.values(), *book.completed_frameworks]:
         for task in [*framework.tasks.values(), *framework.completed_tasks]:
-            counts[key(task.state)] += 1
+            counts[names[task.state]] += 1
     out.update(counts)
-    total = Resources()
-    for agent in book.agents.values():
-        total = total + agent.total
-    used = Resources()
-    for agent in book.agents.values():  # as Mesos: what agents' tasks and executors use
-        used = used + book.used_on(agent.id)
+    total = Resources.sum(agent.total for agent in book.agents.values())
+    used = Resources.sum(agent_views.usage(book)[0].values())  # agents' tasks and executors
     for resource in ("cpus", "mem", "disk", "gpus"):
         t, u = total.scalar(resource), used.scalar(resource)
         out[f"master/{resource}_total"] = t

@@ -7,16 +7,18 @@ and most of them do not change between two requests, so each task keeps its own 
 its state, its statuses or its reachability change, and the answer is joined from them:
 
 - protobuf: a repeated message field is a run of (tag, length, bytes), so the ``GetTasks``
-  message is the tasks' bytes each behind its tag and length; the small parts (executors,
-  frameworks, agents) are serialized as before and framed the same way;
-- JSON: the tasks' JSON texts joined by commas inside the lists, the small parts through the
-  usual converter (``jsonpb.to_dict``), all written by orjson.
+  message is the tasks' bytes each behind its tag and length, and ``GetAgents`` the agents'
+  entries, kept on each agent in both media until it changes (agent_views.py); the small parts
+  (executors, frameworks) are serialized as before and framed the same way;
+- JSON: the tasks' and agents' JSON texts joined by commas inside the lists, the small parts
+  through the usual converter (``jsonpb.to_dict``), all written by orjson.
 
 The answer equals what encoding the whole message gives (the tests parse both and compare).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,15 +26,17 @@ import orjson
 
 from agent_runtime.codec.jsonpb import to_dict
 from agent_runtime.http_util import PROTOBUF
-from agent_runtime.master import operator_state
+from agent_runtime.master import agent_views, operator_state
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import Task
+from agent_runtime.master.model import Agent, Task
 from agent_runtime.proto import master_pb2, mesos_pb2
+from agent_runtime.resources import Resources
 
 Response = master_pb2.Response
 _TASKS = Response.GetTasks.DESCRIPTOR.fields_by_name
 _STATE = Response.GetState.DESCRIPTOR.fields_by_name
 _RESPONSE = Response.DESCRIPTOR.fields_by_name
+_AGENTS = Response.GetAgents.DESCRIPTOR.fields_by_name
 # The task lists of GetTasks we fill, in field-number order (the order protobuf writes).
 TASK_LISTS = tuple(sorted(("tasks", "unreachable_tasks", "completed_tasks"),
                           key=lambda name: _TASKS[name].number))
@@ -126,11 +130,47 @@ def _tasks_json(master: Master) -> Iterator[bytes]:
     yield b"}"
 
 
-# The parts of GetState other than the tasks, each built as before (they are small).
+def _agent_entry(master: Master, agent: Agent, used: Resources, offered: Resources,
+                 media: str) -> bytes:
+    entry = operator_state.agent_entry(master, agent, used, offered)
+    return entry.SerializeToString() if media == PROTOBUF else orjson.dumps(to_dict(entry))
+
+
+def _agent_entries(master: Master, media: str) -> list[bytes]:
+    """Each agent's ``GetAgents.Agent`` in ``media``, kept on the agent (agent_views.py)."""
+    used, offered = agent_views.usage(master.book)
+    out = []
+    for agent in master.book.agents.values():
+        args = (master, agent, used[agent.id], offered[agent.id])
+        out.append(agent_views.kept(agent, media, agent_views.key(*args),
+                                    functools.partial(_agent_entry, *args, media)))
+    return out
+
+
+def _agents(master: Master, media: str) -> bytes:
+    """The ``GetAgents`` message: the agents' kept entries and the recovered agents' info."""
+    entries = _agent_entries(master, media)
+    recovered = list(master.book.recovered_agents.values())
+    if media == PROTOBUF:
+        chunks: list[bytes] = []
+        for number, encoded in ((_AGENTS["agents"].number, entries), (
+                _AGENTS["recovered_agents"].number, [i.SerializeToString() for i in recovered])):
+            tag = _tag(number, 2)
+            for item in encoded:
+                chunks += (tag, _varint(len(item)), item)
+        return b"".join(chunks)
+    lists = []  # as to_dict: an empty repeated field is left out
+    if entries:
+        lists.append(b'"agents":[' + b",".join(entries) + b"]")
+    if recovered:
+        lists.append(b'"recovered_agents":' + orjson.dumps([to_dict(i) for i in recovered]))
+    return b"{" + b",".join(lists) + b"}"
+
+
+# The parts of GetState other than the tasks and the agents, built as before (they are small).
 _OTHER_PARTS: tuple[tuple[str, Callable[[Master], Any]], ...] = (
     ("get_executors", operator_state.get_executors),
     ("get_frameworks", operator_state.get_frameworks),
-    ("get_agents", operator_state.get_agents),
 )
 
 
@@ -140,12 +180,13 @@ def get_state(master: Master, media: str) -> bytes:
         state = [_framed(_STATE["get_tasks"].number, _tasks_protobuf(master))]
         for name, build in _OTHER_PARTS:
             state.append(_framed(_STATE[name].number, build(master).SerializeToString()))
+        state.append(_framed(_STATE["get_agents"].number, _agents(master, media)))
         return (_tag(_RESPONSE["type"].number, 0) + _varint(Response.GET_STATE)
                 + _framed(_RESPONSE["get_state"].number, b"".join(state)))
     parts = [b'{"type":"GET_STATE","get_state":{"get_tasks":', *_tasks_json(master)]
     for name, build in _OTHER_PARTS:
         parts.append(b',"' + name.encode() + b'":' + orjson.dumps(to_dict(build(master))))
-    parts.append(b"}}")
+    parts += (b',"get_agents":', _agents(master, media), b"}}")
     return b"".join(parts)
 
 
