@@ -10,12 +10,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.master.book import MasterBook
 from agent_runtime.master.effects import MasterEffects
 from agent_runtime.master.model import Agent, Offer
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.resources import Resources
+
+
+@dataclass(slots=True, eq=False)
+class _KeptOffer:
+    """An agent's encoded offer fields (see :meth:`Offers._encoded`) and what they were made
+    from: the agent's record, info and pid, and the last resources offered and their role."""
+
+    agent: Agent
+    info: mesos_pb2.AgentInfo
+    pid: str
+    agent_wire: bytes
+    resources: Resources | None = None
+    role: str = ""
+    wire: bytes = b""
 
 
 class Offers:
@@ -27,6 +43,7 @@ class Offers:
         self.master_id = master_id
         self.offer_timeout = offer_timeout
         self._next_offer = 0
+        self._kept: dict[str, _KeptOffer] = {}
         # The agent's maintenance window, if any (set by master/maintenance.py).
         self.unavailability: Callable[[Agent], mesos_pb2.Unavailability | None] = (
             lambda agent: None)
@@ -38,6 +55,9 @@ class Offers:
         self.effects.count("allocator/mesos/allocation_runs")
         self.effects.gauge("allocator/mesos/allocation_run_ms",
                            int((time.perf_counter() - started) * 1000))
+        if len(self._kept) > 2 * len(self.book.agents) + 1024:  # many agents gone since
+            agents = self.book.agents
+            self._kept = {a: kept for a, kept in self._kept.items() if a in agents}
         by_framework: dict[str, list[Offer]] = {}
         for allocation in allocations:
             offer = self._make(allocation)
@@ -57,13 +77,13 @@ class Offers:
             return None
         offer_id = f"{self.master_id}-O{self._next_offer}"
         self._next_offer += 1
-        proto = mesos_pb2.Offer(hostname=agent.info.hostname)
+        # Parsed from kept encodings (C, one call) instead of set field by field: the agent's
+        # part and the resources' part are each encoded once and reused until they change.
+        proto = mesos_pb2.Offer()
+        proto.MergeFromString(self._encoded(agent, allocation.resources, allocation.role))
         proto.id.value = offer_id
         proto.framework_id.value = framework.id
-        proto.agent_id.value = agent.id
         proto.allocation_info.role = allocation.role
-        proto.resources.extend(allocation.resources.to_proto(allocation.role))
-        proto.attributes.extend(agent.info.attributes)
         unavailability = self.unavailability(agent)
         if unavailability is not None:
             proto.unavailability.CopyFrom(unavailability)
@@ -72,17 +92,28 @@ class Offers:
         for (agent_id, framework_id, executor_id) in self.book.executors:
             if agent_id == agent.id and framework_id == framework.id:
                 proto.executor_ids.add(value=executor_id)
-        proto.url.scheme = "http"
-        proto.url.address.hostname = agent.info.hostname
-        proto.url.address.ip = agent.pid.rpartition("@")[2].rpartition(":")[0]
-        proto.url.address.port = agent.info.port
-        proto.url.path = "/slave(1)"
         offer = Offer(proto, framework.id, agent.id, allocation.role, allocation.resources)
         if self.offer_timeout:
             offer.timer = self.effects.call_later(self.offer_timeout,
                                                   lambda: self.rescind(offer_id))
         self.book.add_offer(offer)
         return offer
+
+    def _encoded(self, agent: Agent, resources: Resources, role: str) -> bytes:
+        """The encoded fields of an offer that its agent and resources decide, kept per agent:
+        remade when the agent registers again (a new record or info) or what it offers
+        changes, which in a steady cluster is seldom (declined offers come back alike)."""
+        kept = self._kept.get(agent.id)
+        if kept is None or kept.agent is not agent or kept.info is not agent.info \
+                or kept.pid != agent.pid:
+            kept = self._kept[agent.id] = _KeptOffer(agent, agent.info, agent.pid,
+                                                     _agent_fields(agent))
+        if kept.role != role or kept.resources != resources:
+            proto = mesos_pb2.Offer()
+            proto.resources.extend(resources.to_proto(role))
+            kept.resources, kept.role = resources, role
+            kept.wire = kept.agent_wire + proto.SerializeToString()
+        return kept.wire
 
     def take(self, offer_id: str) -> Offer | None:
         """Remove an offer (used or declined); its resources are the caller's to give back."""
@@ -116,6 +147,19 @@ class Offers:
         """Rescind every outstanding offer of an agent's resources."""
         for offer in self.book.offers_on(agent_id):
             self.rescind(offer.proto.id.value)
+
+
+def _agent_fields(agent: Agent) -> bytes:
+    """An offer's fields that only its agent decides: hostname, agent id, attributes, URL."""
+    proto = mesos_pb2.Offer(hostname=agent.info.hostname)
+    proto.agent_id.value = agent.id
+    proto.attributes.extend(agent.info.attributes)
+    proto.url.scheme = "http"
+    proto.url.address.hostname = agent.info.hostname
+    proto.url.address.ip = agent.pid.rpartition("@")[2].rpartition(":")[0]
+    proto.url.address.port = agent.info.port
+    proto.url.path = "/slave(1)"
+    return proto.SerializeToString()
 
 
 __all__ = ["Offers"]
