@@ -222,11 +222,16 @@ class TaskLauncher:
         return pool - resources
 
     def decline(self, framework: Framework, decline: scheduler_pb2.Call.Decline) -> None:
-        accept = scheduler_pb2.Call.Accept()
-        accept.offer_ids.extend(decline.offer_ids)
-        if decline.HasField("filters"):
-            accept.filters.CopyFrom(decline.filters)
-        self.accept(framework, accept)
+        """As Mesos's ``Master::decline``: each offer goes back on its own, with the filter;
+        offers on several agents may be declined in one call. An offer that is gone or not
+        the framework's is ignored (it was rescinded or already answered)."""
+        refuse = decline.filters.refuse_seconds if decline.HasField("filters") else None
+        refuse_seconds = DEFAULT_REFUSE_SECONDS if refuse is None or refuse < 0 else refuse
+        offers = self.book.offers
+        for offer_id in decline.offer_ids:
+            offer = offers.get(offer_id.value)
+            if offer is not None and offer.framework_id == framework.id:
+                self.offers.give_back(offer_id.value, refuse_seconds=refuse_seconds)
 
     # Status updates ------------------------------------------------------------------------
     def status_update(self, agent: Agent, update: internal_pb2.StatusUpdate) -> None:

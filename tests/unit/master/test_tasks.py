@@ -58,6 +58,30 @@ def test_invalid_offers_drop_the_tasks_with_a_master_update() -> None:
     assert p.effects.updates("F2")[0].state == mesos_pb2.TASK_LOST
 
 
+def test_decline_of_offers_on_several_agents_filters_each() -> None:
+    # As Mesos: one DECLINE may name offers on several agents; each comes back with the filter.
+    p = parts()
+    framework = add_framework(p)
+    add_agent(p, "S1")
+    add_agent(p, "S2")
+    offers = offer_all(p)
+    assert len(offers) == 2
+    decline = scheduler_pb2.Call.Decline()
+    for offer_id in [*offers, "gone"]:
+        decline.offer_ids.add(value=offer_id)
+    decline.filters.refuse_seconds = 30
+    p.launcher.decline(add_framework(p, "F2"), decline)  # not its offers: ignored
+    assert sorted(p.book.offers) == offers
+    p.allocator.deactivate_framework("F2")
+
+    p.launcher.decline(framework, decline)
+    assert p.book.offers == {}
+    assert p.allocator.allocate(p.effects.now()) == []
+    p.effects.clock += 31
+    again = p.allocator.allocate(p.effects.now())
+    assert sorted((a.framework_id, a.agent_id) for a in again) == [("F1", "S1"), ("F1", "S2")]
+
+
 def test_a_task_too_big_for_its_offer_is_an_error() -> None:
     p = parts()
     framework = add_framework(p)
