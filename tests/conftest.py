@@ -18,6 +18,10 @@ from tests.harness.locks import exclusive
 from tests.harness.needs import require_root
 from tests.harness.registry import offline_images
 
+# mesos-master and mesos-agent forked from one process that imported them (the harness's
+# zygote: tests/harness/zygote.py says why); AGENT_RUNTIME_TEST_FORK=0 exec's each one.
+os.environ.setdefault("AGENT_RUNTIME_TEST_FORK", "1")
+
 
 @pytest.fixture
 def cluster(tmp_path: object) -> Iterator[Cluster]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import psutil
 
+from tests.harness import zygote
+
 VENV_BIN = os.path.dirname(sys.executable)
 
 
@@ -54,12 +56,16 @@ class Cluster:
         self.master_flags = master_flags or []
         self.agent_flags = agent_flags or []
         self.agent_ports = [free_port() for _ in range(agents)]
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes: dict[str, subprocess.Popen[bytes] | zygote.Daemon] = {}
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = open(os.path.join(self.work_dir, f"{name}.log"), "ab")  # noqa: SIM115
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes] | zygote.Daemon:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with open(os.path.join(self.work_dir, f"{name}.log"), "ab") as log:
+            process: subprocess.Popen[bytes] | zygote.Daemon
+            if zygote.enabled() and zygote.forkable(argv):  # tests: see tests/harness/zygote.py
+                process = zygote.Zygote.get().spawn(argv, env, log)
+            else:
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.processes[name] = process
         return process
 
