@@ -189,8 +189,8 @@ class EmulatedAgent:
             except Exception as exc:  # any break: re-register, as a real agent
                 self.emulator.stats.counts[f"error:{self.stage}:{type(exc).__name__}"] += 1
                 self.emulator.last_error = str(exc)[:300]
-            if registered:
-                attempt = 0
+            if registered or self.stage == "lookup":
+                attempt = 0  # as the agent's master link: a master not found grows no backoff
             factor = self.emulator.backoff_factor
             delay = random.uniform(0, min(factor * 2 ** attempt, MAX_BACKOFF))
             attempt += 1

@@ -36,6 +36,7 @@ class MasterLink:
         self._outbox: asyncio.Queue[internal_pb2.AgentMessage] | None = None
         self._task: asyncio.Task[None] | None = None
         self.refused: str | None = None
+        self._found = False  # whether the last session found the master's link
         # Sent with every link: the agent's --credential (see agent/security.py).
         self.metadata: tuple[tuple[str, str], ...] = ()
         agent.send_to_master = self.send
@@ -74,9 +75,12 @@ class MasterLink:
                 log.info("master link: %s", exc)
             if self.refused is not None:
                 return
-            if self.registered.is_set():
+            if self.registered.is_set() or not self._found:
                 # A session that registered ends only by breaking; the backoff starts over (as
                 # Mesos's does on each new master), so later failovers are not slowed by earlier.
+                # No master found (down, restarting) is no registration refused: looked for
+                # again at the first backoff, so that the master that comes up is tried within
+                # the factor, not after the 8 or 16 s the failed lookups would have grown to.
                 attempt = 0
             self.registered.clear()
             self._outbox = None
@@ -85,7 +89,9 @@ class MasterLink:
             await asyncio.sleep(max(delay, 0.05))
 
     async def _session(self) -> None:
+        self._found = False
         address = await self._link_address()
+        self._found = True
         channel = (grpc.aio.secure_channel(address, self.tls.grpc_channel_credentials())
                    if self.tls.enabled else grpc.aio.insecure_channel(address))
         async with channel:
