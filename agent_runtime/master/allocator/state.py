@@ -157,10 +157,14 @@ class Books:
             agent.held[key] = rest
         else:
             del agent.held[key]
+        amounts, unreserved, owners = back.quantities()
         if to_available and back:
-            agent.available = back if not agent.available else agent.available + back
-            agent.refresh()
-        amounts, unreserved, _ = back.quantities()
+            if agent.available:
+                agent.available = agent.available + back
+                agent.refresh()
+            else:  # the common return of a whole-agent offer: its quantities are back's
+                agent.available = back
+                agent.amounts, agent.unreserved, agent.owners = amounts, unreserved, owners
         framework = self.frameworks.get(framework_id)
         if framework is not None:
             mine = framework.alloc.get(role)
