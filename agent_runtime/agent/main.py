@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -118,6 +119,10 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
 
 async def serve(config: AgentConfig, tls: TlsConfig = PLAIN) -> int:
     running = await start_agent(config, tls)
+    # What start-up built (modules, protobuf descriptors, aiohttp and gRPC) lives as long as
+    # the agent: out of the collector's sight, so its full collections, which came every few
+    # launches in a batch, walk only what launches make (they were ~10% of the agent's CPU).
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
