@@ -12,7 +12,7 @@ from agent_runtime.errors import BadRequest
 from agent_runtime.master.model import Executor
 from agent_runtime.master.offer_filters import offer_minimums
 from agent_runtime.proto import mesos_pb2
-from agent_runtime.resources import parse
+from agent_runtime.resources import Resources, parse
 from tests.unit.master.fakes import (
     add_agent,
     add_framework,
@@ -79,3 +79,33 @@ def test_an_offer_names_the_framework_executors_on_its_agent_and_no_others() -> 
     named = {o.agent_id: [e.value for e in o.proto.executor_ids]
              for o in p.book.offers.values()}
     assert named == {"S1": ["ours"], "S2": []}
+
+
+def test_offers_follow_the_agent_and_what_it_offers() -> None:
+    # Offers are made from encodings kept per agent: they must follow a new registration (a new
+    # record and info) and a change of what is offered, and be what the fields say.
+    p = parts()
+    add_framework(p)
+    add_agent(p, "S1", resources="cpus:4;mem:1024")
+    (first,) = offer_all(p)
+    proto = p.book.offers[first].proto
+    assert (proto.agent_id.value, proto.hostname, proto.framework_id.value) == ("S1", "h", "F1")
+    assert (proto.url.address.ip, proto.url.address.port) == ("127.0.0.1", 5051)
+    assert proto.allocation_info.role == "*"
+    assert all(r.allocation_info.role == "*" for r in proto.resources)
+    assert Resources.from_proto(proto.resources) == parse("cpus:4;mem:1024")
+    p.offers.give_back(first)
+
+    again = add_agent(p, "S1", resources="cpus:2;mem:512")  # registers again
+    again.info.hostname = "h2"
+    again.info.attributes.add(name="rack", type=mesos_pb2.Value.TEXT).text.value = "r1"
+    (second,) = offer_all(p)
+    proto = p.book.offers[second].proto
+    assert proto.id.value != first and proto.hostname == "h2"
+    assert [a.name for a in proto.attributes] == ["rack"]
+    assert Resources.from_proto(proto.resources) == parse("cpus:2;mem:512")
+
+    p.offers.give_back(second)
+    p.allocator.update_agent("S1", parse("cpus:1;mem:512"))
+    (third,) = offer_all(p)
+    assert Resources.from_proto(p.book.offers[third].proto.resources) == parse("cpus:1;mem:512")
