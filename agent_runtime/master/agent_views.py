@@ -25,6 +25,7 @@ from agent_runtime.master.model import Agent
 from agent_runtime.resources import Resources
 
 T = TypeVar("T")
+_NONE = Resources()  # shared: a Resources is never changed
 
 
 def usage(book: MasterBook) -> tuple[dict[str, Resources], dict[str, Resources]]:
@@ -45,7 +46,8 @@ def usage(book: MasterBook) -> tuple[dict[str, Resources], dict[str, Resources]]
     for executor in book.executors.values():
         if executor.agent_id in used:
             used[executor.agent_id].append(executor.resources)
-    offered = {agent_id: book.offered_on(agent_id) for agent_id in book.agents}
+    on_offer = book.offered_by_agent()
+    offered = {agent_id: on_offer.get(agent_id, _NONE) for agent_id in book.agents}
     return {agent_id: Resources.sum(bags) for agent_id, bags in used.items()}, offered
 
 

@@ -80,6 +80,11 @@ class MasterBook:
         them as they go)."""
         return list(self._offers_by_agent.get(agent_id, {}).values())
 
+    def offered_by_agent(self) -> dict[str, Resources]:
+        """``offered_on`` of every agent that has offers, at once."""
+        return {agent_id: Resources.sum(o.resources for o in offers.values())
+                for agent_id, offers in self._offers_by_agent.items()}
+
     def offered_on(self, agent_id: str) -> Resources:
         return Resources.sum(o.resources for o in self._offers_by_agent.get(agent_id, {}).values())
 
