@@ -14,6 +14,9 @@ class MasterConfig:
     ip: str = flag("127.0.0.1", "IP address to listen on")
     port: int = flag(5050, "Port to listen on")
     hostname: str | None = flag(None, "Hostname the master advertises")
+    advertise_ip: str | None = flag(
+        None, "IP advertised to reach the master (MasterInfo, ZooKeeper); not bound to")
+    advertise_port: int | None = flag(None, "Port advertised to reach the master; not bound to")
     work_dir: str | None = flag(None, "Where the registry is kept (the embedded default)")
     agent_port: int = flag(
         0, "Port of the internal gRPC agent link (0: any free port; agents learn it over HTTP)"

@@ -22,7 +22,7 @@ from agent_runtime.master.agent_link import AgentLinkService
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.contender import Contender
 from agent_runtime.master.http import make_app
-from agent_runtime.master.master import Master
+from agent_runtime.master.master import Master, advertise
 from agent_runtime.proto import internal_pb2_grpc
 from agent_runtime.tls import PLAIN, TlsConfig, from_env
 from agent_runtime.zookeeper import ZooKeeper, parse_url
@@ -77,9 +77,7 @@ async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
     if port == 0:
         sockets = site._server.sockets if isinstance(site._server, asyncio.Server) else []
         port = sockets[0].getsockname()[1]
-        master.info.port = port
-        master.info.address.port = port
-        master.info.pid = f"master@{config.ip}:{port}"
+        advertise(master.info, config, port)
     if zookeeper is None:
         master.start()
     log.info("master %s listening on %s:%d (agent link :%d)", master.id, config.ip, port,

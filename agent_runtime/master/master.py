@@ -139,18 +139,22 @@ class Master:
 
 def _master_info(master_id: str, config: MasterConfig) -> mesos_pb2.MasterInfo:
     hostname = config.hostname or socket.gethostname()
-    info = mesos_pb2.MasterInfo(
-        id=master_id,
-        ip=_ip_as_uint32(config.ip),
-        port=config.port,
-        pid=f"master@{config.ip}:{config.port}",
-        hostname=hostname,
-        version=__version__,
-    )
+    info = mesos_pb2.MasterInfo(id=master_id, hostname=hostname, version=__version__)
     info.address.hostname = hostname
-    info.address.ip = config.ip
-    info.address.port = config.port
+    advertise(info, config, config.port)
     return info
+
+
+def advertise(info: mesos_pb2.MasterInfo, config: MasterConfig, bound_port: int) -> None:
+    """Where others reach the master: --advertise_ip/--advertise_port when given (a master
+    behind NAT or in a container with published ports), else what it is bound to."""
+    ip = config.advertise_ip or config.ip
+    port = config.advertise_port or bound_port
+    info.ip = _ip_as_uint32(ip)
+    info.port = port
+    info.pid = f"master@{ip}:{port}"
+    info.address.ip = ip
+    info.address.port = port
 
 
 def _ip_as_uint32(ip: str) -> int:
