@@ -52,7 +52,6 @@ class RunningAgent:
         await self.agent.checkpoint_writer.flush()  # what was asked, before we go
         self.agent.checkpoint_writer.close()
         await self.agent.containerizer.close()
-        self.agent.supervisor.sandboxes.close()
 
 
 async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAgent:
@@ -88,7 +87,6 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
         known = app_agent.adopt(recovery.recover(state, containerizer))
     # Before serving: containers the checkpoints do not account for are orphans to remove.
     await containerizer.recover(known=known)
-    app_agent.supervisor.sandboxes.start()  # spares for the first launches
     app = make_app(app_agent)
     auth = security.http_auth_config(config)
     app.middlewares.append(auth_middleware(auth))

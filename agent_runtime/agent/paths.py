@@ -6,7 +6,6 @@
       slaves/<agent_id>/frameworks/<framework_id>/executors/<executor_id>/runs/
         latest -> <container_id>
         <container_id>/            the sandbox: stdout, stderr, the task's files
-      spare_sandboxes/<container_id>/  an executors/<executor_id> to come (sandboxes.py)
       meta/boot_id                  the boot the checkpoints were written in
       meta/executor_secret_key      signs executor tokens (made once, mode 0600)
       meta/slaves/latest            id of the agent that last ran here
@@ -50,10 +49,6 @@ SANDBOX_DEPTH = 7
 
 def slaves_root(work_dir: str) -> str:
     return os.path.join(work_dir, "slaves")
-
-
-def spare_sandboxes(work_dir: str) -> str:
-    return os.path.join(work_dir, "spare_sandboxes")
 
 
 def meta_agent(work_dir: str, agent_id: str) -> str:

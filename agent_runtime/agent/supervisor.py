@@ -18,8 +18,11 @@ REASON_EXECUTOR_REGISTRATION_TIMEOUT); one adopted after an agent restart has
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import os
 import shlex
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +32,6 @@ from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.executor_table import ExecutorTable
 from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.recovery import RecoveredExecutor
-from agent_runtime.agent.sandboxes import Sandboxes
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
@@ -46,6 +48,7 @@ Event = executor_pb2.Event
 # Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
 EXECUTOR_CPUS = 0.1
 EXECUTOR_MEM = 32.0
+SANDBOX_THREADS = 4  # a batch's sandboxes made side by side (the kernel work runs in parallel)
 _ADOPTED_EXIT = "terminated (exit status unknown: it was adopted after an agent restart)"
 
 # The agent's status update for a task: (framework id, task, state, reason, message, executor
@@ -120,6 +123,21 @@ def task_user(switch_user: bool, framework_info: mesos_pb2.FrameworkInfo,
     return command.user or framework_info.user or None
 
 
+def make_sandbox(directory: str, container_id: str) -> None:
+    """The run's sandbox and the ``latest`` link beside it. Off the event loop: each new
+    directory allocates an inode, and on a busy ext4 (sandboxes made and removed all day) that
+    is a millisecond or more of kernel time a directory, three for a new executor; a batch of
+    launches made them one after another on the loop, in front of everything else."""
+    os.makedirs(directory, exist_ok=True)
+    latest = os.path.join(os.path.dirname(directory), "latest")
+    try:
+        if os.path.islink(latest):
+            os.unlink(latest)
+        os.symlink(container_id, latest)
+    except OSError:
+        pass
+
+
 def shutdown_grace(default: float, executor: Executor) -> float:
     """``ExecutorInfo.shutdown_grace_period`` if set, else ``default``
     (``--executor_shutdown_grace_period``)."""
@@ -143,13 +161,14 @@ class ExecutorSupervisor:
         # Runs whose executor ended while updates of its tasks are still unacknowledged: their
         # sentinel waits for the last acknowledgement (a crash before it must resend them).
         self.unfinished_runs: dict[str, tuple[FrameworkRecord, Executor, set[str]]] = {}
-        # Off the event loop, from spares made ahead once the agent starts them.
-        self.sandboxes = Sandboxes(paths.spare_sandboxes(config.work_dir))
+        # Sandboxes are made on threads of their own (see make_sandbox), not the default
+        # executor's, where a long job (a Docker call) could hold a launch up.
+        self._sandboxes: concurrent.futures.ThreadPoolExecutor | None = None
 
     # Launch --------------------------------------------------------------------------------
     def new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
                      ) -> Executor:
-        container_id = self.sandboxes.container_id()
+        container_id = str(uuid.uuid4())
         directory = paths.sandbox(self.config.work_dir, self.callbacks.agent_id(), framework.id,
                                   info.executor_id.value, container_id)
         executor = Executor(framework.id, info, container_id, directory, kind=kind_of(info))
@@ -181,7 +200,11 @@ class ExecutorSupervisor:
 
     async def _launch(self, framework: FrameworkRecord, executor: Executor) -> None:
         agent_id = self.callbacks.agent_id()
-        await self.sandboxes.make(executor.directory, executor.container_id)
+        if self._sandboxes is None:
+            self._sandboxes = concurrent.futures.ThreadPoolExecutor(
+                max_workers=SANDBOX_THREADS, thread_name_prefix="sandbox")
+        await asyncio.get_running_loop().run_in_executor(
+            self._sandboxes, make_sandbox, executor.directory, executor.container_id)
 
         def forked(process: Process) -> None:
             # Before the launch completes: a Docker executor has its task while the container
