@@ -15,6 +15,7 @@ class AgentConfig:
     port: int = flag(5051, "Port to listen on")
     hostname: str | None = flag(None, "Hostname the agent advertises")
     advertise_ip: str | None = flag(None, "IP advertised to the master and executors")
+    advertise_port: int | None = flag(None, "Port advertised with it; not bound to")
     resources: str | None = flag(None, "Resources (text 'cpus:4;mem:2048' or a JSON array)")
     attributes: str | None = flag(None, "Attributes, e.g. 'rack:2;zone:a'")
     default_role: str = flag("*", "Role of resources given without one")

@@ -67,7 +67,7 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
         raise FlagError(str(exc)) from exc
     ssl_context = tls.server_context()  # FlagError before anything starts
     hostname = config.hostname or socket.gethostname()
-    info = mesos_pb2.AgentInfo(hostname=hostname, port=config.port)
+    info = mesos_pb2.AgentInfo(hostname=hostname, port=config.advertise_port or config.port)
     info.resources.extend(resources.to_proto())
     info.attributes.extend(attributes)
     if config.recover not in ("reconnect", "cleanup"):
@@ -108,8 +108,9 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
         server = site._server
         assert isinstance(server, asyncio.Server)
         port = server.sockets[0].getsockname()[1]
-        app_agent.info.port = port
-        app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
+        if not config.advertise_port:
+            app_agent.info.port = port
+            app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
     link = MasterLink(app_agent, config.master, config.registration_backoff_factor, tls)
     link.metadata = security.link_metadata(config)
     link.start()

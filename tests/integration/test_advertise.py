@@ -1,4 +1,4 @@
-"""``--advertise_ip``/``--advertise_port``: where others are told to reach the master (a master
+"""``--advertise_ip``/``--advertise_port``: where others are told to reach a master or agent (one
 behind NAT, or in a container whose port is published elsewhere), not what it binds."""
 
 from __future__ import annotations
@@ -27,3 +27,14 @@ def test_without_advertise_flags_the_bound_address_is_advertised(
         state = get_json(cluster.master_url + "/master/state")
         assert state["pid"] == f"master@127.0.0.1:{cluster.port}"
         assert state["leader_info"]["address"]["port"] == cluster.port
+
+
+def test_an_agent_advertises_its_advertise_ip_and_port(tmp_path: os.PathLike[str]) -> None:
+    flags = ["--advertise_ip=192.0.2.8", "--advertise_port=15051"]
+    with running_cluster(str(tmp_path), agents=1, agent_flags=flags) as cluster:
+        (agent,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert agent["pid"] == "slave(1)@192.0.2.8:15051"
+        assert agent["port"] == 15051
+        # Bound where it was told to listen: its own endpoints answer there.
+        state = get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state")
+        assert state["id"] == agent["id"]
