@@ -23,6 +23,7 @@ from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.discovery import detect, parse_attributes
 from agent_runtime.agent.http import make_app
 from agent_runtime.agent.master_link import MasterLink
+from agent_runtime.agent.shutdown import shut_down
 from agent_runtime.auth.http_auth import AUTH_KEY, auth_middleware
 from agent_runtime.errors import FlagError, RuntimeErrorBase
 from agent_runtime.http_guard import ConnectionGuard, HttpLimits
@@ -120,17 +121,32 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
 
 async def serve(config: AgentConfig, tls: TlsConfig = PLAIN) -> int:
     running = await start_agent(config, tls)
+    code = 0
+    stop = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def refused(shutdown: bool, why: str) -> None:
+        nonlocal code
+        if not shutdown:  # refused (credentials): the operator must act, as Mesos's EXIT(1)
+            code = 1
+            stop.set()
+            return
+        ending = asyncio.get_running_loop().create_task(
+            shut_down(running.agent, float(config.executor_shutdown_grace_period)))
+        ending.add_done_callback(lambda _: stop.set())
+        tasks.add(ending)
+
+    running.link.on_refused = refused
     # What start-up built (modules, protobuf descriptors, aiohttp and gRPC) lives as long as
     # the agent: out of the collector's sight, so its full collections, which came every few
     # launches in a batch, walk only what launches make (they were ~10% of the agent's CPU).
     gc.freeze()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await running.stop()
-    return 0
+    return code
 
 
 def _main() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import aiohttp
 import grpc
@@ -36,6 +37,9 @@ class MasterLink:
         self._outbox: asyncio.Queue[internal_pb2.AgentMessage] | None = None
         self._task: asyncio.Task[None] | None = None
         self.refused: str | None = None
+        # Told when the master refuses this agent for good: (shutdown, why). shutdown: it
+        # removed the agent (marked gone); else it refused the registration (credentials).
+        self.on_refused: Callable[[bool, str], None] = lambda shutdown, why: None
         self._found = False  # whether the last session found the master's link
         # Sent with every link: the agent's --credential (see agent/security.py).
         self.metadata: tuple[tuple[str, str], ...] = ()
@@ -99,6 +103,8 @@ class MasterLink:
             call = stub.Connect(metadata=self.metadata)
             await call.write(internal_pb2.AgentMessage(register=self.agent.registration()))
             first = await call.read()
+            if isinstance(first, internal_pb2.MasterMessage) and first.HasField("shutdown"):
+                self._shut_down(first.shutdown.message)
             if not isinstance(first, internal_pb2.MasterMessage) or (
                 first.WhichOneof("kind") != "registered"
             ):
@@ -106,6 +112,7 @@ class MasterLink:
                 if error:
                     self.refused = error
                     log.error("master refused registration: %s", error)
+                    self.on_refused(False, error)
                 raise ConnectionError(f"registration failed {error}")
             outbox: asyncio.Queue[internal_pb2.AgentMessage] = asyncio.Queue()
             self._outbox = outbox
@@ -125,9 +132,17 @@ class MasterLink:
                         raise ConnectionError(f"no word from the master in {silence:g}s") from None
                     if not isinstance(message, internal_pb2.MasterMessage):
                         raise ConnectionError("master closed the link")
+                    if message.HasField("shutdown"):
+                        self._shut_down(message.shutdown.message)
                     self.agent.handle(message)
             finally:
                 writer.cancel()
+
+    def _shut_down(self, why: str) -> None:
+        self.refused = why
+        log.error("master asked this agent to shut down: %s", why)
+        self.on_refused(True, why)
+        raise ConnectionError("shut down by the master")
 
     async def _write(self, call: grpc.aio.StreamStreamCall,  # type: ignore[type-arg]
                      outbox: asyncio.Queue[internal_pb2.AgentMessage]) -> None:

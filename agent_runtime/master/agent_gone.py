@@ -19,7 +19,7 @@ from agent_runtime.master.effects import MasterEffects
 from agent_runtime.master.maintenance import Maintenance
 from agent_runtime.master.model import Timer
 from agent_runtime.master.task_ends import TaskEnds
-from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
 
 log = logging.getLogger(__name__)
 Status = mesos_pb2.TaskStatus
@@ -69,6 +69,10 @@ class AgentGone:
             self.ends.end(framework, task, state, Status.REASON_AGENT_REMOVED_BY_OPERATOR,
                           f"Agent {agent_id} was marked gone by an operator")
         self.maintenance.inverse.reset(agent_id)
+        if agent.connected:  # before its link ends: what is still running there must stop
+            shutdown = internal_pb2.MasterMessage()
+            shutdown.shutdown.message = f"Agent {agent_id} was marked gone by an operator"
+            agent.outbox.put_nowait(shutdown)
         self.lifecycle.remove(agent_id)
 
     # DRAIN_AGENT with mark_gone --------------------------------------------------------------

@@ -10,6 +10,7 @@ import grpc
 
 from agent_runtime.errors import Forbidden, RuntimeErrorBase
 from agent_runtime.master import agent_outbox
+from agent_runtime.master.agents import AgentRemoved
 from agent_runtime.master.master import Master
 from agent_runtime.master.model import Agent
 from agent_runtime.master.pinger import Pinger
@@ -66,6 +67,11 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             with self.master.effects.registrar.deferred() as admitted:
                 agent = self.master.agent_lifecycle.register(first.register, outbox)
             self.principals[agent.id] = presented
+        except AgentRemoved as exc:
+            shutdown = internal_pb2.MasterMessage()
+            shutdown.shutdown.message = str(exc)
+            yield shutdown
+            return
         except RuntimeErrorBase as exc:
             yield internal_pb2.MasterMessage(error=f"registration refused: {exc}")
             return

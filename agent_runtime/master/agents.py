@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 Outbox = asyncio.Queue[internal_pb2.MasterMessage | None]
 
 
+class AgentRemoved(Forbidden):
+    """An agent id the master removed for good (marked gone) tried to register again: it is
+    told to shut down (Mesos's ShutdownMessage), not merely refused."""
+
+
 class AgentLifecycle:
     def __init__(self, book: MasterBook, effects: MasterEffects, allocator: Allocator, *,
                  offers: Offers, reservations: Reservations, agent_tasks: AgentTasks,
@@ -119,7 +124,7 @@ class AgentLifecycle:
         agent_id = info.id.value if info.HasField("id") else ""
         refused = self.refusal(agent_id) if agent_id else None
         if refused is not None:
-            raise Forbidden(refused)
+            raise AgentRemoved(refused)
         existing = self.book.agents.get(agent_id) if agent_id else None
         if agent_id:
             total = self.reservations.apply_registered(agent_id, total)
@@ -233,4 +238,4 @@ class AgentLifecycle:
         self.effects.broadcast(agent_failure(agent_id))
 
 
-__all__ = ["AgentLifecycle"]
+__all__ = ["AgentLifecycle", "AgentRemoved"]

@@ -423,6 +423,29 @@ class ShutdownExecutor(_message.Message):
 Global___ShutdownExecutor: _TypeAlias = ShutdownExecutor  # noqa: Y015
 
 @_typing.final
+class ShutdownAgent(_message.Message):
+    """Mesos's ShutdownMessage: the master removed this agent for good (marked gone). The agent
+    kills every executor, forgets its id (a restart registers a new agent) and exits.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        message: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShutdownAgent: _TypeAlias = ShutdownAgent  # noqa: Y015
+
+@_typing.final
 class FrameworkToExecutor(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -463,9 +486,10 @@ class MasterMessage(_message.Message):
     PING_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RUN_TASK_GROUP_FIELD_NUMBER: _builtins.int
+    SHUTDOWN_FIELD_NUMBER: _builtins.int
     ping: _builtins.int
     error: _builtins.str
-    """registration refused; the agent exits with this message"""
+    """registration refused; the agent exits (status 1) with this message"""
     @_builtins.property
     def registered(self) -> Global___Registered: ...
     @_builtins.property
@@ -482,6 +506,8 @@ class MasterMessage(_message.Message):
     def framework_message(self) -> Global___FrameworkToExecutor: ...
     @_builtins.property
     def run_task_group(self) -> Global___RunTaskGroup: ...
+    @_builtins.property
+    def shutdown(self) -> Global___ShutdownAgent: ...
     def __init__(
         self,
         *,
@@ -495,12 +521,13 @@ class MasterMessage(_message.Message):
         ping: _builtins.int | None = ...,
         error: _builtins.str | None = ...,
         run_task_group: Global___RunTaskGroup | None = ...,
+        shutdown: Global___ShutdownAgent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown", b"shutdown", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge", b"acknowledge", "error", b"error", "framework_message", b"framework_message", "kill_task", b"kill_task", "kind", b"kind", "ping", b"ping", "registered", b"registered", "run_task", b"run_task", "run_task_group", b"run_task_group", "shutdown", b"shutdown", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "run_task", "kill_task", "acknowledge", "shutdown_framework", "shutdown_executor", "framework_message", "ping", "error", "run_task_group"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["registered", "run_task", "kill_task", "acknowledge", "shutdown_framework", "shutdown_executor", "framework_message", "ping", "error", "run_task_group", "shutdown"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 

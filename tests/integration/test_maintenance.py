@@ -2,11 +2,13 @@
 one machine (both are 127.0.0.1 under this host's name): inverse offers to the framework
 running there, its answers in GET_MAINTENANCE_STATUS, ``unavailability`` on its offers, the
 schedule and a deactivation surviving a master restart (the deactivated agent registers again
-and is still not offered), MARK_AGENT_GONE ending tasks TASK_GONE_BY_OPERATOR and refusing the
-agent for good, and DRAIN_AGENT with ``mark_gone``."""
+and is still not offered), MARK_AGENT_GONE ending tasks TASK_GONE_BY_OPERATOR, shutting the agent
+down (its tasks killed, its id forgotten) and refusing the id for good, and DRAIN_AGENT with
+``mark_gone``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
@@ -14,10 +16,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 
-from tests.harness.cluster import Cluster, running_cluster
+from agent_runtime.proto import internal_pb2, internal_pb2_grpc
+from tests.harness.cluster import Cluster, get_json, running_cluster
 from tests.harness.curl import Running, Subscription, launch_task, post
+from tests.harness.processes import with_argv
 from tests.harness.wait import wait_for
 
 START_NS = 4_000_000_000 * 10**9  # a window far ahead: nothing goes down by itself
@@ -164,6 +169,20 @@ def test_schedule_and_deactivation_survive_a_master_restart(cluster: Cluster) ->
     schedule(c, None)
 
 
+async def _register_as(cluster: Cluster, agent_id: str) -> internal_pb2.MasterMessage:
+    """What the master answers on its agent link to a registration under ``agent_id``."""
+    port = get_json(cluster.master_url + "/master/agent_link")["port"]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = internal_pb2_grpc.AgentLinkStub(channel).Connect()
+        register = internal_pb2.AgentMessage()
+        register.register.agent_info.id.value = agent_id
+        register.register.agent_info.hostname = "returning"
+        await call.write(register)
+        first = await asyncio.wait_for(call.read(), 10)
+        assert isinstance(first, internal_pb2.MasterMessage)
+        return first
+
+
 def test_mark_gone_and_drain_with_mark_gone(cluster: Cluster) -> None:
     """Last in the module: it takes both agents away."""
     c = cluster
@@ -171,7 +190,8 @@ def test_mark_gone_and_drain_with_mark_gone(cluster: Cluster) -> None:
     agent0, agent1 = sorted(agents(c))
     gone_pid = agents(c)[agent1]["pid"]
     aware = {"capabilities": [{"type": "PARTITION_AWARE"}]}
-    running = launch_task(c, "sleep 60", task_id="doomed", name="aware",
+    seconds = f"{600 + os.getpid() % 1000}.5"  # this test's own sleep, found by its argv
+    running = launch_task(c, f"exec sleep {seconds}", task_id="doomed", name="aware",
                           framework_info=aware, agent_id=agent1)
     try:
         assert operator(c, {"type": "MARK_AGENT_GONE", "mark_agent_gone": {
@@ -192,6 +212,16 @@ def test_mark_gone_and_drain_with_mark_gone(cluster: Cluster) -> None:
     log_name = f"agent{c.agent_ports.index(port)}"
     wait_for(lambda: "marked gone" in c.log(log_name), 15, "the gone agent to be refused")
     assert agent1 not in agents(c)
+    # Told to shut down (Mesos's ShutdownMessage): its task does not run on unseen, it forgets
+    # its id (a restart registers anew) and exits.
+    assert "master asked this agent to shut down" in c.log(log_name)
+    wait_for(lambda: not with_argv("sleep", seconds), 20, "the gone agent's task to be killed")
+    assert c.processes[log_name].wait(20) == 0
+    assert not os.path.exists(os.path.join(c.work_dir, log_name, "meta", "slaves", "latest"))
+    # Its id coming back on the link (an agent that was away when it was marked) is told the
+    # same, not merely refused.
+    answer = asyncio.run(_register_as(c, agent1))
+    assert answer.HasField("shutdown") and "marked gone" in answer.shutdown.message
     status, text = operator(c, {"type": "MARK_AGENT_GONE", "mark_agent_gone": {
         "agent_id": {"value": agent1}}})
     assert status == 400 and "No agent found" in text

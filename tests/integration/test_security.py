@@ -23,7 +23,7 @@ import requests
 
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc, mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.cluster import VENV_BIN, Cluster, free_port, get_json, running_cluster
 from tests.harness.framework import TestFramework, command_task, framework_info
 
 pytestmark = pytest.mark.integration
@@ -383,3 +383,15 @@ def test_half_sent_requests_cannot_hold_the_master() -> None:
         assert requests.get(cluster.master_url + "/health", timeout=5).status_code == 200
         log = cluster.log("master")
         assert log.count("HTTP connections refused") <= 2, log
+
+
+def test_an_agent_whose_credential_is_refused_exits_with_status_1(
+        secure: Cluster, tmp_path: Any) -> None:
+    wrong = _write(str(tmp_path), "credential", {"principal": "agent", "secret": "not-it"})
+    done = subprocess.run(
+        [os.path.join(VENV_BIN, "mesos-agent"), f"--master={secure.master}",
+         f"--port={free_port()}", f"--work_dir={tmp_path / 'work'}",
+         f"--credential=file://{wrong}", "--resources=cpus:1;mem:128"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "master refused registration" in done.stderr
