@@ -66,7 +66,7 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             self._bind(first.register.agent_info.id.value, presented)
             with self.master.effects.registrar.deferred() as admitted:
                 agent = self.master.agent_lifecycle.register(first.register, outbox)
-            self.principals[agent.id] = presented
+            self.principals[agent.id] = agent.principal = presented
         except AgentRemoved as exc:
             shutdown = internal_pb2.MasterMessage()
             shutdown.shutdown.message = str(exc)

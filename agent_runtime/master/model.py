@@ -189,6 +189,8 @@ class Agent:
     # Ping bookkeeping of the current link: the last ping sent and the last pong seen.
     ping_seq: int = 0
     pong_seq: int = 0
+    # The principal its link authenticated as (--authenticate_agents); None: it presented none.
+    principal: str | None = None
     # What was sent while its link was down, sent again on its next link (agent_outbox.py).
     held: list[internal_pb2.MasterMessage] = field(default_factory=list)
     # Its entries of the state answers by kind, with what they were made from (agent_views.py).

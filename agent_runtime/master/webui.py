@@ -13,7 +13,10 @@ CORS (and the credentials a browser holds for the master are not sent there). Th
 narrow because its caller may be a stranger: only agents the master has registered, only the
 two read-only file calls, only the ``path``/``offset``/``length`` parameters (checked here and
 rebuilt, never passed through), a bounded answer and a deadline. The caller's ``Authorization``
-header goes along so an agent with authentication on decides as it would for a direct call.
+header goes along, so an agent with authentication on decides as it would for a direct call,
+only to an agent whose link authenticated with a credential the master checked
+(``--authenticate_agents``): anything may register as an agent otherwise, and an operator's
+password must not reach whatever did.
 """
 
 from __future__ import annotations
@@ -66,12 +69,13 @@ def relay_query(call: str, query: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def agent_address(master: Master, agent_id: str) -> str:
+def agent_address(master: Master, agent_id: str) -> tuple[str, bool]:
+    """Where the master reaches the agent (the pid it registered with, 'slave(1)@ip:port'), and
+    whether its link authenticated (only then may a caller's credentials go there)."""
     agent = master.book.agents.get(agent_id)
     if agent is None:
         raise NotFound(f"No agent with id '{agent_id[:64]}' is registered")
-    # The pid the agent registered with, 'slave(1)@ip:port': where the master reaches it too.
-    return agent.pid.rpartition("@")[2]
+    return agent.pid.rpartition("@")[2], agent.principal is not None
 
 
 class WebUI:
@@ -90,10 +94,10 @@ class WebUI:
         call = request.match_info["call"]
         if call not in FILE_CALLS:
             raise NotFound(f"No file call '{call[:32]}': expected browse or read")
-        address = agent_address(self.master, request.match_info["agent_id"])
+        address, authenticated = agent_address(self.master, request.match_info["agent_id"])
         query = relay_query(call, dict(request.query))
         headers = {}
-        if "Authorization" in request.headers:
+        if authenticated and "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=RELAY_TIMEOUT)
