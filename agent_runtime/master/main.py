@@ -41,17 +41,6 @@ log = logging.getLogger(__name__)
 COLLECTOR_THRESHOLDS = (5000, 50, 10)
 
 
-# gRPC core cancels a stream that has waited in its queue of calls not yet taken by a handler for
-# longer than grpc.server_max_unrequested_time_in_server (30 s by default). The asyncio server
-# takes them from there on its event loop, so when thousands of agents connect at once (a
-# cluster's start, a master failover) and the loop is busy admitting them, most of their streams
-# were cancelled before the master ever saw them, each agent backed off and tried again: 10,000
-# emulated agents from cold, 4,000-6,800 CANCELLED registrations and 24-35 s; with an hour here,
-# 9 failed and 9.8 s (bench/agent_emulator.py). An agent's stream is never left unanswered for
-# long by the master itself, and a stream whose agent went away is freed by the transport.
-LINK_SERVER_OPTIONS = [("grpc.server_max_unrequested_time_in_server", 3600)]
-
-
 @dataclass
 class RunningMaster:
     master: Master
@@ -73,7 +62,7 @@ async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
                        tls: TlsConfig = PLAIN) -> RunningMaster:
     ssl_context = tls.server_context()  # FlagError before anything listens
     master = Master(config, zookeeper=zookeeper)
-    server = grpc.aio.server(options=LINK_SERVER_OPTIONS)
+    server = grpc.aio.server()
     link = AgentLinkService(master)
     known = security.credentials(config)
     link.authenticate = lambda metadata: security.agent_principal(config, known, metadata)
