@@ -41,6 +41,19 @@ log = logging.getLogger(__name__)
 COLLECTOR_THRESHOLDS = (5000, 50, 10)
 
 
+# gRPC core keeps the streams that arrive before the asyncio server asks for them in a queue of
+# pending calls, and past grpc.server.max_pending_requests (1,000 by default) it starts refusing
+# new ones at random, all of them past the hard limit (3,000): the stream ends at once with
+# trailers only and our handler never runs. When 10,000 agents connect at once (a cluster's start,
+# a master failover) while the event loop admits them, that queue runs to thousands: 900-6,800
+# of the emulated agents' registrations were refused that way (CANCELLED or INTERNAL 'Failed
+# execute_batch' at the agent, 0-9 s after its stream started; none of them reached Connect), each
+# then backed off and tried again. Agents are few and known (each holds one stream), so the limits
+# are well above the largest cluster: an agent waits in the queue instead of backing off.
+LINK_SERVER_OPTIONS = [("grpc.server.max_pending_requests", 50_000),
+                       ("grpc.server.max_pending_requests_hard_limit", 100_000)]
+
+
 @dataclass
 class RunningMaster:
     master: Master
@@ -62,7 +75,7 @@ async def start_master(config: MasterConfig, zookeeper: ZooKeeper | None = None,
                        tls: TlsConfig = PLAIN) -> RunningMaster:
     ssl_context = tls.server_context()  # FlagError before anything listens
     master = Master(config, zookeeper=zookeeper)
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=LINK_SERVER_OPTIONS)
     link = AgentLinkService(master)
     known = security.credentials(config)
     link.authenticate = lambda metadata: security.agent_principal(config, known, metadata)
