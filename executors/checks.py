@@ -13,15 +13,16 @@ One thread per check of a task, reporting through the session's event queue, so 
 - a check probes on the same schedule and reports its result (``check_status``) when it
   changes: ``("check", {"task_id", "check_status"})``.
 
-Probes: COMMAND runs the command the way the executor runs its tasks (``run_command``: on the
-host for a command or default executor, ``docker exec`` for the docker one) and succeeds on exit
-0; HTTP GETs ``http://<host>:<port><path>`` and succeeds on 200-399, as Mesos; TCP succeeds when
-a connection opens.
+Probes: COMMAND runs the command where the executor runs its task (``run_command``: on the host
+for a task without an image, inside the image container for one with an image, ``docker exec``
+for the docker executor) and succeeds on exit 0; HTTP GETs ``http://<host>:<port><path>`` and
+succeeds on 200-399, as Mesos; TCP succeeds when a connection opens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -48,30 +49,69 @@ def command_argv(command: dict[str, Json]) -> list[str]:
     return [str(a) for a in command.get("arguments", [])] or [str(command.get("value", ""))]
 
 
+def _variables(command: dict[str, Json]) -> dict[str, str]:
+    return {str(v["name"]): str(v.get("value", ""))
+            for v in command.get("environment", {}).get("variables", [])
+            if v.get("type", "VALUE") == "VALUE"}
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> int | None:
+    """In a session of its own, so that a timeout kills all it started."""
+    try:
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+    except OSError:
+        return None
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
+
+
 def local_command(env: dict[str, str], cwd: str) -> RunCommand:
-    """Run a check's command as a task of this executor would run (its environment, its
-    sandbox), in a session of its own so a timeout kills all it started."""
+    """Run a check's command as a task of this executor without an image runs (its
+    environment, its sandbox), on the host as the task is."""
 
     def run(command: dict[str, Json], timeout: float) -> int | None:
-        merged = dict(env)
-        for variable in command.get("environment", {}).get("variables", []):
-            if variable.get("type", "VALUE") == "VALUE":
-                merged[str(variable["name"])] = str(variable.get("value", ""))
-        try:
-            process = subprocess.Popen(command_argv(command), env=merged, cwd=cwd,
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
-        except OSError:
-            return None
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return None
+        return _run(command_argv(command), {**env, **_variables(command)}, cwd, timeout)
 
     return run
+
+
+def container_command(helper: list[str], env: dict[str, str], launch: dict[str, Json],
+                      init: Callable[[], int | None]) -> RunCommand:
+    """Run a check's command inside the task's image container, as Mesos does: ``helper``
+    (rootfs.py) joins the namespaces and root of the container's init (``init()``: its pid,
+    None once it is gone), then takes the task's user and confinement (capabilities, seccomp,
+    no_new_privs) before it execs the command. So a check sees the task's files, not the
+    host's, and can do no more than the task could."""
+
+    def run(command: dict[str, Json], timeout: float) -> int | None:
+        pid = init()
+        if pid is None:
+            return None
+        join = {"join": pid, "argv": command_argv(command),
+                "environment": {**launch.get("environment", {}), **_variables(command)},
+                "working_dir": launch.get("working_dir") or launch.get("mount_point"),
+                "mount_point": launch.get("mount_point"), "user": launch.get("user"),
+                "security": launch.get("security", {})}
+        return _run(helper, {**env, "MESOS_ROOTFS_LAUNCH": json.dumps(join)}, "/", timeout)
+
+    return run
+
+
+def init_of(pid: int) -> int | None:
+    """The init of an image task's pid namespace: the one child of ``unshare --fork`` (pid)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as file:
+            children = file.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
 
 
 def http_status(host: str, port: int, path: str, timeout: float) -> int | None:

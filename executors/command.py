@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-from .checks import local_command
+from .checks import container_command, init_of, local_command
 from .session import ExecutorSession, from_environment, policy_grace
 
 # Every module imported here is paid for in every task's launch latency: typing stays out of the
@@ -135,7 +135,10 @@ class CommandTask:
         threading.Thread(target=self._wait_child, args=(self.process,), daemon=True).start()
         session.update("TASK_STARTING")
         session.update("TASK_RUNNING")
-        session.start_checks(task, local_command(env, session.sandbox))
+        process = self.process
+        session.start_checks(task, local_command(env, session.sandbox) if launch_info is None
+                             else container_command(ROOTFS_ARGV, env, launch,
+                                                    lambda: init_of(process.pid)))
 
     def launch_group(self, tasks: list[dict[str, Json]]) -> None:
         raise AssertionError("the session sends no task group to a command executor")

@@ -37,7 +37,7 @@ import subprocess
 import threading
 import time
 
-from .checks import local_command
+from .checks import container_command, init_of, local_command
 from .command import (
     DEFAULT_GRACE,
     EXECUTOR_TOKEN,
@@ -172,7 +172,9 @@ class TaskGroups:
                          daemon=True).start()
         session.update("TASK_STARTING", task_id=task_id)
         session.update("TASK_RUNNING", task_id=task_id)
-        session.start_checks(task, local_command(env, sandbox))
+        session.start_checks(task, local_command(env, sandbox) if not launch
+                             else container_command(ROOTFS_ARGV, env, launch,
+                                                    lambda: init_of(process.pid)))
 
     def _sandbox(self, task_id: str, task: dict[str, Json]) -> str:
         """The task's own sandbox, with the executor's shared paths linked in."""

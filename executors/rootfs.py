@@ -18,6 +18,10 @@ bound at ``mount_point`` (owned by the task's user), the image's user and workin
 and exec. The mounts live in this namespace only and vanish with its last process.
 A step that fails prints one line naming it and exits 127: the task fails with that message in
 its stderr.
+
+With ``"join": <pid>`` instead of a rootfs it runs a health check's or check's command in the
+running container whose init is that pid (its namespaces and root), with the same user and
+confinement as the task.
 """
 
 from __future__ import annotations
@@ -113,6 +117,35 @@ def enter(launch: dict[str, Any]) -> None:
         os.rmdir(staging)
 
 
+# The namespaces a check joins (those the container has apart from the host), with setns flags.
+JOINED = (("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS), ("net", 0x40000000),
+          ("mnt", linux.CLONE_NEWNS), ("pid", linux.CLONE_NEWPID))
+
+
+def join(pid: int) -> None:
+    """Into the running container whose init is ``pid``: its namespaces and its root, as
+    ``nsenter --all --root`` would (a check's command then sees what the task sees). The pid
+    namespace applies to our children: the caller forks next."""
+    root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+    entered = []
+    for name, flag in JOINED:
+        theirs = f"/proc/{pid}/ns/{name}"
+        if os.stat(theirs).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+            entered.append((os.open(theirs, os.O_RDONLY), flag))
+    for fd, flag in entered:
+        linux.setns(fd, flag)
+        os.close(fd)
+    os.fchdir(root)
+    os.chroot(".")
+    os.close(root)
+
+
+def _joined(child: int) -> int:
+    """The process that joined waits for its child (in the container's pid namespace)."""
+    _, raw = os.waitpid(child, 0)
+    return 128 + os.WTERMSIG(raw) if os.WIFSIGNALED(raw) else os.WEXITSTATUS(raw)
+
+
 def _lookup(user: str) -> tuple[int, int]:
     """``name``, ``uid``, ``name:group`` or ``uid:gid``, looked up in the image's files."""
     name, _, group = user.partition(":")
@@ -195,12 +228,22 @@ def main() -> int:
     status_fd = launch.get("status_fd")
     step = "entering the root filesystem"
     try:
-        if launch.get("rootfs"):
+        if launch.get("join"):
+            # A check of a running image task: into its container, then confined as it is.
+            linux.set_dumpable(False)  # root with every capability until confine(): untouchable
+            join(int(launch["join"]))
+            child = os.fork()
+            if child:
+                return _joined(child)
+            if launch.get("mount_point"):
+                environment["MESOS_SANDBOX"] = launch["mount_point"]
+        elif launch.get("rootfs"):
             enter(launch)
-            # An image task is bounded by the set the agent gives (Docker's default unless
-            # asked otherwise); as root it holds that set, as another user nothing unless asked.
-            if security.get("effective") is None and not launch.get("user"):
-                security["effective"] = security.get("bounding")
+        # An image task is bounded by the set the agent gives (Docker's default unless asked
+        # otherwise); as root it holds that set, as another user nothing unless asked.
+        if (launch.get("rootfs") or launch.get("join")) and security.get("effective") is None \
+                and not launch.get("user"):
+            security["effective"] = security.get("bounding")
         workdir = launch.get("working_dir") or launch.get("mount_point") or "/"
         step = f"changing to the working directory {workdir}"
         os.makedirs(workdir, exist_ok=True)
@@ -212,7 +255,8 @@ def main() -> int:
                 # The task's user owns its sandbox, as in Mesos.
                 os.chown(launch["mount_point"], uid, gid)
             security.update(uid=uid, gid=gid, groups=[gid])
-            if uid == 0 and launch.get("rootfs") and security.get("effective") is None:
+            if uid == 0 and (launch.get("rootfs") or launch.get("join")) \
+                    and security.get("effective") is None:
                 security["effective"] = security.get("bounding")
         if launch.get("init") and os.getpid() == 1:
             step = "forking the task"

@@ -11,6 +11,7 @@ Root is needed (mounts, namespaces); CI fails rather than skips without it.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -222,3 +223,32 @@ def _sandbox_of(cluster: Cluster, task_id: str) -> str:
             if executor["id"] == task_id:
                 return str(executor["directory"])
     raise AssertionError(f"no executor {task_id}")
+
+
+def test_a_health_check_of_an_image_task_runs_inside_its_container_confined_as_it(
+        confined: Cluster, host_secret: tuple[str, str]) -> None:
+    """A framework's COMMAND health check is a command like its task's: it ran on the host (the
+    executor's filesystem, the executor's privileges) and could read what the task cannot."""
+    secret, _ = host_secret
+    evidence = "$MESOS_SANDBOX/check.txt"
+    check = (f"grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status > {evidence}; "
+             f"cat {secret} >> {evidence} 2>/dev/null; readlink /proc/self/ns/ipc >> {evidence}; "
+             f"test -x /bin/busybox && ! test -e {secret}")
+    task = {"name": "checked", "task_id": {"value": "checked"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}],
+            "command": {"value": "sleep 3"},
+            "container": {"type": "MESOS", "mesos": {"image": {
+                "type": "DOCKER", "docker": {"name": "busybox"}}}},
+            "health_check": {"type": "COMMAND", "command": {"value": check},
+                             "delay_seconds": 0, "interval_seconds": 0.5,
+                             "timeout_seconds": 10, "grace_period_seconds": 30,
+                             "consecutive_failures": 10}}
+    done = execute(confined, f"--task={json.dumps(task)}")
+    assert "healthy?: True" in done.stdout, done.stdout + done.stderr + confined.logs()
+    assert "TASK_FINISHED" in done.stdout
+    out = sandbox_file(confined, "checked", "check.txt")
+    assert "host-secret" not in out
+    assert _status(out, "CapEff") == _mask(DOCKER_DEFAULT)
+    assert _status(out, "Seccomp") == "2" and _status(out, "NoNewPrivs") == "1"
+    assert os.readlink("/proc/self/ns/ipc") not in out
