@@ -48,7 +48,13 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
                                            f"{config.agent_ping_timeout:g}s"))
 
     def _bind(self, agent_id: str, presented: str | None) -> None:
-        if agent_id and agent_id in self.principals and self.principals[agent_id] != presented:
+        if not agent_id:
+            return
+        # Seen by this master, or bound in the registry by an earlier one (a failover must not
+        # open a window in which another principal's link takes the id).
+        bound = self.principals[agent_id] if agent_id in self.principals \
+            else self.master.book.registry.principals.get(agent_id)
+        if (agent_id in self.principals or bound is not None) and bound != presented:
             raise Forbidden(f"agent {agent_id} is registered by another principal")
 
     async def Connect(
@@ -66,6 +72,10 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
             self._bind(first.register.agent_info.id.value, presented)
             with self.master.effects.registrar.deferred() as admitted:
                 agent = self.master.agent_lifecycle.register(first.register, outbox)
+                bindings = self.master.book.registry.principals
+                if presented is not None and bindings.get(agent.id) != presented:
+                    bindings[agent.id] = presented  # durable with the admission, or alone
+                    self.master.effects.save_registry()
             self.principals[agent.id] = agent.principal = presented
         except AgentRemoved as exc:
             shutdown = internal_pb2.MasterMessage()

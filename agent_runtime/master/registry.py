@@ -12,14 +12,16 @@ one small JSON document under ``--work_dir``::
                                   "agents": {"<agent id>": AgentInfo JSON},
                                   "unreachable": {"<agent id>": <seconds since the epoch>},
                                   "gone": {"<agent id>": <seconds since the epoch>},
+                                  "principals": {"<agent id>": "<principal>"},
                                   "maintenance": {"schedule": Schedule JSON,
                                                   "down": [[hostname, ip], ...],
                                                   "deactivated": ["<agent id>", ...],
                                                   "draining": {"<agent id>": DrainConfig}}}
 
-(``agents``, ``unreachable``, ``gone`` and ``maintenance`` are optional: a document without
-them reads as none.) As Mesos's registry: the maintenance schedule, the machines that are down,
-the agents an operator deactivated or drains, and the agents marked gone outlive the master.
+(``agents``, ``unreachable``, ``gone``, ``principals`` and ``maintenance`` are optional: a
+document without them reads as none.) As Mesos's registry: the maintenance schedule, the
+machines that are down, the agents an operator deactivated or drains, and the agents marked gone
+outlive the master; so does the principal each agent id is bound to (ours).
 
 Every change rewrites it atomically (tmp, fsync, rename), so a crash leaves the old or the new
 document, never a torn one. Without ``--work_dir`` the registry lives in memory only. With
@@ -75,6 +77,9 @@ class RegistryState:
     unreachable: dict[str, float] = field(default_factory=dict)
     # Agents marked gone (MARK_AGENT_GONE; when, in seconds): they may never come back.
     gone: dict[str, float] = field(default_factory=dict)
+    # The principal each agent id first registered with (--authenticate_agents): its link must
+    # present the same one ever after, across master failovers too.
+    principals: dict[str, str] = field(default_factory=dict)
     # Maintenance (master/maintenance.py): the schedule, the machines down, the agents an
     # operator deactivated and those draining (with how).
     schedule: maintenance_pb2.Schedule = field(default_factory=maintenance_pb2.Schedule)
@@ -157,6 +162,8 @@ class Registry:
                 unreachable={str(agent): float(when)
                              for agent, when in data.get("unreachable", {}).items()},
                 gone={str(agent): float(when) for agent, when in data.get("gone", {}).items()},
+                principals={str(agent): str(principal)
+                            for agent, principal in data.get("principals", {}).items()},
             )
             _maintenance_of(data.get("maintenance", {}), self.state)
         except ZooKeeperError:
@@ -187,6 +194,7 @@ class Registry:
                              for agent, resources in state.reservations.items() if resources},
             "unreachable": dict(state.unreachable),
             "gone": dict(state.gone),
+            "principals": dict(state.principals),
             "maintenance": _maintenance_json(state),
         }
         # The agents are most of the document (10,000 of them: megabytes), and one changes at a

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -395,3 +396,33 @@ def test_an_agent_whose_credential_is_refused_exits_with_status_1(
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert "master refused registration" in done.stderr
+
+
+async def test_an_agent_id_keeps_its_principal_across_a_master_failover(tmp_path: Any) -> None:
+    """The binding was in the master's memory: after a restart, a link with another valid
+    principal could take a real agent's id before the agent came back."""
+    work = str(tmp_path)
+    credentials = _write(work, "credentials", "".join(f"{p} {s}\n" for p, s in SECRETS.items()))
+    credential = _write(work, "credential", {"principal": "agent", "secret": SECRETS["agent"]})
+    with running_cluster(work, master_flags=[
+        f"--credentials={credentials}", "--authenticate_agents",
+        f"--work_dir={os.path.join(work, 'master-work')}",
+    ], agent_flags=[f"--credential=file://{credential}"]) as cluster:
+        (agent,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        stopped = cluster.processes["agent0"]
+        stopped.send_signal(signal.SIGSTOP)  # it will not come back first
+        try:
+            cluster.kill("master", signal.SIGKILL)
+            cluster.start_master()
+            takeover = internal_pb2.RegisterAgent(version="1.11.0", pid="slave(1)@127.0.0.1:1")
+            takeover.agent_info.CopyFrom(mesos_pb2.AgentInfo(hostname="rogue"))
+            takeover.agent_info.id.value = agent["id"]
+            first, _, channel = await _link(cluster, takeover, "rogue")
+            assert "another principal" in first.error
+            await channel.close()
+        finally:
+            stopped.send_signal(signal.SIGCONT)
+        # The real agent, with its own principal, re-registers under its id.
+        cluster.wait_agents(1)
+        (back,) = get_json(cluster.master_url + "/master/slaves")["slaves"]
+        assert back["id"] == agent["id"] and back["hostname"] != "rogue"
