@@ -6,7 +6,10 @@ executor, for each agent) and rendering the entry anew (a dict, or a ``GetAgents
 encoded in protobuf or through the generic protobuf-to-JSON walk) took seconds per request.
 Here, as Mesos keeps ``Slave::usedResources`` instead of summing tasks per request:
 
-- :func:`usage` sums what every agent uses and is offered in one pass over the book;
+- :func:`usage` sums what every agent uses and is offered in one pass over the book, and
+  :func:`framework_used` what each framework uses; each total is kept (:func:`summed`) with the
+  bags it was summed from and summed again only when they are not the same bags: at 10,000
+  agents / 100,000 tasks summing was ~0.4 s of every warm answer, comparing the bags ~0.01 s;
 - :func:`kept` keeps an agent's renderings (``Agent.rendered``, one per kind) under a key of
   everything they show (:func:`key`: its record, those sums, and the operator's maintenance
   say about it), and makes one again only when the key differs.
@@ -17,15 +20,22 @@ A rendering is shared between requests: callers must not change it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from agent_runtime.master.book import MasterBook
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import Agent
+from agent_runtime.master.model import Agent, Framework
 from agent_runtime.resources import Resources
 
 T = TypeVar("T")
 _NONE = Resources()  # shared: a Resources is never changed
+
+
+class Rendered(Protocol):
+    """A record that keeps its renderings by kind (Agent, Framework)."""
+
+    @property
+    def rendered(self) -> dict[str, tuple[object, Any]]: ...
 
 
 def usage(book: MasterBook) -> tuple[dict[str, Resources], dict[str, Resources]]:
@@ -48,7 +58,22 @@ def usage(book: MasterBook) -> tuple[dict[str, Resources], dict[str, Resources]]
             used[executor.agent_id].append(executor.resources)
     on_offer = book.offered_by_agent()
     offered = {agent_id: on_offer.get(agent_id, _NONE) for agent_id in book.agents}
-    return {agent_id: Resources.sum(bags) for agent_id, bags in used.items()}, offered
+    agents = book.agents
+    return {agent_id: summed(agents[agent_id], bags) for agent_id, bags in used.items()}, offered
+
+
+def framework_used(book: MasterBook, framework: Framework) -> Resources:
+    """What a framework's live tasks and custom executors use (Mesos's totalUsedResources)."""
+    return summed(framework, [*(t.resources for t in framework.tasks.values() if not t.terminal),
+                              *(e.resources for e in book.executors_of(framework.id))])
+
+
+def summed(record: Rendered, bags: list[Resources]) -> Resources:
+    """``Resources.sum(bags)``, kept on the record until its bags differ. A Resources is never
+    changed and a task's or executor's is replaced, never edited, so bags that are the same
+    objects in the same order (what the list comparison checks first, one pointer each) have the
+    same sum."""
+    return kept(record, "used", bags, lambda: Resources.sum(bags))
 
 
 def key(master: Master, agent: Agent, used: Resources, offered: Resources) -> object:
@@ -63,15 +88,15 @@ def key(master: Master, agent: Agent, used: Resources, offered: Resources) -> ob
             None if drain is None else drain.SerializeToString())
 
 
-def kept(agent: Agent, kind: str, current: object, make: Callable[[], T]) -> T:
-    """The agent's rendering of ``kind`` made under ``current``, made again if it changed."""
-    held = agent.rendered.get(kind)
+def kept(record: Rendered, kind: str, current: object, make: Callable[[], T]) -> T:
+    """The record's rendering of ``kind`` made under ``current``, made again if it changed."""
+    held = record.rendered.get(kind)
     if held is not None and held[0] == current:
         value: T = held[1]
         return value
     value = make()
-    agent.rendered[kind] = (current, value)
+    record.rendered[kind] = (current, value)
     return value
 
 
-__all__ = ["kept", "key", "usage"]
+__all__ = ["framework_used", "kept", "key", "summed", "usage"]

@@ -137,6 +137,9 @@ class Framework:
     failover_timer: Timer | None = None
     heartbeat: asyncio.Task[None] | None = None
     suppressed_roles: set[str] = field(default_factory=set)
+    # Totals of the state answers with the bags they were summed from (agent_views.summed).
+    rendered: dict[str, tuple[object, Any]] = field(default_factory=dict, repr=False,
+                                                    compare=False)
 
     def transition(self, state: FrameworkState) -> None:
         self.state = move(FRAMEWORK_TRANSITIONS, self.state, state, f"framework {self.id}")

@@ -80,8 +80,7 @@ def framework_entry(master: Master, framework: Framework) -> FrameworkEntry:
         _time(out.reregistered_time, framework.reregistered_time)
     if framework.unregistered_time:
         _time(out.unregistered_time, framework.unregistered_time)
-    used = Resources.sum([*(t.resources for t in framework.tasks.values() if not t.terminal),
-                          *(e.resources for e in master.book.executors_of(framework.id))])
+    used = agent_views.framework_used(master.book, framework)
     out.offers.extend(offer.proto for offer in framework.offers.values())
     offered = Resources.sum(offer.resources for offer in framework.offers.values())
     out.allocated_resources.extend(used.to_proto())

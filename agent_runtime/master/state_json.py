@@ -95,9 +95,7 @@ def executor_json(executor: Executor) -> dict[str, Any]:
 def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
     info = framework.info
     executors = master.book.executors_of(framework.id)
-    # As Mesos's totalUsedResources: executors count too.
-    used = Resources.sum([*(t.resources for t in framework.tasks.values() if not t.terminal),
-                          *(e.resources for e in executors)])
+    used = agent_views.framework_used(master.book, framework)
     offered = Resources.sum(o.resources for o in framework.offers.values())
     out: dict[str, Any] = {
         "id": framework.id,

@@ -11,10 +11,10 @@ import json
 
 from agent_runtime.codec import jsonpb
 from agent_runtime.http_util import JSON, PROTOBUF
-from agent_runtime.master import operator_state, state_json, state_wire
+from agent_runtime.master import agent_views, operator_state, state_json, state_wire
 from agent_runtime.master.config import MasterConfig
 from agent_runtime.master.master import Master
-from agent_runtime.master.model import Offer
+from agent_runtime.master.model import Framework, Offer
 from agent_runtime.proto import internal_pb2, master_pb2, mesos_pb2
 from agent_runtime.resources import Resources, parse
 
@@ -80,6 +80,12 @@ def _slow_state(master: Master) -> Response:
     return Response(type=Response.GET_STATE, get_state=state)
 
 
+def _summed_anew(master: Master, framework: Framework) -> Resources:
+    """What a framework uses, as Mesos's totalUsedResources: live tasks and custom executors."""
+    return Resources.sum([*(t.resources for t in framework.tasks.values() if not t.terminal),
+                          *(e.resources for e in master.book.executors_of(framework.id))])
+
+
 def _check(master: Master) -> None:
     for _ in range(2):  # made, then kept
         whole = _slow_state(master)
@@ -92,6 +98,11 @@ def _check(master: Master) -> None:
         metrics = state_json.metrics_json(master)
         assert metrics["master/cpus_used"] == used.scalar("cpus")
         assert metrics["master/mem_used"] == used.scalar("mem")
+        book = master.book
+        for framework in book.frameworks.values():  # kept totals equal totals summed anew
+            fresh = _summed_anew(master, framework)
+            assert agent_views.framework_used(book, framework) == fresh
+            assert state_json.framework_json(master, framework)["used_resources"] == fresh.flat()
 
 
 async def test_kept_entries_equal_entries_made_anew_through_changes() -> None:
@@ -131,3 +142,20 @@ async def test_an_entry_is_made_again_only_when_its_agent_changes() -> None:
     task.transition(mesos_pb2.TASK_FAILED)
     changed = state_wire._agent_entries(master, PROTOBUF)
     assert [a is b for a, b in zip(first, changed, strict=True)] == [True, True, False, True]
+
+
+async def test_a_total_is_summed_again_only_when_its_bags_change() -> None:
+    master = _cluster()
+    book = master.book
+    framework = book.frameworks["F0"]
+    used, _ = agent_views.usage(book)
+    again, _ = agent_views.usage(book)
+    assert all(used[a] is again[a] for a in book.agents)
+    total = agent_views.framework_used(book, framework)
+    assert agent_views.framework_used(book, framework) is total
+    task = framework.tasks["task-2-0"]
+    task.transition(mesos_pb2.TASK_FAILED)  # its agent and its framework use less
+    changed, _ = agent_views.usage(book)
+    assert [used[a] is changed[a] for a in book.agents] == [True, True, False, True]
+    assert changed["S2"] == book.used_on("S2") != used["S2"]
+    assert agent_views.framework_used(book, framework) == _summed_anew(master, framework) != total
