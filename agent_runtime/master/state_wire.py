@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -76,6 +76,60 @@ def _task_message(task: Task) -> mesos_pb2.Task:
     return message
 
 
+_STATE_NAMES = {v.number: v.name for v in mesos_pb2.TaskState.DESCRIPTOR.values}
+# The TaskInfo fields a task shows as they are, by field number in mesos.Task (the order
+# to_dict writes): labels 11, discovery 12, container 13, (user 14), health_check 15,
+# kill_policy 16.
+_INFO_FIELDS: tuple[Literal["labels", "discovery", "container"], ...] = (
+    "labels", "discovery", "container")
+_INFO_FIELDS_AFTER_USER: tuple[Literal["health_check", "kill_policy"], ...] = (
+    "health_check", "kill_policy")
+# Each distinct Resources' ``resource`` list as to_dict writes it. Tasks' resources repeat a few
+# shapes (a Resources is a value, hashable, never changed), and writing them was a third of a
+# task's JSON; bounded, as shapes can be many over a long life.
+_RESOURCES_JSON: dict[Resources, list[dict[str, Any]]] = {}
+_RESOURCES_JSON_MAX = 4096
+
+
+def _resources_json(resources: Resources) -> list[dict[str, Any]]:
+    out = _RESOURCES_JSON.get(resources)
+    if out is None:
+        if len(_RESOURCES_JSON) >= _RESOURCES_JSON_MAX:
+            _RESOURCES_JSON.clear()
+        out = _RESOURCES_JSON[resources] = [to_dict(r) for r in resources.to_proto()]
+    return out
+
+
+def task_json(task: Task) -> bytes:
+    """The JSON of ``_task_message(task)`` written from the task's own fields: to_dict of a
+    message built first (its resources converted to protobuf and back out) was ~0.1 ms a task,
+    seconds for the first GET_STATE after a failover at 100,000 tasks. Tested equal."""
+    info = task.info
+    out: dict[str, Any] = {"name": info.name, "task_id": {"value": task.task_id},
+                           "framework_id": {"value": task.framework_id}}
+    if task.executor_id:
+        out["executor_id"] = {"value": task.executor_id}
+    out["agent_id"] = {"value": task.agent_id}
+    state = mesos_pb2.TASK_UNREACHABLE if task.unreachable_time is not None else task.state
+    out["state"] = _STATE_NAMES.get(state, state)
+    resources = _resources_json(task.resources)
+    if resources:
+        out["resources"] = resources
+    if task.statuses:
+        out["statuses"] = [to_dict(status) for status in task.statuses]
+        last = task.statuses[-1].state
+        out["status_update_state"] = _STATE_NAMES.get(last, last)
+    for field in _INFO_FIELDS:
+        if info.HasField(field):
+            out[field] = to_dict(getattr(info, field))
+    if task.user:
+        out["user"] = task.user
+    for after in _INFO_FIELDS_AFTER_USER:
+        if info.HasField(after):
+            out[after] = to_dict(getattr(info, after))
+    return orjson.dumps(out)
+
+
 def task_wire(task: Task, media: str) -> bytes:
     """The task's ``mesos.v1.Task`` as protobuf bytes or JSON text, kept until it changes."""
     key = _key(task)
@@ -84,9 +138,8 @@ def task_wire(task: Task, media: str) -> bytes:
     cached = task.wire[1]
     encoded = cached.get(media)
     if encoded is None:
-        message = _task_message(task)
-        encoded = message.SerializeToString() if media == PROTOBUF else \
-            orjson.dumps(to_dict(message))
+        encoded = _task_message(task).SerializeToString() if media == PROTOBUF else \
+            task_json(task)
         cached[media] = encoded
     return encoded
 

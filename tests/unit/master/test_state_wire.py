@@ -95,3 +95,44 @@ def test_a_task_is_encoded_again_only_when_it_changes() -> None:
     again.ParseFromString(state_wire.task_wire(task, PROTOBUF))
     assert again.state == mesos_pb2.TASK_FAILED and len(again.statuses) == 2
     assert json.loads(state_wire.task_wire(task, JSON))["state"] == "TASK_FAILED"
+
+
+def _shapes(framework: Framework) -> list[Task]:
+    """Tasks with every part a task's JSON shows, and without each."""
+    bare = mesos_pb2.TaskInfo()  # no name, no resources, no statuses, no user
+    bare.task_id.value = "bare"
+    full = mesos_pb2.TaskInfo(name="full")
+    full.task_id.value = "full"
+    full.executor.executor_id.value = "custom"
+    full.labels.labels.add(key="k", value="v")
+    full.discovery.visibility = mesos_pb2.DiscoveryInfo.FRAMEWORK
+    full.discovery.name = "d"
+    full.container.type = mesos_pb2.ContainerInfo.MESOS
+    full.health_check.type = mesos_pb2.HealthCheck.COMMAND
+    full.health_check.command.value = "true"
+    full.kill_policy.grace_period.nanoseconds = 5
+    tasks = [Task(bare, framework.id, "S1", "*", parse("")),
+             Task(full, framework.id, "S1", "web",
+                  parse("cpus(web):1;mem:64;ports:[31000-31002];disk(web):10"), user="u")]
+    status = mesos_pb2.TaskStatus(state=mesos_pb2.TASK_RUNNING, timestamp=1.5, uuid=b"u" * 16,
+                                  source=mesos_pb2.TaskStatus.SOURCE_EXECUTOR, healthy=True)
+    status.task_id.value = "full"
+    status.agent_id.value = "S1"
+    status.labels.labels.add(key="a", value="b")
+    tasks[1].transition(mesos_pb2.TASK_RUNNING)
+    tasks[1].statuses += [mesos_pb2.TaskStatus(state=mesos_pb2.TASK_STARTING), status]
+    unreachable = Task(full, framework.id, "S1", "web", parse("cpus(web):1"), user="u")
+    unreachable.unreachable_time = 5.0
+    return [*tasks, unreachable]
+
+
+def test_a_task_json_written_directly_equals_the_message_converted() -> None:
+    _, framework = _cluster()
+    for task in _shapes(framework):
+        expected = jsonpb.to_dict(state_wire._task_message(task))
+        written = json.loads(state_wire.task_json(task))
+        assert written == expected
+        assert list(written) == list(expected)  # the same order of keys, too
+        for name in ("resources", "statuses"):
+            assert [list(e) for e in written.get(name, [])] == \
+                [list(e) for e in expected.get(name, [])]
