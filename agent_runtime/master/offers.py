@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+
 from agent_runtime.master.allocator import Allocation, Allocator
 from agent_runtime.master.book import MasterBook
 from agent_runtime.master.effects import MasterEffects
@@ -58,17 +60,19 @@ class Offers:
         if len(self._kept) > 2 * len(self.book.agents) + 1024:  # many agents gone since
             agents = self.book.agents
             self._kept = {a: kept for a, kept in self._kept.items() if a in agents}
-        by_framework: dict[str, list[Offer]] = {}
+        by_framework: dict[str, list[Allocation]] = {}
         for allocation in allocations:
-            offer = self._make(allocation)
-            if offer is not None:
-                by_framework.setdefault(allocation.framework_id, []).append(offer)
-        for framework_id, offers in by_framework.items():
+            by_framework.setdefault(allocation.framework_id, []).append(allocation)
+        for framework_id, mine in by_framework.items():
+            # Each offer is made inside its framework's event (an offer keeps its proto there):
+            # copying 10,000 offers into 100 events was a tenth of the master's CPU.
             event = scheduler_pb2.Event(type=scheduler_pb2.Event.OFFERS)
-            event.offers.offers.extend(o.proto for o in offers)
-            self.effects.to_framework(self.book.frameworks[framework_id], event)
+            made = [self._make(allocation, event.offers.offers) for allocation in mine]
+            if any(offer is not None for offer in made):
+                self.effects.to_framework(self.book.frameworks[framework_id], event)
 
-    def _make(self, allocation: Allocation) -> Offer | None:
+    def _make(self, allocation: Allocation,
+              into: RepeatedCompositeFieldContainer[mesos_pb2.Offer]) -> Offer | None:
         framework = self.book.frameworks.get(allocation.framework_id)
         agent = self.book.agents.get(allocation.agent_id)
         if framework is None or agent is None or not framework.connected:
@@ -79,7 +83,7 @@ class Offers:
         self._next_offer += 1
         # Parsed from kept encodings (C, one call) instead of set field by field: the agent's
         # part and the resources' part are each encoded once and reused until they change.
-        proto = mesos_pb2.Offer()
+        proto = into.add()
         proto.MergeFromString(self._encoded(agent, allocation.resources, allocation.role))
         proto.id.value = offer_id
         proto.framework_id.value = framework.id
