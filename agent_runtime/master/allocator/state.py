@@ -148,7 +148,7 @@ class Books:
         held = agent.held.get(key)
         if held is None or not resources:
             return EMPTY
-        if held == resources:
+        if held is resources or held == resources:  # an offer returns the very bag it held
             back, rest = held, EMPTY
         else:
             rest = held - resources
