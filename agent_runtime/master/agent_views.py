@@ -29,6 +29,7 @@ from agent_runtime.resources import Resources
 
 T = TypeVar("T")
 _NONE = Resources()  # shared: a Resources is never changed
+MEMO_SIZE = 4096
 
 
 class Rendered(Protocol):
@@ -88,6 +89,19 @@ def key(master: Master, agent: Agent, used: Resources, offered: Resources) -> ob
             None if drain is None else drain.SerializeToString())
 
 
+def by_value(memo: dict[Resources, T], resources: Resources,
+             make: Callable[[Resources], T]) -> T:
+    """A rendering of ``resources`` kept in ``memo`` for every Resources equal to it: tasks'
+    resources repeat a few shapes, and a Resources is a value (hashable, never changed). The
+    memo is emptied when it reaches MEMO_SIZE, as shapes can be many over a long life."""
+    out = memo.get(resources)
+    if out is None:
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        out = memo[resources] = make(resources)
+    return out
+
+
 def kept(record: Rendered, kind: str, current: object, make: Callable[[], T]) -> T:
     """The record's rendering of ``kind`` made under ``current``, made again if it changed."""
     held = record.rendered.get(kind)
@@ -99,4 +113,4 @@ def kept(record: Rendered, kind: str, current: object, make: Callable[[], T]) ->
     return value
 
 
-__all__ = ["framework_used", "kept", "key", "summed", "usage"]
+__all__ = ["by_value", "framework_used", "kept", "key", "summed", "usage"]

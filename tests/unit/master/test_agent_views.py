@@ -159,3 +159,14 @@ async def test_a_total_is_summed_again_only_when_its_bags_change() -> None:
     assert [used[a] is changed[a] for a in book.agents] == [True, True, False, True]
     assert changed["S2"] == book.used_on("S2") != used["S2"]
     assert agent_views.framework_used(book, framework) == _summed_anew(master, framework) != total
+
+
+def test_a_rendering_by_value_is_shared_by_equal_resources_and_bounded() -> None:
+    memo: dict[Resources, dict[str, object]] = {}
+    made = agent_views.by_value(memo, parse("cpus:1;mem:32"), Resources.flat)
+    assert made == parse("cpus:1;mem:32").flat()
+    assert agent_views.by_value(memo, parse("mem:32;cpus:1"), Resources.flat) is made
+    assert agent_views.by_value(memo, parse("cpus:2"), Resources.flat) == parse("cpus:2").flat()
+    for n in range(agent_views.MEMO_SIZE + 1):
+        agent_views.by_value(memo, parse(f"cpus:{n + 3}"), Resources.flat)
+    assert 0 < len(memo) <= agent_views.MEMO_SIZE

@@ -130,7 +130,7 @@ def test_a_task_json_written_directly_equals_the_message_converted() -> None:
     _, framework = _cluster()
     for task in _shapes(framework):
         expected = jsonpb.to_dict(state_wire._task_message(task))
-        written = json.loads(state_wire.task_json(task))
+        written = json.loads(state_wire.task_v1_json(task))
         assert written == expected
         assert list(written) == list(expected)  # the same order of keys, too
         for name in ("resources", "statuses"):
