@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from agent_runtime.errors import BadRequest
 from agent_runtime.master.lifecycle import AgentState, FrameworkState
 from agent_runtime.proto import internal_pb2, mesos_pb2, scheduler_pb2
+from agent_runtime.resources import Resources
 from agent_runtime.task_states import TaskState
 from tests.unit.master.fakes import (
     Parts,
@@ -141,3 +145,39 @@ def test_tasks_and_frameworks_an_agent_reports_after_a_master_failover() -> None
     assert framework.tasks["t"].state == mesos_pb2.TASK_RUNNING
     assert p.book.used_on("S9").scalar("cpus") == 1
     assert p.book.registry.agents["S9"].hostname == "h" and p.effects.saves == 1
+
+
+def _reporting(agent_id: str, *tasks: tuple[str, float]) -> internal_pb2.RegisterAgent:
+    """Agent ``agent_id`` registering after a master failover with tasks of F7 using cpus."""
+    register = internal_pb2.RegisterAgent(pid=f"slave(1)@127.0.0.{len(agent_id)}:5051")
+    register.agent_info.hostname = agent_id
+    register.agent_info.id.value = agent_id
+    register.agent_info.resources.add(name="cpus", type=mesos_pb2.Value.SCALAR).scalar.value = 8
+    state = register.executors.add()
+    state.framework_info.user = "root"
+    state.framework_info.id.value = "F7"
+    for task_id, cpus in tasks:
+        task = state.tasks.add(name=task_id, state=mesos_pb2.TASK_RUNNING)
+        task.task_id.value = task_id
+        task.agent_id.value = agent_id
+        resource = task.resources.add(name="cpus", type=mesos_pb2.Value.SCALAR)
+        resource.scalar.value = cpus
+        resource.allocation_info.role = "*"
+    return register
+
+
+def test_reported_tasks_of_the_same_resources_share_them() -> None:
+    p = parts()
+    p.agents.register(_reporting("S1", ("a", 1), ("b", 0.5)), asyncio.Queue())
+    p.agents.register(_reporting("S2", ("c", 1)), asyncio.Queue())
+    tasks = p.book.frameworks["F7"].tasks
+    assert tasks["a"].resources is tasks["c"].resources
+    for task in tasks.values():
+        assert task.resources == Resources.from_proto(task.info.resources)
+    assert p.book.used_on("S1").scalar("cpus") == 1.5
+    assert p.book.used_on("S2").scalar("cpus") == 1
+    for agent_id in ("S3", "S4"):  # bad resources are refused each time, never kept
+        bad = _reporting(agent_id, ("d", 1))
+        bad.executors[0].tasks[0].resources[0].name = "bad name"
+        with pytest.raises(BadRequest):
+            p.agents.register(bad, asyncio.Queue())
