@@ -8,8 +8,10 @@ flight in the next write, :class:`GroupCommit` lets the registrations of one mom
 registry dirty (``deferred``) and wait for one write (``commit``) that covers them all.
 
 Writes stay on the event loop, one at a time, so they never race the master's other (direct)
-registry writes; between two writes the loop runs for at least as long as the last write took,
-so registrations keep being served while a storm of them is being committed.
+registry writes; between two writes the loop runs for at least three times as long as the last
+write took (``WRITES_TO_WORK``), so registrations keep being served while a storm of them is
+being committed. (At one to one, 10,000 agents registering from cold spent half the loop on
+rewriting the registry, ~20 ms a write at that size.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 MIN_WINDOW = 0.002  # seconds the loop runs between two group writes, at least
+WRITES_TO_WORK = 3.0  # the loop runs this many times as long as the last write took, at least
 
 
 @dataclass(slots=True)
@@ -81,7 +84,7 @@ class GroupCommit:
                 batch.exception()  # retrieved: waiters whose links went away hear nothing
             else:
                 batch.set_result(None)
-            self._window = max(MIN_WINDOW, time.monotonic() - started)
+            self._window = max(MIN_WINDOW, WRITES_TO_WORK * (time.monotonic() - started))
 
 
 __all__ = ["Deferred", "GroupCommit"]
