@@ -15,6 +15,7 @@ agent's ``tasks`` until it is forgotten, and then in its framework's ``completed
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 
 from agent_runtime.master.config import RoleWhitelist
 from agent_runtime.master.model import Agent, Executor, ExecutorKey, Framework, Offer, Task
@@ -36,7 +37,10 @@ class MasterBook:
         self.recovered_agents: dict[str, mesos_pb2.AgentInfo] = {}
         self.offers: dict[str, Offer] = {}
         self._offers_by_agent: dict[str, dict[str, Offer]] = {}
+        # Custom executors: read here, changed only through add_executor/pop_executor, which
+        # keep them indexed by agent too (offers, re-registration and usage ask per agent).
         self.executors: dict[ExecutorKey, Executor] = {}
+        self._executors_by_agent: dict[str, dict[ExecutorKey, Executor]] = {}
         # What the registry holds (weights, quota, reservations, admitted and unreachable
         # agents); the same object the Registry writes, replaced when it is recovered.
         self.registry = RegistryState()
@@ -122,15 +126,33 @@ class MasterBook:
         """What live tasks and custom executors hold on an agent (offers not included)."""
         agent = self.agents.get(agent_id)
         tasks = [t.resources for _, t in self.tasks_on(agent) if not t.terminal] if agent else []
-        return Resources.sum([*tasks, *(e.resources for e in self.executors.values()
-                                        if e.agent_id == agent_id)])
+        return Resources.sum([*tasks, *(e.resources
+                                        for e in self.executors_on(agent_id).values())])
 
     # Custom executors ------------------------------------------------------------------------
+    def add_executor(self, key: ExecutorKey, executor: Executor) -> Executor:
+        """Keep ``executor`` under ``key`` unless one is kept there already; the one kept."""
+        kept = self.executors.setdefault(key, executor)
+        self._executors_by_agent.setdefault(key[0], {})[key] = kept
+        return kept
+
+    def pop_executor(self, key: ExecutorKey) -> Executor | None:
+        executor = self.executors.pop(key, None)
+        on_agent = self._executors_by_agent.get(key[0])
+        if on_agent is not None:
+            on_agent.pop(key, None)
+            if not on_agent:
+                del self._executors_by_agent[key[0]]
+        return executor
+
+    def executors_on(self, agent_id: str) -> Mapping[ExecutorKey, Executor]:
+        return self._executors_by_agent.get(agent_id, {})
+
     def executors_of(self, framework_id: str) -> list[Executor]:
         return [e for (_, fid, _), e in self.executors.items() if fid == framework_id]
 
     def frameworks_with_executors_on(self, agent_id: str) -> set[str]:
-        return {fid for (aid, fid, _) in self.executors if aid == agent_id}
+        return {fid for (_, fid, _) in self.executors_on(agent_id)}
 
 
 __all__ = ["MasterBook"]

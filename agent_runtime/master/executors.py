@@ -79,7 +79,7 @@ class CustomExecutors:
     def add(self, executor: Executor) -> None:
         """Track an executor this master launched (the allocator already counts its resources)."""
         key = (executor.agent_id, executor.framework_id, executor.executor_id)
-        self.book.executors.setdefault(key, executor)
+        self.book.add_executor(key, executor)
 
     def forget_framework(self, framework_id: str) -> None:
         for key in [k for k in self.book.executors if k[1] == framework_id]:
@@ -88,12 +88,12 @@ class CustomExecutors:
     def forget_agent(self, agent_id: str) -> None:
         """Drop an agent's executors without giving anything back: the allocator drops the
         whole agent, and its allocations with it."""
-        for key in [k for k in self.book.executors if k[0] == agent_id]:
-            del self.book.executors[key]
+        for key in list(self.book.executors_on(agent_id)):
+            self.book.pop_executor(key)
 
     def remove(self, key: ExecutorKey) -> None:
         """Forget a custom executor and give back what it held (its tasks are not touched)."""
-        executor = self.book.executors.pop(key, None)
+        executor = self.book.pop_executor(key)
         if executor is not None:
             # Offered again at the next batched allocation, as a task's freed resources are.
             self.allocator.recover(key[1], executor.role, key[0], executor.resources,
@@ -110,7 +110,7 @@ class CustomExecutors:
         resources = Resources.from_proto(record.resources)
         role = next((r.allocation_info.role for r in record.resources
                      if r.allocation_info.role), "*")
-        self.book.executors[key] = Executor(record, agent.id, role, resources)
+        self.book.add_executor(key, Executor(record, agent.id, role, resources))
         if resources:
             self.allocator.allocate_resources(key[1], role, agent.id, resources)
 
@@ -119,7 +119,7 @@ class CustomExecutors:
         are removed (their resources go back); those it reports are adopted."""
         reported = [state.executor_info for state in executors]
         keys = {(agent.id, i.framework_id.value, i.executor_id.value) for i in reported}
-        for key in [k for k in self.book.executors if k[0] == agent.id and k not in keys]:
+        for key in [k for k in self.book.executors_on(agent.id) if k not in keys]:
             self.remove(key)
         for info in reported:
             if info.framework_id.value in self.book.frameworks:

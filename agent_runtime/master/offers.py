@@ -93,8 +93,8 @@ class Offers:
             proto.unavailability.CopyFrom(unavailability)
         # As Mesos: the framework's executors running there, so a scheduler can tell an agent
         # where its executor already runs (and one an old incarnation of it left behind).
-        for (agent_id, framework_id, executor_id) in self.book.executors:
-            if agent_id == agent.id and framework_id == framework.id:
+        for (_, framework_id, executor_id) in self.book.executors_on(agent.id):
+            if framework_id == framework.id:
                 proto.executor_ids.add(value=executor_id)
         offer = Offer(proto, framework.id, agent.id, allocation.role, allocation.resources)
         if self.offer_timeout:

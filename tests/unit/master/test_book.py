@@ -3,7 +3,9 @@ agent are a lookup, a forgotten task lands among its framework's completed ones.
 
 from __future__ import annotations
 
+from agent_runtime.master.model import Executor
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
+from agent_runtime.resources import parse
 from tests.unit.master.fakes import add_agent, add_framework, launch, offer_all, parts
 
 
@@ -65,3 +67,25 @@ def test_a_completed_framework_keeps_its_forgotten_tasks() -> None:
     assert p.book.completed_framework("F1") is framework
     p.book.forget_task(framework.tasks["t1"])
     assert [t.task_id for t in framework.completed_tasks] == ["t1"]
+
+
+def test_custom_executors_are_indexed_by_agent() -> None:
+    p = parts()
+    keys = [("S1", "F1", "a"), ("S1", "F2", "b"), ("S2", "F1", "c")]
+    for key in keys:
+        info = mesos_pb2.ExecutorInfo()
+        info.executor_id.value = key[2]
+        p.book.add_executor(key, Executor(info, key[0], "*", parse("cpus:0.5")))
+    first = p.book.executors[keys[0]]
+    # A second add under a known key keeps the first (as the master's setdefault did).
+    assert p.book.add_executor(keys[0], Executor(mesos_pb2.ExecutorInfo(), "S1", "*",
+                                                 parse("cpus:9"))) is first
+    assert set(p.book.executors_on("S1")) == {keys[0], keys[1]}
+    assert p.book.frameworks_with_executors_on("S1") == {"F1", "F2"}
+    assert p.book.used_on("S1").scalar("cpus") == 1.0
+    assert p.book.pop_executor(keys[0]) is first
+    assert p.book.pop_executor(keys[0]) is None
+    assert set(p.book.executors_on("S1")) == {keys[1]}
+    p.book.pop_executor(keys[1])
+    assert p.book.executors_on("S1") == {} and p.book.frameworks_with_executors_on("S1") == set()
+    assert set(p.book.executors) == {keys[2]} and set(p.book.executors_on("S2")) == {keys[2]}

@@ -74,7 +74,7 @@ def test_an_offer_names_the_framework_executors_on_its_agent_and_no_others() -> 
     for key in (("S1", "F1", "ours"), ("S1", "F9", "theirs"), ("S2", "F9", "theirs")):
         info = mesos_pb2.ExecutorInfo()
         info.executor_id.value = key[2]
-        p.book.executors[key] = Executor(info, key[0], "*", parse("cpus:0.1"))
+        p.book.add_executor(key, Executor(info, key[0], "*", parse("cpus:0.1")))
     offer_all(p)
     named = {o.agent_id: [e.value for e in o.proto.executor_ids]
              for o in p.book.offers.values()}
