@@ -69,6 +69,11 @@ class Maintenance:
         offers.unavailability = self.unavailability
         self._indexed: maintenance_pb2.Schedule | None = None
         self._windows: dict[Machine, mesos_pb2.Unavailability] = {}
+        # The scheduled machines by hostname and, those without one, by IP (with their place
+        # in the schedule): an agent's window is two lookups, not a walk of the schedule, as
+        # every offer asks for it.
+        self._by_name: dict[str, tuple[int, Machine]] = {}
+        self._by_ip: dict[str, tuple[int, Machine]] = {}
 
     # The registry's record -------------------------------------------------------------------
     @property
@@ -108,8 +113,19 @@ class Maintenance:
         if self._indexed is not schedule:
             self._windows = {machine_of(m, "schedule"): window.unavailability
                              for window in schedule.windows for m in window.machine_ids}
+            self._by_name, self._by_ip = {}, {}
+            for place, machine in enumerate(self._windows):
+                index = self._by_name if machine[0] else self._by_ip
+                index.setdefault(machine[0] or machine[1], (place, machine))
             self._indexed = schedule
         return self._windows
+
+    def _scheduled(self, agent: Agent) -> Machine | None:
+        """As ``_machine(agent, self._index())``: the first scheduled machine it is on."""
+        self._index()
+        found = [hit for hit in (self._by_name.get(agent.info.hostname.lower()),
+                                 self._by_ip.get(_ip(agent))) if hit is not None]
+        return min(found)[1] if found else None
 
     def _machine(self, agent: Agent, machines: Iterable[Machine]) -> Machine | None:
         hostname, ip = agent.info.hostname.lower(), _ip(agent)
@@ -123,14 +139,14 @@ class Maintenance:
         return [a for a in self.book.agents.values() if self._machine(a, wanted) is not None]
 
     def mode_of(self, agent: Agent) -> str:
-        machine = self._machine(agent, self._index())
+        machine = self._scheduled(agent)
         return UP if machine is None else self.modes[machine]
 
     def unavailability(self, agent: Agent) -> mesos_pb2.Unavailability | None:
         windows = self._index()
         if not windows:
             return None
-        machine = self._machine(agent, windows)
+        machine = self._scheduled(agent)
         return None if machine is None else windows[machine]
 
     def in_windows(self) -> Iterator[tuple[Agent, mesos_pb2.Unavailability]]:
