@@ -237,7 +237,10 @@ def test_a_health_check_of_an_image_task_runs_inside_its_container_confined_as_i
     task = {"name": "checked", "task_id": {"value": "checked"},
             "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
                           {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}],
-            "command": {"value": "sleep 3"},
+            # Runs until the check has left its evidence (at most a minute), then long enough
+            # for the healthy update to go out before the task's end.
+            "command": {"value": "i=0; while [ ! -s $MESOS_SANDBOX/check.txt ] && "
+                                 "[ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done; sleep 2"},
             "container": {"type": "MESOS", "mesos": {"image": {
                 "type": "DOCKER", "docker": {"name": "busybox"}}}},
             "health_check": {"type": "COMMAND", "command": {"value": check},
