@@ -31,6 +31,7 @@ import threading
 import time
 
 from .agent_client import HttpConnection
+from .commandinfo import ROOTFS_LAUNCH, command_argv, command_variables
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,18 +42,6 @@ if TYPE_CHECKING:
     Json = Any
     # (CommandInfo as JSON, timeout) -> exit status; None when it timed out or did not start.
     RunCommand = Callable[[dict[str, Json], float], int | None]
-
-
-def command_argv(command: dict[str, Json]) -> list[str]:
-    if command.get("shell", True):
-        return ["/bin/sh", "-c", str(command.get("value", ""))]
-    return [str(a) for a in command.get("arguments", [])] or [str(command.get("value", ""))]
-
-
-def _variables(command: dict[str, Json]) -> dict[str, str]:
-    return {str(v["name"]): str(v.get("value", ""))
-            for v in command.get("environment", {}).get("variables", [])
-            if v.get("type", "VALUE") == "VALUE"}
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> int | None:
@@ -77,7 +66,8 @@ def local_command(env: dict[str, str], cwd: str) -> RunCommand:
     environment, its sandbox), on the host as the task is."""
 
     def run(command: dict[str, Json], timeout: float) -> int | None:
-        return _run(command_argv(command), {**env, **_variables(command)}, cwd, timeout)
+        return _run(command_argv(command)[0], {**env, **command_variables(command)}, cwd,
+                    timeout)
 
     return run
 
@@ -94,12 +84,12 @@ def container_command(helper: list[str], env: dict[str, str], launch: dict[str, 
         pid = init()
         if pid is None:
             return None
-        join = {"join": pid, "argv": command_argv(command),
-                "environment": {**launch.get("environment", {}), **_variables(command)},
+        join = {"join": pid, "argv": command_argv(command)[0],
+                "environment": {**launch.get("environment", {}), **command_variables(command)},
                 "working_dir": launch.get("working_dir") or launch.get("mount_point"),
                 "mount_point": launch.get("mount_point"), "user": launch.get("user"),
                 "security": launch.get("security", {})}
-        return _run(helper, {**env, "MESOS_ROOTFS_LAUNCH": json.dumps(join)}, "/", timeout)
+        return _run(helper, {**env, ROOTFS_LAUNCH: json.dumps(join)}, "/", timeout)
 
     return run
 

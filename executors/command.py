@@ -29,6 +29,7 @@ import threading
 import time
 
 from .checks import container_command, init_of, local_command
+from .commandinfo import ROOTFS_LAUNCH, TASK_LAUNCH_INFO, command_argv, task_environment
 from .session import ExecutorSession, from_environment, policy_grace
 
 # Every module imported here is paid for in every task's launch latency: typing stays out of the
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 
     Json = Any
 
-# Set by the agent for a task with an image: JSON for rootfs.py (see there).
-TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
-EXECUTOR_TOKEN = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
-ROOTFS_LAUNCH = "MESOS_ROOTFS_LAUNCH"  # what rootfs.py reads (it drops the variable)
 ROOTFS_ARGV = [sys.executable, "-S", "-c",
                "import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
                "sys.exit(rootfs.main())",
@@ -52,15 +49,6 @@ ROOTFS_ARGV = [sys.executable, "-S", "-c",
 TASK_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--kill-child", "--"]
 DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when no kill policy says otherwise
 REAP_INTERVAL = 1.0  # seconds between looks for ended orphans (pid 1 only)
-
-
-def command_argv(command: dict[str, Json]) -> tuple[list[str], str | None]:
-    """``(argv, executable)`` for a CommandInfo: ``sh -c value`` or ``value`` with ``arguments``."""
-    value = str(command.get("value", ""))
-    if command.get("shell", True):
-        return ["/bin/sh", "-c", value], None
-    arguments = [str(a) for a in command.get("arguments", [])]
-    return (arguments or [value]), value
 
 
 def describe_exit(status: int) -> str:
@@ -89,15 +77,7 @@ class CommandTask:
         session = self.session
         command = task.get("command", {})
         argv, executable = command_argv(command)
-        env = dict(session.env)
-        for variable in command.get("environment", {}).get("variables", []):
-            if variable.get("type", "VALUE") == "VALUE":
-                env[str(variable["name"])] = str(variable.get("value", ""))
-        # The agent's word only: a task's own variable of that name is dropped, never obeyed.
-        env.pop(TASK_LAUNCH_INFO, None)
-        env.pop(ROOTFS_LAUNCH, None)
-        # The executor's identity stays with the executor: the task cannot call as it.
-        env.pop(EXECUTOR_TOKEN, None)
+        env = task_environment(session.env, command)
         launch_info = session.env.get(TASK_LAUNCH_INFO)
         pass_fds: tuple[int, ...] = ()
         if launch_info is not None:

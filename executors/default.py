@@ -38,16 +38,8 @@ import threading
 import time
 
 from .checks import container_command, init_of, local_command
-from .command import (
-    DEFAULT_GRACE,
-    EXECUTOR_TOKEN,
-    ROOTFS_ARGV,
-    ROOTFS_LAUNCH,
-    TASK_LAUNCH_INFO,
-    TASK_PID_NAMESPACE,
-    command_argv,
-    describe_exit,
-)
+from .command import DEFAULT_GRACE, ROOTFS_ARGV, TASK_PID_NAMESPACE, describe_exit
+from .commandinfo import ROOTFS_LAUNCH, TASK_LAUNCH_INFO, command_argv, task_environment
 from .session import ExecutorSession, from_environment, policy_grace
 
 TYPE_CHECKING = False
@@ -128,12 +120,7 @@ class TaskGroups:
         launch = take_launch_info(task)
         command = task.get("command", {})
         argv, executable = command_argv(command)
-        env = dict(session.env)
-        for variable in command.get("environment", {}).get("variables", []):
-            if variable.get("type", "VALUE") == "VALUE":
-                env[str(variable["name"])] = str(variable.get("value", ""))
-        for name in (EXECUTOR_TOKEN, TASK_LAUNCH_INFO, ROOTFS_LAUNCH):
-            env.pop(name, None)  # the executor's identity and the agent's word stay here
+        env = task_environment(session.env, command)
         env["MESOS_SANDBOX"] = sandbox
         env["MESOS_TASK_ID"] = task_id
         procs = [str(path) for path in launch.pop("cgroup_procs", [])]

@@ -40,7 +40,7 @@ import threading
 import time
 
 from .agent_client import HttpConnection
-from .checks import command_argv
+from .commandinfo import command_argv
 from .session import ExecutorSession, from_environment, policy_grace
 
 TYPE_CHECKING = False
@@ -238,7 +238,7 @@ class DockerTask:
 
     def _exec(self, command: dict[str, Json], timeout: float) -> int | None:
         try:
-            return self.engine.exec_status(self.container, command_argv(command), timeout)
+            return self.engine.exec_status(self.container, command_argv(command)[0], timeout)
         except (OSError, ValueError, KeyError, EngineError):
             return None
 

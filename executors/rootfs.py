@@ -34,6 +34,7 @@ import stat
 import sys
 
 from . import linux
+from .commandinfo import ROOTFS_LAUNCH, TASK_LAUNCH_INFO
 from .security import confine
 
 TYPE_CHECKING = False
@@ -218,8 +219,8 @@ def _init(child: int, status_fd: int | None) -> int:
 def main() -> int:
     environment = dict(os.environ)
     # The command executor hands it over in the environment; the launcher, on the command line.
-    launch = json.loads(environment.pop("MESOS_ROOTFS_LAUNCH", "") or sys.argv[-1])
-    environment.pop("MESOS_TASK_LAUNCH_INFO", None)
+    launch = json.loads(environment.pop(ROOTFS_LAUNCH, "") or sys.argv[-1])
+    environment.pop(TASK_LAUNCH_INFO, None)
     environment.update(launch.get("environment", {}))
     if launch.get("sandbox"):
         environment["MESOS_SANDBOX"] = launch["mount_point"]

@@ -44,7 +44,7 @@ from agent_runtime.containerizer.mesos_sessions import SessionEntry
 from agent_runtime.containerizer.mesos_sessions import launch as launch_session
 from agent_runtime.containerizer.provisioning import Provisioner, image_name, image_of, runtime
 from agent_runtime.containerizer.sessions import Session, SessionRequest
-from agent_runtime.containerizer.task_containers import TaskContainers
+from agent_runtime.containerizer.task_containers import TASK_LAUNCH_INFO, TaskContainers
 from agent_runtime.errors import Conflict, LaunchError, NotFound, RuntimeErrorBase
 from agent_runtime.proto import mesos_pb2
 
@@ -57,7 +57,6 @@ COMMAND_EXECUTOR: str = _COMMAND_SPEC.origin
 # The rootfs entry helper (executors/rootfs.py), and how a command executor is told to use it.
 ROOTFS_STUB = ("import sys; sys.path[0] = sys.argv[1]; from executors import rootfs; "
                "sys.exit(rootfs.main())")
-TASK_LAUNCH_INFO = "MESOS_TASK_LAUNCH_INFO"
 # Imported rather than run as a script so its bytecode is cached; `-S` skips site-packages (the
 # executor needs the standard library only), which keeps its start-up, i.e. launch latency, low.
 # argv[1] is the folder that holds the `executors` package, as for every helper.
