@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
@@ -117,6 +117,19 @@ class TestFramework:
         await self.update(task_id, mesos_pb2.TASK_STARTING)
         await self.update(task_id, mesos_pb2.TASK_RUNNING)
         return task_id
+
+
+@contextlib.asynccontextmanager
+async def subscribed(master: str, info: mesos_pb2.FrameworkInfo
+                     ) -> AsyncIterator[TestFramework]:
+    """A framework subscribed to ``master`` and listening, stopped on the way out."""
+    async with SchedulerClient(master, info) as client:
+        framework = TestFramework(client)
+        await framework.start()
+        try:
+            yield framework
+        finally:
+            await framework.stop()
 
 
 TERMINAL = frozenset({mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.TASK_KILLED,

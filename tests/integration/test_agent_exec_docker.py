@@ -11,10 +11,9 @@ import docker
 import pytest
 
 from agent_runtime.proto import mesos_pb2
-from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster
+from tests.harness.cluster import Cluster, running_cluster
 from tests.harness.docker_tasks import agent_flags, docker_task, launch
-from tests.harness.framework import TestFramework, framework_info
+from tests.harness.framework import TestFramework, framework_info, subscribed
 from tests.harness.task_exec import TaskExec
 
 pytestmark = pytest.mark.docker
@@ -22,22 +21,14 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def docker_cluster(tmp_path: Any, docker_images: str) -> Iterator[Cluster]:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with running_cluster(str(tmp_path), agent_flags=agent_flags(docker_images)) as cluster:
+        yield cluster
 
 
 @pytest.fixture
 async def framework(docker_cluster: Cluster) -> AsyncIterator[TestFramework]:
-    async with SchedulerClient(docker_cluster.master, framework_info("exec-test")) as client:
-        fw = TestFramework(client)
-        await fw.start()
-        try:
-            yield fw
-        finally:
-            await fw.stop()
+    async with subscribed(docker_cluster.master, framework_info("exec-test")) as fw:
+        yield fw
 
 
 async def test_task_exec_into_a_docker_task(framework: TestFramework, docker_cluster: Cluster,

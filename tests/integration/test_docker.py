@@ -20,7 +20,7 @@ from docker import errors as sdk_errors
 
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import VENV_BIN, Cluster, get_json, sandbox_file
+from tests.harness.cluster import VENV_BIN, Cluster, get_json, running_cluster, sandbox_file
 from tests.harness.docker_tasks import (
     agent_flags,
     containers_of,
@@ -29,7 +29,7 @@ from tests.harness.docker_tasks import (
     terminal,
     wait_gone,
 )
-from tests.harness.framework import TestFramework, command_task, framework_info
+from tests.harness.framework import TestFramework, command_task, framework_info, subscribed
 
 pytestmark = pytest.mark.docker
 Status = mesos_pb2.TaskStatus
@@ -38,22 +38,14 @@ DockerInfo = mesos_pb2.ContainerInfo.DockerInfo
 
 @pytest.fixture
 def docker_cluster(tmp_path: Any, docker_images: str) -> Iterator[Cluster]:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with running_cluster(str(tmp_path), agent_flags=agent_flags(docker_images)) as cluster:
+        yield cluster
 
 
 @pytest.fixture
 async def framework(docker_cluster: Cluster) -> AsyncIterator[TestFramework]:
-    async with SchedulerClient(docker_cluster.master, framework_info("docker-test")) as client:
-        fw = TestFramework(client)
-        await fw.start()
-        try:
-            yield fw
-        finally:
-            await fw.stop()
+    async with subscribed(docker_cluster.master, framework_info("docker-test")) as fw:
+        yield fw
 
 
 async def terminal_or_running(fw: TestFramework, task_id: str) -> mesos_pb2.TaskStatus:

@@ -27,7 +27,7 @@ from docker import errors as sdk_errors
 from agent_runtime.containerizer.launcher import is_same_process
 from agent_runtime.proto import mesos_pb2, scheduler_pb2
 from agent_runtime.scheduler.client import SchedulerClient
-from tests.harness.cluster import Cluster, get_json
+from tests.harness.cluster import Cluster, get_json, running_cluster
 from tests.harness.docker_tasks import (
     agent_flags,
     containers_of,
@@ -36,7 +36,7 @@ from tests.harness.docker_tasks import (
     terminal,
     wait_gone,
 )
-from tests.harness.framework import TestFramework, framework_info
+from tests.harness.framework import TestFramework, framework_info, subscribed
 
 pytestmark = pytest.mark.docker
 Call = scheduler_pb2.Call
@@ -45,23 +45,15 @@ Status = mesos_pb2.TaskStatus
 
 @pytest.fixture
 def docker_cluster(tmp_path: Any, docker_images: str) -> Iterator[Cluster]:
-    cluster = Cluster(str(tmp_path), agent_flags=agent_flags(docker_images))
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with running_cluster(str(tmp_path), agent_flags=agent_flags(docker_images)) as cluster:
+        yield cluster
 
 
 @pytest.fixture
 async def framework(docker_cluster: Cluster) -> AsyncIterator[TestFramework]:
     info = framework_info("docker-recovery", checkpoint=True)
-    async with SchedulerClient(docker_cluster.master, info) as client:
-        fw = TestFramework(client)
-        await fw.start()
-        try:
-            yield fw
-        finally:
-            await fw.stop()
+    async with subscribed(docker_cluster.master, info) as fw:
+        yield fw
 
 
 async def _running(framework: TestFramework, command: str) -> str:
