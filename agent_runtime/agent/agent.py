@@ -378,6 +378,10 @@ class Agent:
             self.supervisor.adopt(found)
         return [f.executor.container_id for f in recovered if f.process is not None]
 
+    def serving(self) -> None:
+        """The agent's HTTP API answers: executors recovered by adopt may now re-subscribe."""
+        self.supervisor.serving()
+
     # Registration --------------------------------------------------------------------------
     def registration(self) -> internal_pb2.RegisterAgent:
         register = internal_pb2.RegisterAgent(version="1.11.0", pid=self.pid)

@@ -164,6 +164,12 @@ class ExecutorSupervisor:
         # Sandboxes are made on threads of their own (see make_sandbox), not the default
         # executor's, where a long job (a Docker call) could hold a launch up.
         self._sandboxes: concurrent.futures.ThreadPoolExecutor | None = None
+        # Executors adopted after a restart: their re-subscription deadline starts once the
+        # agent serves (see serving), not at adoption. Between the two, the containerizer's own
+        # recovery runs (a Docker listing: seconds on a loaded host) and no executor can reach
+        # the agent yet, so a deadline started at adoption destroyed executors that were
+        # retrying in time. Mesos likewise starts it when recovery is complete.
+        self._adopted: list[Executor] = []
 
     # Launch --------------------------------------------------------------------------------
     def new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
@@ -237,11 +243,24 @@ class ExecutorSupervisor:
         process.exited.add_done_callback(
             lambda fut: self.terminated(executor, fut.result(), detail)
         )
-        if executor.state == ExecutorState.REGISTERING:
-            executor.timer = asyncio.get_running_loop().call_later(
-                self._registration_deadline(adopted), self._registration_timeout, executor,
-                adopted,
-            )
+        if executor.state != ExecutorState.REGISTERING:
+            return
+        if adopted:
+            self._adopted.append(executor)
+            return
+        self._start_deadline(executor, adopted=False)
+
+    def serving(self) -> None:
+        """The agent now answers executors: the adopted ones' deadlines to re-subscribe start."""
+        adopted, self._adopted = self._adopted, []
+        for executor in adopted:
+            if executor.state == ExecutorState.REGISTERING:
+                self._start_deadline(executor, adopted=True)
+
+    def _start_deadline(self, executor: Executor, *, adopted: bool) -> None:
+        executor.timer = asyncio.get_running_loop().call_later(
+            self._registration_deadline(adopted), self._registration_timeout, executor, adopted,
+        )
 
     def _registration_deadline(self, adopted: bool) -> float:
         if adopted:

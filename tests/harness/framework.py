@@ -33,6 +33,21 @@ def command_task(offer: mesos_pb2.Offer, command: str, task_id: str | None = Non
     return task
 
 
+def _describe(event: scheduler_pb2.Event) -> str:
+    """An event as a failed wait reports it: updates with their task, state and reason."""
+    name = Event.Type.Name(event.type)
+    if event.type == Event.UPDATE:
+        status = event.update.status
+        reason = mesos_pb2.TaskStatus.Reason.Name(status.reason) if status.HasField(
+            "reason") else ""
+        return f"{name}({status.task_id.value} {mesos_pb2.TaskState.Name(status.state)} " \
+               f"{reason} {status.message!r})"
+    if event.type == Event.FAILURE:
+        return f"{name}({event.failure.agent_id.value} {event.failure.executor_id.value} " \
+               f"status={event.failure.status})"
+    return name
+
+
 class TestFramework:
     __test__ = False  # not a pytest class
 
@@ -86,7 +101,7 @@ class TestFramework:
                     raise self.error
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = [Event.Type.Name(e.type) for e in self.events]
+                    seen = [_describe(e) for e in self.events]
                     raise TimeoutError(f"no matching event within {timeout}s; seen {seen}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)

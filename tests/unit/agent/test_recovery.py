@@ -128,7 +128,10 @@ async def test_the_agent_takes_in_what_recovery_found(
     assert daemon.adopt(found) == ["c-alive"]
     kept = daemon.table.executor(FRAMEWORK.id.value, "t1")
     assert kept is not None and kept.state == ExecutorState.REGISTERING
-    assert kept.process is not None and kept.timer is not None  # re-registration deadline
+    # The re-registration deadline starts once the agent serves, not at adoption.
+    assert kept.process is not None and kept.timer is None
+    daemon.serving()
+    assert kept.timer is not None
     await asyncio.sleep(0)
     # The gone one ended as any exit does: its task failed, the master told.
     assert daemon.table.executor(FRAMEWORK.id.value, "t2") is None

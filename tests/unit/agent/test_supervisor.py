@@ -89,6 +89,10 @@ async def test_an_adopted_executor_gets_the_reregistration_timeout(
     process = fake_process()
     agent.supervisor.watch(executor, process, adopted=True)
     assert executor.process is process
+    # Until the agent serves, no executor could re-subscribe: no deadline runs.
+    await asyncio.sleep(max(REGISTRATION, REREGISTRATION) + 0.05)
+    assert containerizer.destroyed == [] and executor.timer is None
+    agent.serving()
     await asyncio.sleep(REGISTRATION + 0.02)
     assert containerizer.destroyed == []  # not the registration timeout
     await asyncio.sleep(REREGISTRATION)
@@ -125,6 +129,7 @@ async def test_an_executor_that_subscribed_in_time_is_left_alone(
 ) -> None:
     executor = _executor(agent, f"t4-{adopted}", launched=True)
     agent.supervisor.watch(executor, fake_process(), adopted=adopted)
+    agent.serving()
     executor.transition(ExecutorState.RUNNING)  # as a SUBSCRIBE would
     await asyncio.sleep(REREGISTRATION + 0.05)
     assert containerizer.destroyed == []
