@@ -377,11 +377,6 @@ class Agent:
                 self.updates.restore(found.executor.framework_id, task_id, stream)
             self.supervisor.adopt(found)
         return [f.executor.container_id for f in recovered if f.process is not None]
-
-    def serving(self) -> None:
-        """The agent's HTTP API answers: executors recovered by adopt may now re-subscribe."""
-        self.supervisor.serving()
-
     # Registration --------------------------------------------------------------------------
     def registration(self) -> internal_pb2.RegisterAgent:
         register = internal_pb2.RegisterAgent(version="1.11.0", pid=self.pid)

@@ -112,7 +112,7 @@ async def start_agent(config: AgentConfig, tls: TlsConfig = PLAIN) -> RunningAge
         if not config.advertise_port:
             app_agent.info.port = port
             app_agent.endpoint = f"{config.advertise_ip or config.ip}:{port}"
-    app_agent.serving()
+    app_agent.supervisor.serving()  # executors adopted above may now re-subscribe
     link = MasterLink(app_agent, config.master, config.registration_backoff_factor, tls)
     link.metadata = security.link_metadata(config)
     link.start()

@@ -130,7 +130,7 @@ async def test_the_agent_takes_in_what_recovery_found(
     assert kept is not None and kept.state == ExecutorState.REGISTERING
     # The re-registration deadline starts once the agent serves, not at adoption.
     assert kept.process is not None and kept.timer is None
-    daemon.serving()
+    daemon.supervisor.serving()
     assert kept.timer is not None
     await asyncio.sleep(0)
     # The gone one ended as any exit does: its task failed, the master told.

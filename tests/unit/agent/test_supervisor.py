@@ -92,7 +92,7 @@ async def test_an_adopted_executor_gets_the_reregistration_timeout(
     # Until the agent serves, no executor could re-subscribe: no deadline runs.
     await asyncio.sleep(max(REGISTRATION, REREGISTRATION) + 0.05)
     assert containerizer.destroyed == [] and executor.timer is None
-    agent.serving()
+    agent.supervisor.serving()
     await asyncio.sleep(REGISTRATION + 0.02)
     assert containerizer.destroyed == []  # not the registration timeout
     await asyncio.sleep(REREGISTRATION)
@@ -129,7 +129,7 @@ async def test_an_executor_that_subscribed_in_time_is_left_alone(
 ) -> None:
     executor = _executor(agent, f"t4-{adopted}", launched=True)
     agent.supervisor.watch(executor, fake_process(), adopted=adopted)
-    agent.serving()
+    agent.supervisor.serving()
     executor.transition(ExecutorState.RUNNING)  # as a SUBSCRIBE would
     await asyncio.sleep(REREGISTRATION + 0.05)
     assert containerizer.destroyed == []
