@@ -238,6 +238,7 @@ async def frameworks_phase(master: MasterProcess, count: int, offers_s: float,
         await asyncio.sleep(offers_s)
         offers_per_s = (offered - before) / (time.monotonic() - started)
         phase["name"] = "calls"
+        progress(f"calls phase ({calls_s:g} s), master pid {master.psutil().pid}")
         started = time.monotonic()
         until = started + calls_s
         await asyncio.gather(*(caller(n, c, until) for n, c in enumerate(clients)))
@@ -254,6 +255,12 @@ async def frameworks_phase(master: MasterProcess, count: int, offers_s: float,
 
 
 # One size ---------------------------------------------------------------------------------------
+def progress(what: str) -> None:
+    """A phase starting, on stderr: the figures stay on stdout, and a profiler can be attached
+    to the master for one phase (the calls phase names the master's pid)."""
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
 def failover(master: MasterProcess, emulator: EmulatorProcess, registrations: int) -> dict[str,
                                                                                          float]:
     killed = time.time()
@@ -276,6 +283,7 @@ def run_size(agents: int, args: argparse.Namespace) -> dict[str, Any]:
             rss_agents = master.psutil().memory_info().rss
             out["rss_per_agent_kib"] = (rss_agents - rss_empty) / agents / 1024
             emulator.ask(cmd="seed", tasks=args.tasks, frameworks=10)
+            progress(f"{agents} agents registered; failover with {agents * args.tasks} tasks")
             result = failover(master, emulator, 2 * agents)
             out["failover_s"] = result["from_kill_s"]
             out["failover_from_up_s"] = result["from_up_s"]
@@ -290,6 +298,7 @@ def run_size(agents: int, args: argparse.Namespace) -> dict[str, Any]:
                 latency, status, size = get_state(master, media)
                 out.update({f"{key}_s": latency, f"{key}_status": status,
                             f"{key}_mib": size / 2**20})
+            progress("state measured; idle CPU")
             process = master.psutil()
             process.cpu_percent()
             time.sleep(args.idle)
