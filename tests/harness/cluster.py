@@ -153,9 +153,16 @@ def running_cluster(work_dir: str, agents: int = 1, **kwargs: Any) -> Iterator[C
         cluster.stop()
 
 
-def agent_state(cluster: Cluster, index: int = 0) -> dict[str, Any]:
-    state: dict[str, Any] = get_json(f"http://127.0.0.1:{cluster.agent_ports[index]}/state")
-    return state
+def agent_state(cluster: Cluster, index: int = 0, timeout: float = 30.0) -> dict[str, Any]:
+    """The agent's own ``/state``, once it knows its id: the master lists an agent as it
+    admits it, and the agent takes its id a moment later, when that answer reaches it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state: dict[str, Any] = get_json(
+            f"http://127.0.0.1:{cluster.agent_ports[index]}/state")
+        if state.get("id") or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
 
 
 def sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:

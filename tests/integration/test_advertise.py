@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tests.harness.cluster import get_json, running_cluster
+from tests.harness.cluster import agent_state, get_json, running_cluster
 
 
 def test_the_master_advertises_what_it_is_told_and_serves_where_it_is_bound(
@@ -36,5 +36,4 @@ def test_an_agent_advertises_its_advertise_ip_and_port(tmp_path: os.PathLike[str
         assert agent["pid"] == "slave(1)@192.0.2.8:15051"
         assert agent["port"] == 15051
         # Bound where it was told to listen: its own endpoints answer there.
-        state = get_json(f"http://127.0.0.1:{cluster.agent_ports[0]}/state")
-        assert state["id"] == agent["id"]
+        assert agent_state(cluster)["id"] == agent["id"]
