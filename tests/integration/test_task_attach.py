@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 
@@ -16,13 +17,15 @@ import pytest
 import requests
 
 from agent_runtime.codec import recordio
-from tests.harness.cluster import Cluster, running_cluster, sandbox_file
+from tests.harness.cluster import Cluster, agent_state, running_cluster, sandbox_file
 from tests.harness.curl import Running, launch_task
 from tests.harness.task_exec import agent_api, parent_of
 from tests.harness.wait import wait_for
 
 SAY = "; ".join(f"echo out-{i}; echo err-{i} >&2; sleep 0.05" for i in range(1, 11))
-COMMAND = f"echo before-attach; sleep 1.5; {SAY}"
+# The rest of the output waits for the test to have attached (it creates ``go`` in the sandbox):
+# what is written before attaching is not followed, so a fixed pause would race a loaded host.
+COMMAND = f"echo before-attach; while [ ! -e go ]; do sleep 0.05; done; {SAY}"
 OUTPUT = {"Content-Type": "application/json", "Accept": "application/recordio",
           "Message-Accept": "application/json"}
 INPUT = {"Content-Type": "application/recordio", "Message-Content-Type": "application/json",
@@ -39,10 +42,18 @@ def cluster() -> Iterator[tuple[Cluster, Running]]:
             running.close()
 
 
+def _sandbox(cluster: Cluster, task_id: str) -> str:
+    for framework in agent_state(cluster)["frameworks"]:
+        for executor in framework["executors"]:
+            if executor["id"] == task_id:
+                return str(executor["directory"])
+    raise AssertionError(f"no live executor {task_id} in the agent's state")
+
+
 def test_attach_follows_the_tasks_output_until_it_ends(
         cluster: tuple[Cluster, Running]) -> None:
     c, running = cluster
-    wait_for(lambda: "before-attach" in sandbox_file(c, "talker", "stdout"), 10,
+    wait_for(lambda: "before-attach" in sandbox_file(c, "talker", "stdout"), 30,
              "the task's first line")
     container_id = parent_of(c, "talker")
     assert "parent" not in container_id  # the task's own container: what attach names
@@ -58,6 +69,7 @@ def test_attach_follows_the_tasks_output_until_it_ends(
         json.dumps(first).encode())]), headers=INPUT, timeout=10)
     assert refused.status_code == 500
     assert refused.text == "I/O switchboard server was disabled for this container"
+    open(os.path.join(_sandbox(c, "talker"), "go"), "w").close()  # attached: talk now
     out, err = bytearray(), bytearray()
     decoder = recordio.Decoder()
     for chunk in answer.iter_content(chunk_size=None):  # ends when the executor does
