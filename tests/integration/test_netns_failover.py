@@ -23,8 +23,10 @@ Call = scheduler_pb2.Call
 
 @pytest.fixture
 def ha_hosts(tmp_path: Any) -> Iterator[NamespaceCluster]:
-    # Agents give up on a master they have not heard from in all its pings (2 s here).
-    ping = ("--agent_ping_timeout=500ms", "--max_agent_ping_timeouts=4")
+    # Agents give up on a master they have not heard from in all its pings (8 s here): long
+    # enough that a stall on a loaded host (CI) does not make any of them unreachable before the
+    # cut, short enough to follow the new leader well within wait_agents' deadline.
+    ping = ("--agent_ping_timeout=2secs", "--max_agent_ping_timeouts=4")
     with namespace_cluster(str(tmp_path), masters=3, master_flags=ping) as cluster:
         yield cluster
 
