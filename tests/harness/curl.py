@@ -137,9 +137,11 @@ def acknowledge(api: str, sub: Subscription, framework_id: str, status: dict[str
 def launch_task(cluster: Cluster, command: str, task_id: str = "sleeper",
                 name: str = "endpoints", state: str = "TASK_RUNNING",
                 framework_info: dict[str, Any] | None = None,
-                agent_id: str | None = None) -> Running:
+                agent_id: str | None = None, refuse_seconds: float | None = None) -> Running:
     """SUBSCRIBE with curl, launch ``command`` on the first offer (of ``agent_id``, when given),
-    wait for ``state``."""
+    wait for ``state``. ``refuse_seconds``: the ACCEPT's filter on what the offer leaves (the
+    master's default is 5 s, after which the rest comes back to this framework and stays with
+    it, unanswered: pass a long one where another framework needs offers later)."""
     api = cluster.master_url + "/api/v1/scheduler"
     info = {"user": "root", "name": name, **(framework_info or {})}
     sub = Subscription(api, {"type": "SUBSCRIBE", "subscribe": {"framework_info": info}})
@@ -158,10 +160,12 @@ def launch_task(cluster: Cluster, command: str, task_id: str = "sleeper",
                 {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_RESOURCES["mem"]}},
             ],
         }
-        accept = {"framework_id": {"value": framework_id}, "type": "ACCEPT",
-                  "accept": {"offer_ids": [offer["id"]],
-                             "operations": [{"type": "LAUNCH",
-                                             "launch": {"task_infos": [task]}}]}}
+        accept: dict[str, Any] = {
+            "framework_id": {"value": framework_id}, "type": "ACCEPT",
+            "accept": {"offer_ids": [offer["id"]],
+                       "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}
+        if refuse_seconds is not None:
+            accept["accept"]["filters"] = {"refuse_seconds": refuse_seconds}
         assert post(api, accept, sub.stream_id) == (202, "")
         for expected in ("TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"):
             status = sub.take_update(task_id, expected)

@@ -52,7 +52,9 @@ def named(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def test_each_subscriber_sees_what_it_may_view(cluster: Cluster) -> None:
     ops, viewer = feed(cluster, "ops"), feed(cluster, "viewer")
     try:
-        hidden = launch_task(cluster, "sleep 30", task_id="root-task", name="as-root")
+        # A long filter: the rest of the agent must stay for the second framework.
+        hidden = launch_task(cluster, "sleep 30", task_id="root-task", name="as-root",
+                             refuse_seconds=3600)
         shown = launch_task(cluster, "sleep 30", task_id="nobody-task", name="as-nobody",
                             framework_info={"user": "nobody"})
         # A subscriber arriving now gets the state as it may see it.

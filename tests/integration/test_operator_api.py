@@ -27,7 +27,9 @@ def cluster() -> Iterator[tuple[Cluster, Subscription, Running]]:
     """A cluster whose operator stream is open before a framework runs one sleeping task."""
     with tempfile.TemporaryDirectory() as work_dir, running_cluster(work_dir) as cluster:
         feed = Subscription(cluster.master_url + "/api/v1", {"type": "SUBSCRIBE"})
-        running = launch_task(cluster, "echo hello-out; sleep 60")
+        # A long filter on the rest of the agent, which the test's second framework needs; the
+        # task outlives every test of the module, however slow the machine.
+        running = launch_task(cluster, "echo hello-out; sleep 3600", refuse_seconds=3600)
         try:
             yield cluster, feed, running
         finally:
