@@ -148,13 +148,15 @@ async def test_an_invalid_group_is_refused_whole_by_name(cluster: Cluster) -> No
 async def test_an_http_health_check_turns_unhealthy_then_kills_the_task(
         cluster: Cluster) -> None:
     port = free_port()
-    # Serves for a while (healthy), then the server stops while the task goes on (unhealthy).
+    # Serves (healthy) until the test has seen it healthy and creates ``stop`` in the sandbox,
+    # then the server stops while the task goes on (unhealthy).
     server = f"{sys.executable} -m http.server {port} --bind 127.0.0.1"
+    stop = "while [ ! -e stop ]; do sleep 0.05; done"
     async with SchedulerClient(cluster.master, _killing_framework()) as client:
         framework = TestFramework(client, acknowledge_all=True)
         await framework.start()
         (offer,) = await framework.offers()
-        task = command_task(offer, f"{server} & sleep 2; kill $!; sleep 300", "web")
+        task = command_task(offer, f"{server} & {stop}; kill $!; sleep 300", "web")
         check = task.health_check
         check.type = mesos_pb2.HealthCheck.HTTP
         check.http.port = port
@@ -167,11 +169,15 @@ async def test_an_http_health_check_turns_unhealthy_then_kills_the_task(
         task.kill_policy.grace_period.nanoseconds = 500_000_000
         await client.accept([offer.id.value], [task], refuse_seconds=0)
         healthy = await framework.take(lambda e: e.type == e.UPDATE and e.update.status.HasField(
-            "healthy") and e.update.status.healthy)
+            "healthy") and e.update.status.healthy, timeout=60)
         assert healthy.update.status.state == mesos_pb2.TASK_RUNNING
         assert healthy.update.status.reason == Status.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+        (sandbox,) = [e["directory"] for f in agent_state(cluster)["frameworks"]
+                      for e in f["executors"] if e["id"] == "web"]
+        open(os.path.join(sandbox, "stop"), "w").close()
         unhealthy = await framework.take(lambda e: e.type == e.UPDATE and e.update.status
-                                         .HasField("healthy") and not e.update.status.healthy)
+                                         .HasField("healthy") and not e.update.status.healthy,
+                                         timeout=60)
         assert unhealthy.update.status.state == mesos_pb2.TASK_RUNNING
         assert await framework.update("web", mesos_pb2.TASK_KILLING)
         killed = await terminal(framework, "web")
