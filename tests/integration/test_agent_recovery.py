@@ -47,8 +47,10 @@ def _executors(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def _completed_executors(cluster: Cluster) -> list[dict[str, Any]]:
-    state = _agent_state(cluster)
-    return [e for f in (state or {}).get("frameworks", []) for e in f["completed_executors"]]
+    """Ended executors, also of a framework that moved to the completed ones with its last."""
+    state = _agent_state(cluster) or {}
+    frameworks = state.get("frameworks", []) + state.get("completed_frameworks", [])
+    return [e for f in frameworks for e in f["completed_executors"]]
 
 
 async def test_running_task_survives_agent_restart_and_stays_killable(cluster: Cluster) -> None:
