@@ -19,6 +19,9 @@ and exec. The mounts live in this namespace only and vanish with its last proces
 A step that fails prints one line naming it and exits 127: the task fails with that message in
 its stderr.
 
+With ``"hostname"`` it names the UTS namespace the launcher made for it (``namespaces/uts``)
+first: a custom executor has no fork server to do that for it.
+
 With ``"join": <pid>`` instead of a rootfs it runs a health check's or check's command in the
 running container whose init is that pid (its namespaces and root), with the same user and
 confinement as the task.
@@ -229,6 +232,9 @@ def main() -> int:
     status_fd = launch.get("status_fd")
     step = "entering the root filesystem"
     try:
+        if launch.get("hostname"):
+            step = "setting the container's hostname"
+            linux.set_hostname(launch["hostname"])
         if launch.get("join"):
             # A check of a running image task: into its container, then confined as it is.
             linux.set_dumpable(False)  # root with every capability until confine(): untouchable
