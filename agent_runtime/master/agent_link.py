@@ -16,6 +16,10 @@ from agent_runtime.master.model import Agent
 from agent_runtime.master.pinger import Pinger
 from agent_runtime.proto import internal_pb2, internal_pb2_grpc
 
+# An agent writes its RegisterAgent as soon as its stream opens. A stream that says nothing is
+# not an agent: it is ended, or strangers could hold streams (and their memory) open for good.
+REGISTER_WITHIN = 10.0
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +67,12 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         context: grpc.aio.ServicerContext,  # type: ignore[type-arg]
     ) -> AsyncIterator[internal_pb2.MasterMessage]:
         outbox: asyncio.Queue[internal_pb2.MasterMessage | None] = asyncio.Queue()
-        first = await anext(aiter(request_iterator), None)
+        try:
+            first = await asyncio.wait_for(anext(aiter(request_iterator), None), REGISTER_WITHIN)
+        except TimeoutError:
+            yield internal_pb2.MasterMessage(
+                error=f"no RegisterAgent message within {REGISTER_WITHIN:g}s")
+            return
         if first is None or first.WhichOneof("kind") != "register":
             yield internal_pb2.MasterMessage(error="expected a RegisterAgent message first")
             return
