@@ -27,7 +27,7 @@ def _active_agents(cluster: Cluster) -> list[dict[str, Any]]:
     return [s for s in slaves if s["active"]]
 
 
-def _restart_master(cluster: Cluster, sig: int, timeout: float = 10.0) -> float:
+def _restart_master(cluster: Cluster, sig: int, timeout: float = 60.0) -> float:
     """Kill the master with ``sig``, start a new one on the same port; seconds from the new
     master answering until the agent is active in it again."""
     old = get_json(cluster.master_url + "/master/state")["id"]
@@ -41,11 +41,12 @@ def _restart_master(cluster: Cluster, sig: int, timeout: float = 10.0) -> float:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_agent_reregisters_with_a_new_master(cluster: Cluster, sig: int) -> None:
-    running = launch_task(cluster, "sleep 60", framework_info={"failover_timeout": 60})
+    running = launch_task(cluster, "sleep 3600", framework_info={"failover_timeout": 60})
     try:
         before = get_json(cluster.master_url + "/master/state")
         took = _restart_master(cluster, sig)
-        assert took < 5, f"reregistration took {took:.1f}s"
+        # Room for a loaded machine (CI), not for a backoff grown while the master was down.
+        assert took < 20, f"reregistration took {took:.1f}s"
         state = get_json(cluster.master_url + "/master/state")
         assert state["id"] != before["id"]
         (agent,) = state["slaves"]
@@ -106,11 +107,16 @@ def test_backoff_starts_over_for_each_new_master(slow_backoff: Cluster) -> None:
     """Six failovers in a row: each about as quick as the first. The backoff used to carry over
     from one failover to the next, doubling each time up to a minute."""
     (agent,) = _active_agents(slow_backoff)
-    first = _restart_master(slow_backoff, signal.SIGKILL, timeout=60)
+    first = _restart_master(slow_backoff, signal.SIGKILL, timeout=90)
+    slower: list[float] = []
     for _ in range(5):
-        took = _restart_master(slow_backoff, signal.SIGKILL, timeout=60)
-        assert took < first + 5, f"reregistration took {took:.1f}s, the first {first:.1f}s"
+        took = _restart_master(slow_backoff, signal.SIGKILL, timeout=90)
+        assert took < first + 20, f"reregistration took {took:.1f}s, the first {first:.1f}s"
         assert [a["id"] for a in _active_agents(slow_backoff)] == [agent["id"]]
+        slower += [took] if took >= first + 5 else []
+    # One may have met a stall of a loaded machine (CI); a carried-over backoff, random up to
+    # 16, 32, 60 s, makes most of the later ones slow.
+    assert len(slower) <= 1, f"took {[round(t, 1) for t in slower]} s, the first {first:.1f} s"
 
 
 def _restart_agent(cluster: Cluster) -> dict[str, Any]:
