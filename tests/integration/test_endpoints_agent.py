@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness.cluster import Cluster, get_json, running_cluster
+from tests.harness.cluster import Cluster, get_json, running_cluster, sandbox_file
 from tests.harness.curl import Running, launch_task
 from tests.harness.shapes import CLUSTER_RESOURCES, TASK_RESOURCES, VERSION_KEYS, assert_keys
 from tests.harness.wait import wait_for
@@ -43,8 +43,17 @@ def busy() -> Iterator[tuple[Cluster, Running, Running]]:
         finished = launch_task(cluster, "echo all-done", task_id="quick", name="finished",
                                state="TASK_FINISHED")
         finished.close()  # it holds every offer while subscribed; gone, it frees them
-        running = launch_task(cluster, "echo hello-out; echo hello-err >&2; sleep 60")
+        # Sleeps past every test of the module, however slow the machine.
+        running = launch_task(cluster, "echo hello-out; echo hello-err >&2; sleep 3600")
         try:
+            # The finished framework's executor exits in its own time, and the running task
+            # writes after TASK_RUNNING: the tests read the agent once both have happened.
+            wait_for(lambda: finished.framework_id in [
+                f["id"] for f in get_json(_agent(cluster) + "/state")["completed_frameworks"]],
+                60, "the finished framework's executor to exit")
+            wait_for(lambda: "hello-out" in sandbox_file(cluster, "sleeper", "stdout")
+                     and "hello-err" in sandbox_file(cluster, "sleeper", "stderr"),
+                     60, "the running task's output")
             yield cluster, running, finished
         finally:
             running.close()
