@@ -43,7 +43,8 @@ def chromium() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_js(driver: Any, script: str, what: str, timeout: float = 15.0) -> Any:
+# Deadlines bound a hang: a loaded machine (CI) can take many seconds to load and render a page.
+def wait_js(driver: Any, script: str, what: str, timeout: float = 60.0) -> Any:
     """Polls ``script`` (a JavaScript expression's body, ``return ...``) until it is truthy."""
     deadline = time.monotonic() + timeout
     value: Any = None
@@ -56,7 +57,7 @@ def wait_js(driver: Any, script: str, what: str, timeout: float = 15.0) -> Any:
 
 
 def wait_text(driver: Any, selector: str, predicate: Callable[[str], bool], what: str,
-              timeout: float = 15.0) -> str:
+              timeout: float = 60.0) -> str:
     """The text of the first element matching ``selector`` once ``predicate`` holds for it."""
     script = (f"const e = document.querySelector({selector!r}); "
               "return e ? e.innerText : null;")

