@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 
 from tests.harness import zygote
+from tests.harness.wait import wait_for
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -28,7 +29,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get_json(url: str, timeout: float = 5.0, context: ssl.SSLContext | None = None) -> Any:
+# The timeout bounds a hang: a daemon starved on a loaded machine may take seconds to answer.
+def get_json(url: str, timeout: float = 30.0, context: ssl.SSLContext | None = None) -> Any:
     with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
         return json.loads(response.read())
 
@@ -163,6 +165,30 @@ def agent_state(cluster: Cluster, index: int = 0, timeout: float = 30.0) -> dict
         if state.get("id") or time.monotonic() > deadline:
             return state
         time.sleep(0.05)
+
+
+def restart_agent(cluster: Cluster, index: int = 0, timeout: float = 60.0) -> None:
+    """``kill -9`` agent ``index`` and start it again; returns once the new process answers its
+    own ``/state`` and the master has taken it back under the same id. ``wait_agents`` alone
+    can return at once: until the master sees the old link end it lists the killed agent as
+    active."""
+    agent_id = agent_state(cluster, index)["id"]
+    before = _reregistered_time(cluster, agent_id)
+    cluster.kill(f"agent{index}", signal.SIGKILL)
+    cluster.start_agent(index)
+    url = f"http://127.0.0.1:{cluster.agent_ports[index]}/state"
+    wait_for(lambda: get_json(url).get("id") == agent_id, timeout,
+             f"the restarted agent{index} to answer as {agent_id}")
+    wait_for(lambda: _reregistered_time(cluster, agent_id) not in (None, before), timeout,
+             f"the master to take agent{index} back")
+
+
+def _reregistered_time(cluster: Cluster, agent_id: str) -> float | None:
+    """When the master last (re-)admitted the agent, while it lists it as active."""
+    for agent in get_json(cluster.master_url + "/master/slaves", context=cluster.context)["slaves"]:
+        if agent["id"] == agent_id and agent["active"] and "reregistered_time" in agent:
+            return float(agent["reregistered_time"])
+    return None
 
 
 def sandbox_file(cluster: Cluster, task_id: str, name: str) -> str:

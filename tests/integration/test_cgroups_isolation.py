@@ -20,7 +20,7 @@ from agent_runtime.containerizer.cgroups import CgroupsV1
 from agent_runtime.proto import mesos_pb2
 from agent_runtime.scheduler.client import SchedulerClient
 from tests.harness.cgroups import CONTROLLERS, HIERARCHY, cgroup_root, containers
-from tests.harness.cluster import Cluster, running_cluster
+from tests.harness.cluster import Cluster, restart_agent, running_cluster
 from tests.harness.framework import (
     framework_info,
     launch_one,
@@ -115,10 +115,8 @@ async def test_a_restarted_agent_keeps_known_cgroups_and_removes_orphans(
             backend.create(controller, f"{root}/orphan")
             backend.write(controller, f"{root}/orphan", "cgroup.procs", str(orphan.pid))
 
-        cluster.kill("agent0", signal.SIGKILL)
-        cluster.start_agent(0)
-        await asyncio.to_thread(cluster.wait_agents, 1)
-        assert orphan.wait(10) == -signal.SIGKILL
+        await asyncio.to_thread(restart_agent, cluster)
+        assert await asyncio.to_thread(orphan.wait, 60) == -signal.SIGKILL
         await until(lambda: containers(root) == [container] == containers(root, "cpu"))
 
         await client.kill(task_id)
@@ -137,9 +135,7 @@ async def test_a_recovered_container_over_its_memory_still_fails_with_the_limita
         framework, task_id = await launch_one(client, command, cpus=0.1, mem=32)
         await framework.update(task_id, mesos_pb2.TASK_STARTING)
         await framework.update(task_id, mesos_pb2.TASK_RUNNING)
-        cluster.kill("agent0", signal.SIGKILL)
-        cluster.start_agent(0)
-        await asyncio.to_thread(cluster.wait_agents, 1)
+        await asyncio.to_thread(restart_agent, cluster)
         status = await terminal(framework, task_id)
         assert mesos_pb2.TaskState.Name(status.state) == "TASK_FAILED", status.message
         assert status.reason == Status.REASON_CONTAINER_LIMITATION_MEMORY

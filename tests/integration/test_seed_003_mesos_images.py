@@ -11,9 +11,9 @@ fails rather than skips without it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -24,9 +24,11 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.harness.cluster import VENV_BIN, Cluster, sandbox_file
+from agent_runtime.proto import mesos_pb2
+from tests.harness.cluster import VENV_BIN, Cluster, restart_agent, sandbox_file
 from tests.harness.execute import execute, mounts_under, states
-from tests.harness.wait import wait_for
+from tests.harness.framework import command_task, framework_info, subscribed, terminal
+from tests.harness.wait import until, wait_for
 
 pytestmark = [pytest.mark.cgroups, pytest.mark.slow]
 SEED_FLAGS = ["--containerizers=mesos", "--image_providers=appc,docker",
@@ -155,32 +157,29 @@ def _nothing_left(work_dir: str, marker: str) -> bool:
     return not mounts_under(work_dir) and not _sleepers(marker)
 
 
-def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
+async def test_a_restarted_agent_keeps_a_running_image_task_and_its_rootfs(
         tmp_path: Any, images: str) -> None:
     """The twin of the seed test: kill -9 the agent under a checkpointed image task; the new
-    agent adopts it (its rootfs stays mounted), and a kill still leaves nothing behind."""
+    agent adopts it (its rootfs stays mounted), and a kill still leaves nothing behind. The
+    test's own framework kills it once the new agent is back: a kill on a timer
+    (mesos-execute's --kill_after) would race the restart on a loaded machine."""
     marker = str(30000 + os.getpid() % 10000)  # seconds to sleep: names the task's process
     for cluster in _cluster(tmp_path, images, "filesystem/linux,docker/runtime,namespaces/pid"):
-        run = subprocess.Popen(
-            [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}",
-             "--name=sleeper", "--docker_image=busybox", "--checkpoint",
-             f"--command=exec sleep {marker}", "--kill_after=8secs"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not _sleepers(marker):
-                assert time.monotonic() < deadline, "the image task did not start"
-                time.sleep(0.05)
+        async with subscribed(cluster.master, framework_info("sleeper", checkpoint=True)) as fw:
+            offer = (await fw.offers())[0]
+            task = command_task(offer, f"exec sleep {marker}", "sleeper")
+            task.container.type = mesos_pb2.ContainerInfo.MESOS
+            task.container.mesos.image.type = mesos_pb2.Image.DOCKER
+            task.container.mesos.image.docker.name = "busybox"
+            await fw.client.accept([offer.id.value], [task], refuse_seconds=0)
+            await fw.update("sleeper", mesos_pb2.TASK_STARTING)
+            await fw.update("sleeper", mesos_pb2.TASK_RUNNING)
+            await until(lambda: bool(_sleepers(marker)), 60, "the image task's sleep")
             mounts = mounts_under(cluster.work_dir)
             assert mounts  # the rootfs
-            cluster.kill("agent0", signal.SIGKILL)
-            cluster.start_agent(0)
-            cluster.wait_agents(1)
+            await asyncio.to_thread(restart_agent, cluster)
             assert mounts_under(cluster.work_dir) == mounts  # recovered, not removed
-            output, _ = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                run.kill()
-        assert states(output, "sleeper")[-1] == "TASK_KILLED", output
-        wait_for(partial(_nothing_left, cluster.work_dir, marker),
-                 what="no process and no mount left after the kill")
+            await fw.client.kill("sleeper")
+            assert (await terminal(fw, "sleeper")).state == mesos_pb2.TASK_KILLED
+        await asyncio.to_thread(wait_for, partial(_nothing_left, cluster.work_dir, marker),
+                                what="no process and no mount left after the kill")
