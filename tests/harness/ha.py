@@ -10,7 +10,10 @@ import requests
 
 from tests.harness.cluster import VENV_BIN, Cluster, free_port
 
-SESSION = "2secs"  # the masters' ZooKeeper session: an expired leader steps down this fast
+# The masters' ZooKeeper session: an expired leader steps down this fast, and a killed leader's
+# znode outlives it as long (each failover waits for it). Not shorter: a master starved for a
+# third of it on a loaded machine misses its heartbeats and loses leadership.
+SESSION = "5secs"
 
 
 class HACluster(Cluster):
@@ -50,7 +53,7 @@ class HACluster(Cluster):
     def url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.master_ports[index]}"
 
-    def leader(self, timeout: float = 20.0, not_index: int | None = None) -> int:
+    def leader(self, timeout: float = 45.0, not_index: int | None = None) -> int:
         """Index of the master that says it leads (its /master/state answers 200 itself)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
