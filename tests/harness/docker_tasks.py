@@ -43,7 +43,7 @@ def containers_of(engine: docker.APIClient, task_id: str) -> list[dict[str, Any]
     return found
 
 
-def wait_gone(engine: docker.APIClient, task_id: str, timeout: float = 10.0) -> None:
+def wait_gone(engine: docker.APIClient, task_id: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while containers_of(engine, task_id):
         assert time.monotonic() < deadline, f"container of {task_id} was not removed"

@@ -159,10 +159,15 @@ async def test_docker_task_survives_agent_sigkill_and_stray_container_is_removed
 
 async def test_docker_task_that_exits_while_the_agent_is_down_finishes(
         framework: TestFramework, docker_cluster: Cluster, engine: docker.APIClient) -> None:
-    task_id = await _running(framework, "sleep 2")
+    # It exits once the test makes a file in its sandbox, so the exit falls while the agent is
+    # down however slow a loaded machine is (a fixed sleep could end before the kill).
+    task_id = await _running(framework, "until [ -e $MESOS_SANDBOX/exit ]; do sleep 0.1; done")
     (container,) = containers_of(engine, task_id)
+    executor = await asyncio.to_thread(_agent_executor, docker_cluster, task_id)
     docker_cluster.kill("agent0", signal.SIGKILL)
-    exited = await asyncio.to_thread(engine.wait, container["Id"], 20)
+    with open(os.path.join(executor["directory"], "exit"), "w"):
+        pass
+    exited = await asyncio.to_thread(engine.wait, container["Id"], 60)
     assert exited["StatusCode"] == 0
     docker_cluster.start_agent(0)
 
