@@ -34,7 +34,7 @@ class Scheduler(TestFramework):
 
     async def offer_of(self, cpus: float) -> mesos_pb2.Offer:
         """Decline every offer held (together, without a filter) until one holds ``cpus``."""
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + 60.0
         seen: list[float] = []
         while True:
             first = await self.take(lambda e: e.type == Event.OFFERS,

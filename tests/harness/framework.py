@@ -88,8 +88,10 @@ class TestFramework:
             with contextlib.suppress(BaseException):
                 await self._reader
 
+    # The default timeouts bound a hang, generous for a loaded machine; a test that checks
+    # that something does not come passes a short one of its own.
     async def take(self, predicate: Callable[[scheduler_pb2.Event], bool],
-                   timeout: float = 15.0) -> scheduler_pb2.Event:
+                   timeout: float = 60.0) -> scheduler_pb2.Event:
         deadline = time.monotonic() + timeout
         async with self._changed:
             while True:
@@ -106,11 +108,11 @@ class TestFramework:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), left)
 
-    async def offers(self, timeout: float = 15.0) -> list[mesos_pb2.Offer]:
+    async def offers(self, timeout: float = 60.0) -> list[mesos_pb2.Offer]:
         event = await self.take(lambda e: e.type == Event.OFFERS, timeout)
         return list(event.offers.offers)
 
-    async def update(self, task_id: str, state: int | None = None, timeout: float = 15.0,
+    async def update(self, task_id: str, state: int | None = None, timeout: float = 60.0,
                      ack: bool = True) -> mesos_pb2.TaskStatus:
         event = await self.take(
             lambda e: e.type == Event.UPDATE and e.update.status.task_id.value == task_id
@@ -152,7 +154,7 @@ TERMINAL = frozenset({mesos_pb2.TASK_FINISHED, mesos_pb2.TASK_FAILED, mesos_pb2.
                       mesos_pb2.TASK_GONE})
 
 
-async def terminal(framework: TestFramework, task_id: str, timeout: float = 30.0
+async def terminal(framework: TestFramework, task_id: str, timeout: float = 60.0
                    ) -> mesos_pb2.TaskStatus:
     """The task's first terminal update, acknowledging the others (and their repeats) on the
     way: an unacknowledged update holds back the next one."""

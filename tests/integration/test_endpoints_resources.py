@@ -198,7 +198,7 @@ def test_bad_flags_exit_nonzero_with_one_line(tmp_path: Path, flag: str, words: 
     done = subprocess.run(
         [os.path.join(VENV_BIN, "mesos-agent"), f"--master=127.0.0.1:{free_port()}",
          f"--port={free_port()}", f"--work_dir={tmp_path}", flag],
-        capture_output=True, text=True, timeout=15,
+        capture_output=True, text=True, timeout=60,
     )
     assert done.returncode != 0
     lines = done.stderr.splitlines()

@@ -46,7 +46,7 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, st
          f"--port={port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     api = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if len(get_json(f"http://{api}/pods")["nodes"]) == 3:

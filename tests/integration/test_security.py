@@ -363,11 +363,12 @@ async def test_a_task_info_too_large_for_the_agent_link_is_a_task_error(
 def test_half_sent_requests_cannot_hold_the_master() -> None:
     with tempfile.TemporaryDirectory() as work_dir, running_cluster(
         work_dir, agents=0,
-        master_flags=["--max_http_connections=20", "--http_header_timeout=1secs"],
+        # 5 s: slots must not free (408) before the master has taken all 40; each run waits it.
+        master_flags=["--max_http_connections=20", "--http_header_timeout=5secs"],
     ) as cluster:
         held = []
         for _ in range(40):
-            sock = socket.create_connection(("127.0.0.1", cluster.port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", cluster.port), timeout=60)
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the end
             held.append(sock)
         answers = []

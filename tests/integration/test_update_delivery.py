@@ -54,7 +54,7 @@ async def test_unacknowledged_update_is_resent_across_master_restarts(cluster: C
         client, framework = await _resubscribe(cluster, framework_id)
         try:
             # The agent sends it again on re-registration, then every RETRY s (doubling).
-            again = await framework.update(task_id, mesos_pb2.TASK_STARTING,
+            again = await framework.update(task_id, mesos_pb2.TASK_STARTING, timeout=60,
                                            ack=restart == 1)
             assert again.uuid == first.uuid
             if restart == 1:
