@@ -1,7 +1,10 @@
 """What keeps a daemon's HTTP server up against clients that hold it open: at most
 ``--max_http_connections`` connections (more are answered 503 and closed), and a request's
-headers must arrive within ``--http_header_timeout`` of the connection opening or of the
-previous response (a slow or silent client is closed). Refusals are logged once per
+headers must arrive within ``--http_header_timeout`` of the connection opening (a slow or
+silent client is answered 408 and closed) or of the previous response (an idle keep-alive
+connection is closed without a word: a 408 written there would be read by the client as the
+answer to the next request it sends, which is how executors quiet for longer than the timeout
+lost their next status update). Refusals are logged once per
 ``LOG_EVERY`` seconds with a count, so a flood cannot fill the disk.
 
 aiohttp has neither limit, so :meth:`ConnectionGuard.install` wraps the server's connection
@@ -59,7 +62,7 @@ class ConnectionGuard:
                 transport.close()
                 self._count("busy")
                 return
-            self._arm(handler)
+            self._arm(handler, idle=False)
 
         def connection_lost(handler: RequestHandler, exc: BaseException | None = None) -> None:
             self.open -= 1
@@ -71,24 +74,26 @@ class ConnectionGuard:
         server.connection_made = connection_made  # type: ignore[method-assign]
         server.connection_lost = connection_lost  # type: ignore[method-assign]
 
-    def _arm(self, handler: RequestHandler) -> None:
+    def _arm(self, handler: RequestHandler, idle: bool) -> None:
         self._disarm(handler)
         loop = asyncio.get_running_loop()
         self._deadlines[handler] = loop.call_later(self.limits.header_timeout, self._expire,
-                                                   handler)
+                                                   handler, idle)
 
     def _disarm(self, handler: RequestHandler) -> None:
         deadline = self._deadlines.pop(handler, None)
         if deadline is not None:
             deadline.cancel()
 
-    def _expire(self, handler: RequestHandler) -> None:
+    def _expire(self, handler: RequestHandler, idle: bool) -> None:
         self._deadlines.pop(handler, None)
         transport = self._transports.get(handler)
-        if transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        if not idle:
             transport.write(SLOW)
-            transport.close()
             self._count("slow")
+        transport.close()
 
     def _count(self, why: str) -> None:
         self._refused[why] += 1
@@ -113,7 +118,7 @@ class ConnectionGuard:
                 return await handler(request)
             finally:
                 if protocol in self._transports:
-                    self._arm(protocol)  # the next request on this connection
+                    self._arm(protocol, idle=True)  # the next request on this connection
 
         return headers_arrived
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import socket
 
 from . import tls
@@ -53,6 +54,18 @@ class HttpConnection:
 
     def close(self) -> None:
         self.sock.close()
+
+    def stale(self) -> bool:
+        """Whether a kept-alive connection, with no request outstanding, has something to read:
+        the agent closed it (it closes idle ones) or wrote to it unasked. Either way it cannot
+        carry the next request."""
+        if self.buffer:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
@@ -133,7 +146,11 @@ class AgentConnection:
     def post(self, call_type: str, **fields: Json) -> None:
         body = self.body(call_type, **fields)
         for attempt in range(2):  # a keep-alive connection the agent closed is retried once
+            reused = self._conn is not None
             try:
+                if self._conn is not None and self._conn.stale():
+                    self._conn.close()
+                    self._conn, reused = None, False
                 if self._conn is None:
                     self._conn = HttpConnection(self.endpoint, timeout=30, token=self.token,
                                                 context=self.context)
@@ -149,6 +166,8 @@ class AgentConnection:
             if headers.get("connection", "").lower() == "close":
                 self._conn.close()
                 self._conn = None
+            if status == 408 and reused and not attempt:
+                continue  # an idle connection timed out as the request went: a fresh one
             if status != 202:
                 raise RuntimeError(f"{call_type} answered {status}: {text!r}")
             return
