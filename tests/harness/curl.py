@@ -20,7 +20,7 @@ def post(url: str, body: dict[str, Any] | str, stream_id: str | None = None,
          content_type: str = "application/json") -> tuple[int, str]:
     """``curl -X POST -d@-``; returns the status code and the body text."""
     data = body if isinstance(body, str) else json.dumps(body)
-    argv = ["curl", "-sS", "--max-time", "10", "-X", "POST", "-H", f"Content-Type: {content_type}",
+    argv = ["curl", "-sS", "--max-time", "30", "-X", "POST", "-H", f"Content-Type: {content_type}",
             "-d@-", "-w", "\n%{http_code}", url]
     if stream_id is not None:
         argv[6:6] = ["-H", f"Mesos-Stream-Id:{stream_id}"]
@@ -50,7 +50,7 @@ class Subscription:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
-        if not self._ready.wait(10):
+        if not self._ready.wait(30):
             raise TimeoutError("no response headers from the master")
 
     @property
@@ -82,7 +82,7 @@ class Subscription:
         with self._cond:
             self._cond.notify_all()
 
-    def take(self, predicate: Callable[[Event], bool], timeout: float = 15.0) -> Event:
+    def take(self, predicate: Callable[[Event], bool], timeout: float = 60.0) -> Event:
         """The first event not taken before that matches ``predicate``, waiting for it."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -97,13 +97,13 @@ class Subscription:
                     raise TimeoutError(f"no matching event; seen {seen}: {self.events[-4:]}")
                 self._cond.wait(left)
 
-    def take_update(self, task_id: str, state: str, timeout: float = 15.0) -> dict[str, Any]:
+    def take_update(self, task_id: str, state: str, timeout: float = 60.0) -> dict[str, Any]:
         event = self.take(lambda e: e["type"] == "UPDATE"
                           and e["update"]["status"]["task_id"]["value"] == task_id
                           and e["update"]["status"]["state"] == state, timeout)
         return dict(event["update"]["status"])
 
-    def take_offers(self, timeout: float = 15.0) -> list[dict[str, Any]]:
+    def take_offers(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         return list(self.take(lambda e: e["type"] == "OFFERS", timeout)["offers"]["offers"])
 
     def close(self) -> None:

@@ -85,6 +85,11 @@ def test_a_busybox_task_sees_the_image_root_and_its_sandbox(cluster: Cluster) ->
     wait_for(lambda: not mounts_under(cluster.work_dir), what="the rootfs to be unmounted")
 
 
+# Long enough for a loaded host to unpack and start redis, and longer than the agent's 10 s
+# --http_header_timeout: the executor, quiet that long, must still kill its task and say so.
+KILL_AFTER = 20
+
+
 def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
         cluster: Cluster, redis_port: int) -> None:
     with contextlib.suppress(OSError):
@@ -93,10 +98,11 @@ def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
     before = {p.pid for p in _processes("redis-server")}
     run = subprocess.Popen(
         [os.path.join(VENV_BIN, "mesos-execute"), f"--master={cluster.master}", "--name=test",
-         "--docker_image=library/redis", "--shell=false", "--kill_after=6secs"],
+         "--docker_image=library/redis", "--shell=false", f"--kill_after={KILL_AFTER}secs"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
+        # redis must answer before the kill: the layer is unpacked afresh on each run
+        deadline = time.monotonic() + KILL_AFTER
         answer = b""
         while time.monotonic() < deadline and answer != b"+PONG\r\n":
             with contextlib.suppress(OSError):
@@ -108,7 +114,7 @@ def test_seed_003_redis_from_its_image_answers_ping_and_a_kill_leaves_nothing(
         assert not os.path.exists(f"/proc/{redis.pid}/root/work")
         assert os.path.exists(f"/proc/{redis.pid}/root/etc/redis/redis.conf")
         assert redis.cwd().endswith("/data")  # its WorkingDir
-        output, _ = run.communicate(timeout=60)
+        output, _ = run.communicate(timeout=KILL_AFTER + 60)
     finally:
         if run.poll() is None:
             run.kill()
