@@ -15,7 +15,6 @@ from agent_runtime.agent import task_groups
 from agent_runtime.agent.checkpoint import Checkpointer, CheckpointWriter
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.environment import AgentIdentity, ExecutorEnvironment
-from agent_runtime.agent.executor_info import executor_info_for
 from agent_runtime.agent.executor_table import ExecutorTable
 from agent_runtime.agent.executor_updates import (
     after_terminal,
@@ -30,6 +29,7 @@ from agent_runtime.agent.supervisor import (
     ExecutorSupervisor,
     SupervisorCallbacks,
     SupervisorConfig,
+    executor_info_for,
 )
 from agent_runtime.agent.task_groups import drain, queue, send_launch, take_queued
 from agent_runtime.containerizer.containerizer import Containerizer
@@ -196,7 +196,9 @@ class Agent:
         executor.stream = stream
         if executor.state == ExecutorState.REGISTERING:
             executor.transition(ExecutorState.RUNNING)
-        self.supervisor.subscribed(executor)
+        if executor.timer is not None:
+            executor.timer.cancel()
+            executor.timer = None
         event = Event(type=Event.SUBSCRIBED)
         event.subscribed.executor_info.CopyFrom(executor.info)
         event.subscribed.framework_info.CopyFrom(framework.info)

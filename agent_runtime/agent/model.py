@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent_runtime.containerizer.launcher import Process
@@ -55,8 +54,6 @@ class Executor:
     )
     killed: set[str] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
-    # Gives back its start-up slot (see ExecutorSupervisor.startups); idempotent.
-    startup_done: Callable[[], None] | None = None
     # Events held back, in order, until ``gate`` (a checkpoint they depend on) is on disk.
     held: list[executor_pb2.Event] = field(default_factory=list)
     gate: asyncio.Future[None] | None = None

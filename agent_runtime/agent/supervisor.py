@@ -21,11 +21,12 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import shlex
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent_runtime.agent import paths, startups
+from agent_runtime.agent import paths
 from agent_runtime.agent.checkpoint import Checkpointer
 from agent_runtime.agent.config import AgentConfig
 from agent_runtime.agent.executor_table import ExecutorTable
@@ -33,15 +34,20 @@ from agent_runtime.agent.model import Executor, ExecutorState, FrameworkRecord
 from agent_runtime.agent.recovery import RecoveredExecutor
 from agent_runtime.containerizer.containerizer import ContainerConfig, Containerizer
 from agent_runtime.containerizer.launcher import Process
+from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.errors import LaunchError
-from agent_runtime.executor_kind import kind_of
+from agent_runtime.executor_kind import command_executor_name, kind_of
 from agent_runtime.proto import executor_pb2, internal_pb2, mesos_pb2
+from agent_runtime.resources import Resources
 from agent_runtime.task_states import TERMINAL_STATES, Reason, TaskState
 
 log = logging.getLogger(__name__)
 
 Status = mesos_pb2.TaskStatus
 Event = executor_pb2.Event
+# Mesos adds this much on top of a command task for its executor (DEFAULT_EXECUTOR_CPUS/MEM).
+EXECUTOR_CPUS = 0.1
+EXECUTOR_MEM = 32.0
 SANDBOX_THREADS = 4  # a batch's sandboxes made side by side (the kernel work runs in parallel)
 _ADOPTED_EXIT = "terminated (exit status unknown: it was adopted after an agent restart)"
 
@@ -77,6 +83,32 @@ class SupervisorCallbacks:
     task_update: TaskUpdate
     update_pending: Callable[[str, str], bool]  # (framework id, task id): unacknowledged?
     exited: Callable[[Executor, int], None]  # after its tasks were told: table, master
+
+
+def executor_info_for(framework_id: str, task: mesos_pb2.TaskInfo) -> mesos_pb2.ExecutorInfo:
+    """The task's own executor, or the command executor Mesos would generate for it."""
+    if task.HasField("executor"):
+        info = mesos_pb2.ExecutorInfo()
+        info.CopyFrom(task.executor)
+        info.framework_id.value = framework_id
+        return info
+    info = mesos_pb2.ExecutorInfo(type=mesos_pb2.ExecutorInfo.DEFAULT)
+    info.executor_id.value = task.task_id.value
+    info.framework_id.value = framework_id
+    command = task.command.value if task.command.shell else shlex.join(
+        task.command.arguments or [task.command.value]
+    )
+    info.name = command_executor_name(task.task_id.value, command)
+    info.source = task.task_id.value
+    info.command.value = COMMAND_EXECUTOR
+    info.resources.extend(
+        (Resources.from_proto(task.resources)
+         + Resources.scalar_of("cpus", EXECUTOR_CPUS)
+         + Resources.scalar_of("mem", EXECUTOR_MEM)).to_proto()
+    )
+    if task.HasField("container"):
+        info.container.CopyFrom(task.container)
+    return info
 
 
 def task_user(switch_user: bool, framework_info: mesos_pb2.FrameworkInfo,
@@ -132,7 +164,6 @@ class ExecutorSupervisor:
         # Sandboxes are made on threads of their own (see make_sandbox), not the default
         # executor's, where a long job (a Docker call) could hold a launch up.
         self._sandboxes: concurrent.futures.ThreadPoolExecutor | None = None
-        self._startups = startups.StartupSlots(startups.default_slots())
         # Executors adopted after a restart: their re-subscription deadline starts once the
         # agent serves (see serving), not at adoption. Between the two, the containerizer's own
         # recovery runs (a Docker listing: seconds on a loaded host) and no executor can reach
@@ -174,24 +205,6 @@ class ExecutorSupervisor:
             self.terminated(executor, -1)
 
     async def _launch(self, framework: FrameworkRecord, executor: Executor) -> None:
-        if not startups.takes_a_slot(executor):
-            await self._start(framework, executor)
-            return
-        await self._startups.take(executor)  # see startups.py
-        try:
-            await self._start(framework, executor)
-        except BaseException:
-            startups.give_back(executor)
-            raise
-
-    def subscribed(self, executor: Executor) -> None:
-        """The executor subscribed: no deadline left, and its start-up slot is free."""
-        if executor.timer is not None:
-            executor.timer.cancel()
-            executor.timer = None
-        startups.give_back(executor)
-
-    async def _start(self, framework: FrameworkRecord, executor: Executor) -> None:
         agent_id = self.callbacks.agent_id()
         if self._sandboxes is None:
             self._sandboxes = concurrent.futures.ThreadPoolExecutor(
@@ -349,7 +362,6 @@ class ExecutorSupervisor:
         executor.transition(ExecutorState.TERMINATED)
         if executor.timer is not None:
             executor.timer.cancel()
-        startups.give_back(executor)
         if executor.stream is not None:
             executor.stream.close()
             executor.stream = None

@@ -3,7 +3,7 @@ executors is the one the master and recovery go by."""
 
 from __future__ import annotations
 
-from agent_runtime.agent.executor_info import executor_info_for
+from agent_runtime.agent.supervisor import executor_info_for
 from agent_runtime.executor_kind import ExecutorKind, generated_for_command_task, kind_of
 from agent_runtime.proto import mesos_pb2
 

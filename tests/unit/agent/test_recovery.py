@@ -13,8 +13,8 @@ import pytest
 from agent_runtime.agent import paths, recovery
 from agent_runtime.agent.agent import Agent
 from agent_runtime.agent.checkpoint import Checkpointer
-from agent_runtime.agent.executor_info import executor_info_for
 from agent_runtime.agent.model import ExecutorState
+from agent_runtime.agent.supervisor import executor_info_for
 from agent_runtime.containerizer.launcher import Process
 from agent_runtime.containerizer.mesos import COMMAND_EXECUTOR
 from agent_runtime.executor_kind import ExecutorKind
