@@ -166,7 +166,9 @@ class NamespaceCluster:
                     "--allocation_interval=100ms"]
             if spec.uses_zookeeper:
                 quorum = spec.masters // 2 + 1
-                argv += [f"--zk={self.master}", f"--quorum={quorum}", "--zk_session_timeout=2secs"]
+                # 5 s, not Mesos's 10: failovers stay quick, and a master starved for a second
+                # or two on a loaded host (2 s did) keeps its session.
+                argv += [f"--zk={self.master}", f"--quorum={quorum}", "--zk_session_timeout=5secs"]
             return argv + list(spec.master_flags)
         return [os.path.join(spec.bin_dir, "mesos-agent"), f"--master={self.master}",
                 f"--ip={host.ip}", f"--advertise_ip={host.ip}", f"--port={AGENT_PORT}",
