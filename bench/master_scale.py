@@ -239,13 +239,20 @@ async def frameworks_phase(master: MasterProcess, count: int, offers_s: float,
         offers_per_s = (offered - before) / (time.monotonic() - started)
         phase["name"] = "calls"
         progress(f"calls phase ({calls_s:g} s), master pid {master.psutil().pid}")
+        # Whose CPU the phase took: the master's, and this process's (its 100 clients, which
+        # share the two cores with it and may be what limits the rate).
+        cpu = [(process, sum(process.cpu_times()[:2]))
+               for process in (master.psutil(), psutil.Process())]
         started = time.monotonic()
         until = started + calls_s
         await asyncio.gather(*(caller(n, c, until) for n, c in enumerate(clients)))
         elapsed = time.monotonic() - started
+        busy = [(sum(process.cpu_times()[:2]) - before) / elapsed * 100
+                for process, before in cpu]
         done = calls["DECLINE"] + calls["ACCEPT"] + calls["ACKNOWLEDGE"]
         return {"offers_per_s": offers_per_s, "calls_per_s": done / elapsed,
-                "calls_failed": float(calls["failed"])}
+                "calls_failed": float(calls["failed"]),
+                "calls_master_cpu_percent": busy[0], "calls_clients_cpu_percent": busy[1]}
     finally:
         for task in listeners:
             task.cancel()
@@ -344,7 +351,9 @@ def line(figures: dict[str, Any]) -> str:
             f" MiB ({f('rss_per_agent_kib', '{:.1f}')} KiB/agent, "
             f"{f('rss_per_task_kib', '{:.1f}')} KiB/task) | idle CPU "
             f"{f('idle_cpu_percent', '{:.1f}')}% | offers/s {f('offers_per_s', '{:.0f}')} | "
-            f"calls/s {f('calls_per_s', '{:.0f}')}")
+            f"calls/s {f('calls_per_s', '{:.0f}')} (CPU: master "
+            f"{f('calls_master_cpu_percent', '{:.0f}')}%, clients "
+            f"{f('calls_clients_cpu_percent', '{:.0f}')}%)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
