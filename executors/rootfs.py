@@ -221,8 +221,12 @@ def _init(child: int, status_fd: int | None) -> int:
 
 def main() -> int:
     environment = dict(os.environ)
-    # The command executor hands it over in the environment; the launcher, on the command line.
-    launch = json.loads(environment.pop(ROOTFS_LAUNCH, "") or sys.argv[-1])
+    # The agent's launcher gives the launch on the command line, and then only that counts: a
+    # custom executor's environment is partly its framework's (ExecutorInfo's variables), and
+    # a variable of that name must not replace the agent's word. Our executors hand their
+    # task's launch over in the environment, with no argument (argv: -c, the package folder).
+    handed_over = environment.pop(ROOTFS_LAUNCH, "")
+    launch = json.loads(sys.argv[2] if len(sys.argv) > 2 else handed_over)
     environment.pop(TASK_LAUNCH_INFO, None)
     environment.update(launch.get("environment", {}))
     if launch.get("sandbox"):

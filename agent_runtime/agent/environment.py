@@ -16,6 +16,7 @@ from agent_runtime.auth.executor_tokens import ENV as TOKEN_ENV
 from agent_runtime.auth.executor_tokens import ExecutorTokens, load_key
 from agent_runtime.containerizer.launcher import DEFAULT_PATH
 from agent_runtime.errors import BadRequest
+from agent_runtime.executors.commandinfo import AGENT_ONLY
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class ExecutorEnvironment:
             env["MESOS_ALLOCATION_ROLE"] = roles.pop()
         if not executor.command_executor:
             for variable in executor.info.command.environment.variables:
-                env[variable.name] = variable.value
+                if variable.name not in AGENT_ONLY:  # the agent's word is not the framework's
+                    env[variable.name] = variable.value
         env.setdefault("PATH", os.environ.get("PATH", DEFAULT_PATH))
         env.update(self.tls)  # the agent's word on how to reach it, as the token below
         if self.tokens is not None:  # last: no variable of the framework's replaces it
