@@ -259,7 +259,7 @@ class MesosContainerizer:
                 environment[TASK_LAUNCH_INFO] = json.dumps(rootfs_launch)
             else:
                 rootfs_launch.setdefault("argv", argv)
-                if merged.hostname:
+                if merged.hostname and "uts" in merged.namespaces:
                     rootfs_launch["hostname"] = merged.hostname
                 # In a pid namespace of its own whatever --isolation says: in the host's, the
                 # host's processes would be in its /proc, their roots a link away.
@@ -277,12 +277,13 @@ class MesosContainerizer:
                 environment, config.directory, stdout, stderr, merged.cgroup_procs,
                 merged.namespaces, security=None if config.rootfs else security,
                 hostname=merged.hostname)
-        if config.rootfs is None and (security or merged.hostname):
+        hostname = merged.hostname if "uts" in merged.namespaces else None  # its own only
+        if config.rootfs is None and (security or hostname):
             # A custom executor: the helper names its UTS namespace, confines it (no rootfs
             # to enter) and execs it.
             argv = rootfs_argv({"argv": argv, "security": security,
                                 "working_dir": config.directory,
-                                **({"hostname": merged.hostname} if merged.hostname else {})})
+                                **({"hostname": hostname} if hostname else {})})
         return await self.launcher.launch(argv, environment, config.directory, stdout, stderr,
                                           cgroup_procs=merged.cgroup_procs,
                                           namespaces=merged.namespaces)

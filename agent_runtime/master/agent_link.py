@@ -70,9 +70,10 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator), None), REGISTER_WITHIN)
         except TimeoutError:
-            yield internal_pb2.MasterMessage(
-                error=f"no RegisterAgent message within {REGISTER_WITHIN:g}s")
-            return
+            # A status, not an `error` message: an agent takes those as a refusal for good and
+            # exits, where a real one this slow (a starved host) should just try again.
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"no RegisterAgent message within {REGISTER_WITHIN:g}s")
         if first is None or first.WhichOneof("kind") != "register":
             yield internal_pb2.MasterMessage(error="expected a RegisterAgent message first")
             return
