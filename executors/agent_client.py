@@ -59,13 +59,14 @@ class HttpConnection:
         """Whether a kept-alive connection, with no request outstanding, has something to read:
         the agent closed it (it closes idle ones) or wrote to it unasked. Either way it cannot
         carry the next request."""
-        if self.buffer:
+        if self.buffer or getattr(self.sock, "pending", lambda: 0)():  # TLS: decrypted, unread
             return True
+        poller = select.poll()  # not select(): it refuses descriptors past 1023
+        poller.register(self.sock, select.POLLIN)
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+            return bool(poller.poll(0))
+        except OSError:
             return True
-        return bool(readable)
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
@@ -146,11 +147,10 @@ class AgentConnection:
     def post(self, call_type: str, **fields: Json) -> None:
         body = self.body(call_type, **fields)
         for attempt in range(2):  # a keep-alive connection the agent closed is retried once
-            reused = self._conn is not None
             try:
                 if self._conn is not None and self._conn.stale():
                     self._conn.close()
-                    self._conn, reused = None, False
+                    self._conn = None
                 if self._conn is None:
                     self._conn = HttpConnection(self.endpoint, timeout=30, token=self.token,
                                                 context=self.context)
@@ -166,8 +166,11 @@ class AgentConnection:
             if headers.get("connection", "").lower() == "close":
                 self._conn.close()
                 self._conn = None
-            if status == 408 and reused and not attempt:
-                continue  # an idle connection timed out as the request went: a fresh one
+            if status == 408 and not attempt:
+                # The agent's header deadline ran out as the request went (an idle connection
+                # closing, or a stalled agent): once more on a fresh one. Updates are
+                # idempotent (the agent keeps each uuid once).
+                continue
             if status != 202:
                 raise RuntimeError(f"{call_type} answered {status}: {text!r}")
             return

@@ -36,7 +36,7 @@ trap cleanup EXIT
 started=$(date +%s.%N)
 vagrant up --provider="$PROVIDER"
 up=$(date +%s.%N)
-(cd .. && PYTHONPATH=. "$PY" vagrant/check_cluster.py 600) | tee -a /dev/stderr \
+(cd .. && PYTHONPATH=. "$PY" vagrant/check_cluster.py 600) | tee >(cat >&2) \
   | sed -n 's/^cluster ready.* \([0-9.]*\)s after.*/\1/p' >.ready
 $PY -c "import sys; up = $up - $started; print(f'nothing -> ready: {up + $(cat .ready):.1f} s' \
   f' (vagrant up {up:.1f} s)')"

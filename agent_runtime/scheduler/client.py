@@ -40,7 +40,10 @@ class SchedulerClient:
 
     async def __aenter__(self) -> SchedulerClient:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=16, ssl=self.tls.client_context() or True),
+            # Idle connections given up after 5 s: the master closes them after its
+            # --http_header_timeout (10 s by default), and a call sent on one as it closes fails.
+            connector=aiohttp.TCPConnector(limit=16, ssl=self.tls.client_context() or True,
+                                           keepalive_timeout=5.0),
             timeout=aiohttp.ClientTimeout(total=None),
             headers=self.headers,
         )

@@ -20,7 +20,7 @@ from agent_runtime.proto import mesos_pb2
 from tests.harness.cluster import Cluster, running_cluster
 from tests.harness.framework import framework_info, subscribed
 
-TIMEOUT = 1.0  # the agent's --http_header_timeout here; the tasks stay quiet for longer
+TIMEOUT = 2.0  # the agent's --http_header_timeout here; the tasks stay quiet for longer
 
 
 @pytest.fixture(scope="module")
