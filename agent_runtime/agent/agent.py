@@ -233,9 +233,10 @@ class Agent:
                       mesos_pb2.TaskState.Name(status.state), time.time())
         if after_terminal(executor, status):
             return None
-        complete(executor, status, self.id, self.clock())
-        record(executor, status)
-        self.updates.update(executor.framework_id, status)
+        if not self.updates.duplicate(executor.framework_id, status):  # else a retried UPDATE
+            complete(executor, status, self.id, self.clock())
+            record(executor, status)
+            self.updates.update(executor.framework_id, status)
         if not self.table.checkpointing(executor.framework_id):
             return None
         return self.checkpoint_writer.durable()

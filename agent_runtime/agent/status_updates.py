@@ -57,6 +57,11 @@ class StatusUpdateManager:
         self._retry_min = retry_min
         self._retry_max = retry_max
 
+    def duplicate(self, framework_id: str, status: mesos_pb2.TaskStatus) -> bool:
+        """Whether an update of this uuid was taken already (an executor's retried UPDATE)."""
+        stream = self._streams.get((framework_id, status.task_id.value))
+        return bool(status.uuid) and stream is not None and status.uuid in stream.seen
+
     def update(self, framework_id: str, status: mesos_pb2.TaskStatus) -> bool:
         """Queue an update; False when it is a duplicate (same uuid) and was dropped."""
         key = (framework_id, status.task_id.value)

@@ -169,7 +169,7 @@ class ExecutorSupervisor:
         # recovery runs (a Docker listing: seconds on a loaded host) and no executor can reach
         # the agent yet, so a deadline started at adoption destroyed executors that were
         # retrying in time. Mesos likewise starts it when recovery is complete.
-        self._adopted: list[Executor] = []
+        self._adopted: list[Executor] | None = []  # None once serving
 
     # Launch --------------------------------------------------------------------------------
     def new_executor(self, framework: FrameworkRecord, info: mesos_pb2.ExecutorInfo
@@ -245,14 +245,15 @@ class ExecutorSupervisor:
         )
         if executor.state != ExecutorState.REGISTERING:
             return
-        if adopted:
+        if adopted and self._adopted is not None:
             self._adopted.append(executor)
             return
-        self._start_deadline(executor, adopted=False)
+        self._start_deadline(executor, adopted=adopted)
 
     def serving(self) -> None:
-        """The agent now answers executors: the adopted ones' deadlines to re-subscribe start."""
-        adopted, self._adopted = self._adopted, []
+        """The agent now answers executors: the adopted ones' deadlines to re-subscribe start
+        (and those of any adopted later start at once)."""
+        adopted, self._adopted = self._adopted or [], None
         for executor in adopted:
             if executor.state == ExecutorState.REGISTERING:
                 self._start_deadline(executor, adopted=True)

@@ -124,6 +124,20 @@ async def test_without_checkpoint_nothing_waits(
     assert len(sent) == 1
 
 
+async def test_an_update_sent_twice_is_taken_once(
+        agent: Agent, sent: list[internal_pb2.AgentMessage]) -> None:
+    """An executor retries an UPDATE whose answer it did not get (its connection closed): the
+    agent keeps, records and forwards it once."""
+    executor = _executor(agent, checkpoint=False)
+    agent.executor_subscribed(executor, executor_pb2.Call.Subscribe(), RecordingStream())
+    running = _status(mesos_pb2.TASK_RUNNING)
+    agent.executor_update(executor, running)
+    agent.executor_update(executor, running)
+    (task,) = executor.launched.values()
+    assert [s.uuid for s in task.statuses] == [running.uuid]
+    assert [m.status_update.status.uuid for m in sent] == [running.uuid]
+
+
 # Master messages: one handler per kind -------------------------------------------------------
 async def test_master_messages_go_to_their_handler(
         agent: Agent, sent: list[internal_pb2.AgentMessage]) -> None:

@@ -109,6 +109,17 @@ async def test_an_adopted_executor_gets_the_reregistration_timeout(
     assert _exits(sent) == [0]
 
 
+async def test_an_executor_adopted_once_serving_gets_its_deadline_at_once(
+    agent: Agent, containerizer: FakeContainerizer
+) -> None:
+    agent.supervisor.serving()
+    executor = _executor(agent, "t2b", launched=True)
+    agent.supervisor.watch(executor, fake_process(), adopted=True)
+    assert executor.timer is not None
+    await asyncio.sleep(REREGISTRATION + 0.1)
+    assert containerizer.destroyed == [(executor.container_id, 0.0)]
+
+
 async def test_a_launched_executor_exit_reports_its_status(
     agent: Agent, sent: list[internal_pb2.AgentMessage]
 ) -> None:
