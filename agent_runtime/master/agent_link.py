@@ -108,17 +108,21 @@ class AgentLinkService(internal_pb2_grpc.AgentLinkServicer):
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(agent, request_iterator, outbox))
         self.pinger.add(agent, outbox)
+        in_flight = agent_outbox.InFlight()
         try:
             while True:
                 message = await outbox.get()
                 if message is None:
                     break
+                in_flight.sent(message, agent.pong_seq)
                 yield message
         finally:
             reader.cancel()
             self.pinger.remove(outbox)
             self.master.agent_lifecycle.disconnected(agent, outbox)
-            agent_outbox.reroute(self.master.book, agent, agent_outbox.leftovers(outbox))
+            # Kills the agent may never have got first (they went first), then what was queued.
+            agent_outbox.reroute(self.master.book, agent, in_flight.unconfirmed(agent.pong_seq)
+                                 + agent_outbox.leftovers(outbox))
 
     async def _committed(self, agent: Agent,
                          outbox: asyncio.Queue[internal_pb2.MasterMessage | None]) -> bool:

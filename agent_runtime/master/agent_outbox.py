@@ -8,6 +8,9 @@ does not report, with a reason, before the held messages go), pings and registra
 never. Kills, shutdowns, acknowledgements and framework messages always go: the agent answers
 one about a task or executor it does not know as Mesos's does. The held messages are bounded;
 past the bound the oldest go, each logged.
+
+A kill or an executor shutdown handed to a link just as it broke may never have reached the
+agent: those a link sent after the agent's last answered ping are held again too (``InFlight``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,35 @@ def leftovers(outbox: asyncio.Queue[Message | None]) -> list[Message]:
         if message is not None:
             out.append(message)
     return out
+
+
+# Kinds sent again when their link breaks before the agent showed it got them: gRPC takes a
+# message and cannot say whether it reached an agent that died or was cut off meanwhile. Sending
+# one of these twice is harmless (an agent ignores a kill of a task that is over and a shutdown of
+# an executor that is gone); a run_task is not one of them: delivered twice, it would launch twice.
+CONFIRMED_BY_PONG = frozenset({"kill_task", "shutdown_executor"})
+
+
+class InFlight:
+    """What one link sent of ``CONFIRMED_BY_PONG``, until the agent answers a ping sent after
+    it: the stream is ordered, so that pong shows the agent read everything before the ping."""
+
+    def __init__(self) -> None:
+        self._last_ping = 0
+        self._sent: list[tuple[int, Message]] = []  # (the pong that confirms it, message)
+
+    def sent(self, message: Message, pong_seq: int) -> None:
+        """``message`` was handed to the link; ``pong_seq``: the last pong seen on it."""
+        kind = message.WhichOneof("kind")
+        if kind == "ping":
+            self._last_ping = message.ping
+        elif kind in CONFIRMED_BY_PONG:
+            self._sent.append((self._last_ping + 1, message))
+        if self._sent and self._sent[0][0] <= pong_seq:
+            self._sent = [(need, m) for need, m in self._sent if need > pong_seq]
+
+    def unconfirmed(self, pong_seq: int) -> list[Message]:
+        return [message for need, message in self._sent if need > pong_seq]
 
 
 def reroute(book: MasterBook, agent: Agent, messages: list[Message]) -> None:
